@@ -1,0 +1,206 @@
+/* cmd_parse — `dmarcpipe parse`: the user's debugging tool.
+ *
+ * Prints every record of every report as one JSON object per line, or with
+ * --summary one line per input.  Records stream out of ingest as soon as
+ * they close, but a report counts whole or not at all, so a report's lines
+ * are held back until ingest commits it: in memory up to SPILL_AT, then in
+ * an anonymous temporary file, so memory stays flat even for a 1 GiB
+ * report.  A rejected report's held lines are dropped; the error goes to
+ * stderr and, with --quarantine, the input is copied there with its reason.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "dp_buf.h"
+#include "dp_json.h"
+
+#define SPILL_AT (8u << 20)
+
+typedef struct parse_state {
+    int summary;
+    const char *quarantine;
+    dp_ingest_limits lim;
+    dp_buf line;
+    dp_buf pending;   /* lines of the report in progress */
+    FILE *spill;      /* overflow of `pending`, created on first need */
+    int spilled;
+    dp_error *errs;   /* this input's rejections, for the quarantine */
+    size_t n_errs, cap_errs;
+    int io_failed;
+    int any_rejected;
+} parse_state;
+
+static int spill_pending(parse_state *st) {
+    if (!st->spill && !(st->spill = tmpfile())) return -1;
+    if (fwrite(st->pending.data, 1, st->pending.len, st->spill) != st->pending.len) return -1;
+    st->spilled = 1;
+    dp_buf_reset(&st->pending);
+    return 0;
+}
+
+static int on_record(void *ctx, const dp_report *rep, const dp_record *rec) {
+    parse_state *st = ctx;
+    if (st->summary) return 0;
+    dp_buf_reset(&st->line);
+    dp_record_to_json(&st->line, rep, rec);
+    dp_buf_putc(&st->line, '\n');
+    dp_buf_append(&st->pending, st->line.data, st->line.len);
+    if (st->line.failed || st->pending.failed) return -1;
+    if (st->pending.len >= SPILL_AT && spill_pending(st) != 0) {
+        st->io_failed = 1;
+        return -1;
+    }
+    return 0;
+}
+
+static void discard_pending(parse_state *st) {
+    dp_buf_reset(&st->pending);
+    if (st->spilled) {
+        rewind(st->spill);
+        if (ftruncate(fileno(st->spill), 0) != 0) st->io_failed = 1;
+        st->spilled = 0;
+    }
+}
+
+static int on_report_done(void *ctx, const dp_report *rep) {
+    (void)rep;
+    parse_state *st = ctx;
+    if (st->spilled) {
+        char buf[65536];
+        size_t n;
+        fflush(st->spill);
+        rewind(st->spill);
+        while ((n = fread(buf, 1, sizeof buf, st->spill)) > 0)
+            if (fwrite(buf, 1, n, stdout) != n) st->io_failed = 1;
+    }
+    if (st->pending.len && fwrite(st->pending.data, 1, st->pending.len, stdout) != st->pending.len)
+        st->io_failed = 1;
+    discard_pending(st);
+    return st->io_failed ? -1 : 0;
+}
+
+static void on_report_failed(void *ctx, const dp_report *rep, const dp_error *err) {
+    (void)rep;
+    parse_state *st = ctx;
+    discard_pending(st);
+    dp_cli_print_error(err);
+    if (st->n_errs == st->cap_errs) {
+        size_t cap = st->cap_errs ? st->cap_errs * 2 : 8;
+        dp_error *e = realloc(st->errs, cap * sizeof *e);
+        if (!e) return; /* the error was printed; the quarantine keeps the others */
+        st->errs = e;
+        st->cap_errs = cap;
+    }
+    st->errs[st->n_errs++] = *err;
+}
+
+static const dp_ingest_handler HANDLER = {on_record, on_report_done, on_report_failed};
+
+static int parse_one(const char *path, void *ctx) {
+    parse_state *st = ctx;
+    dp_ingest_result res;
+    dp_error err;
+    st->n_errs = 0;
+    int rc = dp_ingest_file(&st->lim, path, &HANDLER, st, &res, &err);
+    if (rc != 0) {
+        st->any_rejected = 1;
+        if (st->n_errs == 0) { /* defensive: every rejection passes report_failed */
+            dp_cli_print_error(&err);
+            st->errs = st->errs ? st->errs : malloc(sizeof *st->errs);
+            if (st->errs) { st->errs[0] = err; st->n_errs = 1; st->cap_errs = st->cap_errs ? st->cap_errs : 1; }
+        }
+        if (st->quarantine) {
+            char qpath[4096];
+            dp_error qerr;
+            if (dp_quarantine_file(st->quarantine, path, st->errs, st->n_errs, qpath, &qerr) != 0) {
+                fprintf(stderr, "dmarcpipe: %s\n", qerr.msg);
+                st->io_failed = 1;
+            } else {
+                fprintf(stderr, "dmarcpipe: %s: quarantined as %s\n", path, qpath);
+            }
+        }
+    }
+    if (st->summary) {
+        dp_buf_reset(&st->line);
+        int first = 1;
+        dp_buf_putc(&st->line, '{');
+        dp_json_kv_str(&st->line, &first, "input", path);
+        dp_json_kv_u64(&st->line, &first, "reports", res.reports);
+        dp_json_kv_u64(&st->line, &first, "records", res.records);
+        dp_json_kv_u64(&st->line, &first, "messages", res.messages);
+        dp_json_kv_u64(&st->line, &first, "rejected", res.rejected);
+        dp_buf_puts(&st->line, "}\n");
+        fwrite(st->line.data, 1, st->line.len, stdout);
+    }
+    return 0;
+}
+
+static void help(FILE *f) {
+    fprintf(f,
+            "usage: dmarcpipe parse [OPTIONS] FILE|DIR...\n\n"
+            "Reads DMARC aggregate reports in any form they arrive in (XML, gzip, zip,\n"
+            "zstd, nested in each other, an e-mail message or an mbox) and prints each\n"
+            "record as one JSON object per line, with its report's fields flattened in.\n"
+            "Directories are read recursively, in name order.  Rejected inputs are\n"
+            "named on stderr with the reason; the exit status is then 1.\n\n"
+            "Options:\n"
+            "  --summary          one JSON line per input instead: reports, records,\n"
+            "                     messages (the sum of counts) and rejected parts\n"
+            "  --quarantine DIR   copy each rejected input into DIR, beside a\n"
+            "                     NAME.reason JSON file (error, stage, byte offset)\n"
+            "  -h, --help         this help\n\n%s",
+            DP_CLI_LIMITS_HELP);
+}
+
+int dp_cmd_parse(int argc, char **argv) {
+    parse_state st;
+    memset(&st, 0, sizeof st);
+    dp_ingest_limits_default(&st.lim);
+    static const struct option opts[] = {
+        {"summary", no_argument, NULL, 's'},
+        {"quarantine", required_argument, NULL, 'q'},
+        {"max-report-bytes", required_argument, NULL, 'L'},
+        {"max-ratio", required_argument, NULL, 'L'},
+        {"max-depth", required_argument, NULL, 'L'},
+        {"max-text", required_argument, NULL, 'L'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c, idx;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
+        switch (c) {
+        case 's': st.summary = 1; break;
+        case 'q': st.quarantine = optarg; break;
+        case 'L': {
+            char name[64];
+            snprintf(name, sizeof name, "--%s", opts[idx].name);
+            if (dp_cli_limit_option(&st.lim, name, optarg) < 0) return 2;
+            break;
+        }
+        case 'h': help(stdout); return 0;
+        default: help(stderr); return 2;
+        }
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "dmarcpipe parse: no input given\n");
+        help(stderr);
+        return 2;
+    }
+    dp_ingest_global_init();
+    static char outbuf[1 << 20];
+    setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
+    for (int i = optind; i < argc; i++) dp_cli_walk(argv[i], parse_one, &st);
+    if (fflush(stdout) != 0) st.io_failed = 1;
+    if (st.io_failed) fprintf(stderr, "dmarcpipe: writing the output failed: %s\n", strerror(errno));
+    dp_buf_free(&st.line);
+    dp_buf_free(&st.pending);
+    if (st.spill) fclose(st.spill);
+    free(st.errs);
+    return st.io_failed ? 3 : st.any_rejected ? 1 : 0;
+}

@@ -1,0 +1,76 @@
+/* dp_buf — see dp_buf.h. */
+#include "dp_buf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int dp_buf_reserve(dp_buf *b, size_t extra) {
+    if (b->failed) return -1;
+    if (extra > SIZE_MAX - b->len - 1) { b->failed = 1; return -1; }
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    char *p = realloc(b->data, cap);
+    if (!p) { b->failed = 1; return -1; }
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+void dp_buf_append(dp_buf *b, const void *p, size_t n) {
+    if (dp_buf_reserve(b, n) != 0) return;
+    if (n) memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+void dp_buf_puts(dp_buf *b, const char *s) { dp_buf_append(b, s, strlen(s)); }
+
+void dp_buf_putc(dp_buf *b, char c) {
+    if (dp_buf_reserve(b, 1) != 0) return;
+    b->data[b->len++] = c;
+    b->data[b->len] = '\0';
+}
+
+void dp_buf_printf(dp_buf *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || dp_buf_reserve(b, (size_t)n) != 0) return;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void dp_buf_u64(dp_buf *b, uint64_t v) {
+    char tmp[24];
+    size_t i = sizeof tmp;
+    do { tmp[--i] = (char)('0' + v % 10); v /= 10; } while (v);
+    dp_buf_append(b, tmp + i, sizeof tmp - i);
+}
+
+void dp_buf_i64(dp_buf *b, int64_t v) {
+    if (v < 0) {
+        dp_buf_putc(b, '-');
+        dp_buf_u64(b, (uint64_t)0 - (uint64_t)v);
+    } else {
+        dp_buf_u64(b, (uint64_t)v);
+    }
+}
+
+void dp_buf_reset(dp_buf *b) {
+    b->len = 0;
+    if (b->data) b->data[0] = '\0';
+}
+
+void dp_buf_free(dp_buf *b) {
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+    b->failed = 0;
+}

@@ -1,0 +1,36 @@
+/* dp_buf — a growable byte buffer with explicit ownership.
+ *
+ * The owner of a dp_buf owns `data`; dp_buf_free releases it.  Appends never
+ * fail loudly: an allocation failure sets the sticky `failed` flag and later
+ * appends become no-ops, so a writer can build a whole line and check once,
+ * the way stdio's ferror works.  `data` is always NUL-terminated when len>0
+ * or after any append, so it can be handed to C string functions.
+ */
+#ifndef DP_BUF_H
+#define DP_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct dp_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+    int failed;     /* an allocation failed; contents are incomplete */
+} dp_buf;
+
+#define DP_BUF_INIT {NULL, 0, 0, 0}
+
+/* Makes room for `extra` more bytes (plus a terminator). 0 on success. */
+int dp_buf_reserve(dp_buf *b, size_t extra);
+void dp_buf_append(dp_buf *b, const void *p, size_t n);
+void dp_buf_puts(dp_buf *b, const char *s);
+void dp_buf_putc(dp_buf *b, char c);
+void dp_buf_printf(dp_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void dp_buf_u64(dp_buf *b, uint64_t v);
+void dp_buf_i64(dp_buf *b, int64_t v);
+/* Empties the buffer but keeps its memory for reuse. */
+void dp_buf_reset(dp_buf *b);
+void dp_buf_free(dp_buf *b);
+
+#endif

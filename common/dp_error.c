@@ -1,0 +1,55 @@
+/* dp_error — see dp_error.h. */
+#include "dp_error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+int dp_error_set(dp_error *err, dp_errkind kind, const char *fmt, ...) {
+    if (!err) return -1;
+    err->kind = kind;
+    err->has_offset = 0;
+    err->offset = 0;
+    err->where[0] = '\0';
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+    /* One error, one line: messages may quote input, so flatten it. */
+    for (char *p = err->msg; *p; p++)
+        if (*p == '\n' || *p == '\r' || *p == '\t') *p = ' ';
+    return -1;
+}
+
+void dp_error_set_offset(dp_error *err, uint64_t offset) {
+    if (!err) return;
+    err->has_offset = 1;
+    err->offset = offset;
+}
+
+void dp_error_set_where(dp_error *err, const char *where) {
+    if (!err) return;
+    snprintf(err->where, sizeof err->where, "%s", where ? where : "");
+}
+
+void dp_error_clear(dp_error *err) {
+    if (!err) return;
+    memset(err, 0, sizeof *err);
+}
+
+const char *dp_error_stage(dp_errkind kind) {
+    switch (kind) {
+    case DP_OK: return "ok";
+    case DP_ERR_IO: return "io";
+    case DP_ERR_UNWRAP: return "unwrap";
+    case DP_ERR_MIME: return "mime";
+    case DP_ERR_XML: return "xml";
+    case DP_ERR_VALIDATE: return "validate";
+    case DP_ERR_LIMIT: return "limit";
+    case DP_ERR_NOT_AGGREGATE: return "classify";
+    case DP_ERR_NOMEM: return "memory";
+    case DP_ERR_USAGE: return "usage";
+    case DP_ERR_HANDLER: return "handler";
+    }
+    return "unknown";
+}

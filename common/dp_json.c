@@ -1,0 +1,103 @@
+/* dp_json — see dp_json.h. */
+#include "dp_json.h"
+
+#include <string.h>
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 if it is invalid.
+ * Rejects overlong forms, surrogates and code points above U+10FFFF, as
+ * RFC 3629 requires, so the output is valid for every strict JSON parser. */
+static size_t utf8_seq_len(const unsigned char *s, size_t n) {
+    unsigned char c = s[0];
+    if (c < 0x80) return 1;
+    if (c < 0xC2) return 0;
+    if (c < 0xE0) return (n >= 2 && (s[1] & 0xC0) == 0x80) ? 2 : 0;
+    if (c < 0xF0) {
+        if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80) return 0;
+        if (c == 0xE0 && s[1] < 0xA0) return 0;  /* overlong */
+        if (c == 0xED && s[1] >= 0xA0) return 0; /* surrogate */
+        return 3;
+    }
+    if (c < 0xF5) {
+        if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
+            return 0;
+        if (c == 0xF0 && s[1] < 0x90) return 0;  /* overlong */
+        if (c == 0xF4 && s[1] >= 0x90) return 0; /* > U+10FFFF */
+        return 4;
+    }
+    return 0;
+}
+
+void dp_json_strn(dp_buf *b, const char *str, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *s = (const unsigned char *)str;
+    /* Worst case is 6 output bytes per input byte (\u00XX). */
+    if (n > (SIZE_MAX - 2) / 6 || dp_buf_reserve(b, n * 6 + 2) != 0) return;
+    char *o = b->data + b->len;
+    *o++ = '"';
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            *o++ = (char)c;
+            i++;
+            continue;
+        }
+        if (c < 0x80) {
+            *o++ = '\\';
+            switch (c) {
+            case '"': *o++ = '"'; break;
+            case '\\': *o++ = '\\'; break;
+            case '\n': *o++ = 'n'; break;
+            case '\r': *o++ = 'r'; break;
+            case '\t': *o++ = 't'; break;
+            case '\b': *o++ = 'b'; break;
+            case '\f': *o++ = 'f'; break;
+            default:
+                *o++ = 'u'; *o++ = '0'; *o++ = '0';
+                *o++ = hex[c >> 4]; *o++ = hex[c & 15];
+            }
+            i++;
+            continue;
+        }
+        size_t len = utf8_seq_len(s + i, n - i);
+        if (len == 0) {
+            /* U+FFFD REPLACEMENT CHARACTER, 3 bytes: fits the 6-byte budget. */
+            *o++ = (char)0xEF; *o++ = (char)0xBF; *o++ = (char)0xBD;
+            i++;
+        } else {
+            memcpy(o, s + i, len);
+            o += len;
+            i += len;
+        }
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->data);
+    b->data[b->len] = '\0';
+}
+
+void dp_json_str(dp_buf *b, const char *s) {
+    if (!s) dp_buf_append(b, "null", 4);
+    else dp_json_strn(b, s, strlen(s));
+}
+
+void dp_json_key(dp_buf *b, int *first, const char *key) {
+    if (!*first) dp_buf_putc(b, ',');
+    *first = 0;
+    dp_json_str(b, key);
+    dp_buf_putc(b, ':');
+}
+
+void dp_json_kv_str(dp_buf *b, int *first, const char *key, const char *s) {
+    dp_json_key(b, first, key);
+    dp_json_str(b, s);
+}
+
+void dp_json_kv_u64(dp_buf *b, int *first, const char *key, uint64_t v) {
+    dp_json_key(b, first, key);
+    dp_buf_u64(b, v);
+}
+
+void dp_json_kv_i64(dp_buf *b, int *first, const char *key, int64_t v) {
+    dp_json_key(b, first, key);
+    dp_buf_i64(b, v);
+}
