@@ -680,8 +680,14 @@ static int XMLCALL on_unknown_encoding(void *ud, const XML_Char *name, XML_Encod
     return XML_STATUS_OK;
 }
 
-/* "utf8", "UTF_8" and friends are UTF-8 under a name expat rejects. */
+/* The encoding to impose on the parser, overriding the declaration, or NULL.
+ * Salvage rules: a byte-order mark wins over a declaration that contradicts
+ * it (UTF-16 files declared "utf-8" exist), and "utf8", "UTF_8" and friends
+ * are UTF-8 under a name expat rejects. */
 static const char *forced_encoding(const unsigned char *head, size_t n) {
+    if (n >= 2 && ((head[0] == 0xff && head[1] == 0xfe) || (head[0] == 0xfe && head[1] == 0xff)))
+        return "UTF-16";
+    if (n >= 3 && memcmp(head, "\xEF\xBB\xBF", 3) == 0) return "UTF-8";
     if (n < 6 || memcmp(head, "<?xml", 5) != 0) return NULL;
     const unsigned char *end = memchr(head, '>', n);
     if (!end) return NULL;

@@ -70,7 +70,9 @@ int dp_cli_walk(const char *path, int (*fn)(const char *file, void *ctx), void *
     struct dirent *de;
     int rc = 0;
     while ((de = readdir(d))) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+        /* Hidden entries are bookkeeping (.gitattributes, Maildir's .tmp
+         * files, editors' swap files), never reports. */
+        if (de->d_name[0] == '.') continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 64;
             char **nn = realloc(names, cap * sizeof *nn);
@@ -86,7 +88,9 @@ int dp_cli_walk(const char *path, int (*fn)(const char *file, void *ctx), void *
     for (size_t i = 0; i < n; i++) {
         if (rc == 0) {
             char child[PATH_MAX];
-            if (snprintf(child, sizeof child, "%s/%s", path, names[i]) < (int)sizeof child) {
+            size_t pl = strlen(path);
+            while (pl > 1 && path[pl - 1] == '/') pl--;
+            if (snprintf(child, sizeof child, "%.*s/%s", (int)pl, path, names[i]) < (int)sizeof child) {
                 if (dp_cli_walk(child, fn, ctx) != 0) rc = rc ? rc : 1;
             }
         }
