@@ -27,7 +27,6 @@
 #include "ingest_internal.h"
 #include "normalise.h"
 
-#define NS_SEP '\x01'
 #define NS_RFC9990 "urn:ietf:params:xml:ns:dmarc-2.0"
 #define NS_DRAFT "http://dmarc.org/dmarc-xml/0.1"
 #define READ_CHUNK (64 * 1024)
@@ -45,31 +44,90 @@ typedef enum tok {
     T_SELECTOR, T_RESULT, T_HUMAN_RESULT, T_SCOPE
 } tok;
 
-static const struct { const char *name; tok t; } TOKENS[] = {
-    {"feedback", T_FEEDBACK}, {"schema", T_SCHEMA}, {"version", T_VERSION},
-    {"report_metadata", T_REPORT_METADATA}, {"org_name", T_ORG_NAME}, {"email", T_EMAIL},
-    {"extra_contact_info", T_EXTRA_CONTACT_INFO}, {"report_id", T_REPORT_ID},
-    {"date_range", T_DATE_RANGE}, {"begin", T_BEGIN}, {"end", T_END}, {"error", T_ERROR},
-    {"generator", T_GENERATOR}, {"policy_published", T_POLICY_PUBLISHED}, {"domain", T_DOMAIN},
-    {"adkim", T_ADKIM}, {"aspf", T_ASPF}, {"p", T_P}, {"sp", T_SP}, {"np", T_NP}, {"pct", T_PCT},
-    {"fo", T_FO}, {"testing", T_TESTING}, {"discovery_method", T_DISCOVERY_METHOD},
-    {"psd", T_PSD}, {"record", T_RECORD}, {"row", T_ROW}, {"source_ip", T_SOURCE_IP},
-    {"count", T_COUNT}, {"policy_evaluated", T_POLICY_EVALUATED},
-    {"disposition", T_DISPOSITION}, {"dkim", T_DKIM}, {"spf", T_SPF}, {"reason", T_REASON},
-    {"policy_override", T_POLICY_OVERRIDE}, {"type", T_TYPE}, {"comment", T_COMMENT},
-    {"identifiers", T_IDENTIFIERS}, {"header_from", T_HEADER_FROM},
-    {"envelope_from", T_ENVELOPE_FROM}, {"envelope_to", T_ENVELOPE_TO},
-    {"auth_results", T_AUTH_RESULTS}, {"selector", T_SELECTOR}, {"result", T_RESULT},
-    {"human_result", T_HUMAN_RESULT}, {"scope", T_SCOPE},
-};
-
-static tok lookup(const char *local) {
-    /* ~50 names, looked up once per element: a linear scan guarded by the
-     * first byte is as fast as a hash here and obviously correct. */
-    for (size_t i = 0; i < sizeof TOKENS / sizeof TOKENS[0]; i++)
-        if (TOKENS[i].name[0] == local[0] && strcmp(TOKENS[i].name, local) == 0) return TOKENS[i].t;
-    return T_OTHER;
+/* Element names are matched on their local part, by length first, then
+ * bytes: called once per element, this is the parser's hottest code of its
+ * own, and a switch beats both a scan and a hash at ~50 short names. */
+#define IS(lit) (memcmp(s, lit, sizeof lit - 1) == 0)
+static tok lookup(const char *s, size_t n) {
+    switch (n) {
+    case 1: return s[0] == 'p' ? T_P : T_OTHER;
+    case 2:
+        if (IS("sp")) return T_SP;
+        if (IS("np")) return T_NP;
+        if (IS("fo")) return T_FO;
+        return T_OTHER;
+    case 3:
+        if (IS("end")) return T_END;
+        if (IS("pct")) return T_PCT;
+        if (IS("row")) return T_ROW;
+        if (IS("spf")) return T_SPF;
+        if (IS("psd")) return T_PSD;
+        return T_OTHER;
+    case 4:
+        if (IS("dkim")) return T_DKIM;
+        if (IS("aspf")) return T_ASPF;
+        if (IS("type")) return T_TYPE;
+        return T_OTHER;
+    case 5:
+        if (IS("count")) return T_COUNT;
+        if (IS("begin")) return T_BEGIN;
+        if (IS("email")) return T_EMAIL;
+        if (IS("error")) return T_ERROR;
+        if (IS("adkim")) return T_ADKIM;
+        if (IS("scope")) return T_SCOPE;
+        return T_OTHER;
+    case 6:
+        if (IS("domain")) return T_DOMAIN;
+        if (IS("record")) return T_RECORD;
+        if (IS("result")) return T_RESULT;
+        if (IS("reason")) return T_REASON;
+        if (IS("schema")) return T_SCHEMA;
+        return T_OTHER;
+    case 7:
+        if (IS("version")) return T_VERSION;
+        if (IS("testing")) return T_TESTING;
+        if (IS("comment")) return T_COMMENT;
+        return T_OTHER;
+    case 8:
+        if (IS("feedback")) return T_FEEDBACK;
+        if (IS("org_name")) return T_ORG_NAME;
+        if (IS("selector")) return T_SELECTOR;
+        return T_OTHER;
+    case 9:
+        if (IS("source_ip")) return T_SOURCE_IP;
+        if (IS("report_id")) return T_REPORT_ID;
+        if (IS("generator")) return T_GENERATOR;
+        return T_OTHER;
+    case 10:
+        return IS("date_range") ? T_DATE_RANGE : T_OTHER;
+    case 11:
+        if (IS("disposition")) return T_DISPOSITION;
+        if (IS("identifiers")) return T_IDENTIFIERS;
+        if (IS("header_from")) return T_HEADER_FROM;
+        if (IS("envelope_to")) return T_ENVELOPE_TO;
+        return T_OTHER;
+    case 12:
+        if (IS("auth_results")) return T_AUTH_RESULTS;
+        if (IS("human_result")) return T_HUMAN_RESULT;
+        return T_OTHER;
+    case 13:
+        return IS("envelope_from") ? T_ENVELOPE_FROM : T_OTHER;
+    case 15:
+        if (IS("report_metadata")) return T_REPORT_METADATA;
+        if (IS("policy_override")) return T_POLICY_OVERRIDE;
+        return T_OTHER;
+    case 16:
+        if (IS("policy_published")) return T_POLICY_PUBLISHED;
+        if (IS("policy_evaluated")) return T_POLICY_EVALUATED;
+        if (IS("discovery_method")) return T_DISCOVERY_METHOD;
+        return T_OTHER;
+    case 18:
+        return IS("extra_contact_info") ? T_EXTRA_CONTACT_INFO : T_OTHER;
+    default:
+        return T_OTHER;
+    }
 }
+#undef IS
 
 /* Which field a leaf feeds, decided at its start tag from its parents. */
 typedef enum field {
@@ -191,9 +249,34 @@ static void *grow(void *p, size_t *cap, size_t need, size_t elem) {
     return q;
 }
 
-static const char *local_name(const char *name) {
-    const char *sep = strchr(name, NS_SEP);
-    return sep ? sep + 1 : name;
+/* The parser runs without expat's namespace processing, which would build
+ * "uri + local" strings for every element: elements are matched by local
+ * name, and only the root's namespace is read, from its xmlns attribute. */
+static const char *local_name(const char *name, size_t *len, size_t *prefix_len) {
+    const char *colon = NULL;
+    const char *p = name;
+    for (; *p; p++)
+        if (*p == ':') colon = p;
+    *prefix_len = colon ? (size_t)(colon - name) : 0;
+    const char *local = colon ? colon + 1 : name;
+    *len = (size_t)(p - local);
+    return local;
+}
+
+/* Which schema the namespace bound to `prefix` (prefix_len bytes, 0 for the
+ * default namespace) on this element names, if it is one we know. */
+static int root_namespace(const char *name, size_t prefix_len, const XML_Char **atts, dp_schema *out) {
+    for (int i = 0; atts[i]; i += 2) {
+        const char *a = atts[i];
+        if (strncmp(a, "xmlns", 5) != 0) continue;
+        if (prefix_len == 0 ? a[5] != '\0'
+                            : (a[5] != ':' || strlen(a + 6) != prefix_len ||
+                               memcmp(a + 6, name, prefix_len) != 0))
+            continue;
+        if (strcmp(atts[i + 1], NS_RFC9990) == 0) { *out = DP_SCHEMA_RFC9990; return 1; }
+        if (strcmp(atts[i + 1], NS_DRAFT) == 0) { *out = DP_SCHEMA_DRAFT; return 1; }
+    }
+    return 0;
 }
 
 /* Decides which field the element that just opened feeds. */
@@ -460,15 +543,17 @@ static int open_child(xml_ctx *x, tok t, tok parent) {
 }
 
 static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **atts) {
-    (void)atts; /* lang and other attributes carry nothing we keep */
+    /* Attributes (RFC 9990's lang, and others) carry nothing we keep,
+     * except the root's namespace declaration. */
     xml_ctx *x = ud;
     if (x->failed) return;
     if (x->depth >= x->u->lim->max_xml_depth) {
         FAIL(x, DP_ERR_LIMIT, "XML nesting deeper than %u elements", x->u->lim->max_xml_depth);
         return;
     }
-    const char *local = local_name(name);
-    tok t = lookup(local);
+    size_t len, prefix_len;
+    const char *local = local_name(name, &len, &prefix_len);
+    tok t = lookup(local, len);
     tok parent = x->depth ? (tok)x->stack[x->depth - 1] : T_OTHER;
     tok grand = x->depth > 1 ? (tok)x->stack[x->depth - 2] : T_OTHER;
 
@@ -494,14 +579,7 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
             return;
         } else {
             x->feedback_open = 1;
-            if (name != local) {
-                size_t ul = (size_t)(local - name - 1);
-                if (ul == sizeof NS_RFC9990 - 1 && memcmp(name, NS_RFC9990, ul) == 0) {
-                    x->ns_known = 1; x->ns_schema = DP_SCHEMA_RFC9990;
-                } else if (ul == sizeof NS_DRAFT - 1 && memcmp(name, NS_DRAFT, ul) == 0) {
-                    x->ns_known = 1; x->ns_schema = DP_SCHEMA_DRAFT;
-                }
-            }
+            x->ns_known = root_namespace(name, prefix_len, atts, &x->ns_schema);
         }
     } else if (x->depth >= 1 && !x->feedback_open) {
         /* inside a wrapper but not (yet) inside feedback: not ours */
@@ -742,7 +820,7 @@ int dp_xml_parse_report(dp_unwrap *u, dp_peek_stream *ps, const char *part) {
         ps->head_pos = ws;
 
     const char *enc = forced_encoding(ps->head + ps->head_pos, ps->head_len - ps->head_pos);
-    x.parser = XML_ParserCreateNS(enc, NS_SEP);
+    x.parser = XML_ParserCreate(enc);
     x.stack = malloc(lim->max_xml_depth ? lim->max_xml_depth : 1);
     x.text = malloc((size_t)lim->max_text_bytes + 1);
     dp_error err;
