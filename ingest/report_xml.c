@@ -279,6 +279,44 @@ static int root_namespace(const char *name, size_t prefix_len, const XML_Char **
     return 0;
 }
 
+/* Whether a known element stands where the schemas put it.  Checked at
+ * every level, so a known element is only ever inside known ones. */
+static int in_place(tok t, tok parent, tok grand) {
+    int in_auth = (parent == T_DKIM || parent == T_SPF) && grand == T_AUTH_RESULTS;
+    switch (t) {
+    case T_OTHER: return 1;
+    case T_VERSION: case T_REPORT_METADATA: case T_POLICY_PUBLISHED: case T_RECORD:
+        return parent == T_FEEDBACK;
+    case T_ORG_NAME: case T_EMAIL: case T_EXTRA_CONTACT_INFO: case T_REPORT_ID:
+    case T_DATE_RANGE: case T_ERROR: case T_GENERATOR:
+        return parent == T_REPORT_METADATA;
+    case T_BEGIN: case T_END:
+        return parent == T_DATE_RANGE;
+    case T_ADKIM: case T_ASPF: case T_P: case T_SP: case T_NP: case T_PCT: case T_FO:
+    case T_TESTING: case T_DISCOVERY_METHOD: case T_PSD:
+        return parent == T_POLICY_PUBLISHED;
+    case T_DOMAIN:
+        return parent == T_POLICY_PUBLISHED || in_auth;
+    case T_ROW: case T_IDENTIFIERS: case T_AUTH_RESULTS:
+        return parent == T_RECORD;
+    case T_SOURCE_IP: case T_COUNT: case T_POLICY_EVALUATED:
+        return parent == T_ROW;
+    case T_DISPOSITION: case T_REASON: case T_POLICY_OVERRIDE:
+        return parent == T_POLICY_EVALUATED;
+    case T_DKIM: case T_SPF:
+        return parent == T_POLICY_EVALUATED || parent == T_AUTH_RESULTS;
+    case T_TYPE: case T_COMMENT:
+        return parent == T_REASON || parent == T_POLICY_OVERRIDE;
+    case T_HEADER_FROM: case T_ENVELOPE_FROM: case T_ENVELOPE_TO:
+        return parent == T_IDENTIFIERS;
+    case T_SELECTOR: case T_RESULT: case T_HUMAN_RESULT: case T_SCOPE:
+        return in_auth;
+    case T_FEEDBACK: case T_SCHEMA:
+        return 0; /* only ever the root, handled by the caller */
+    }
+    return 0;
+}
+
 /* Decides which field the element that just opened feeds. */
 static field classify(tok t, tok parent, tok grand) {
     switch (parent) {
@@ -583,6 +621,10 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
         }
     } else if (x->depth >= 1 && !x->feedback_open) {
         /* inside a wrapper but not (yet) inside feedback: not ours */
+        t = T_OTHER;
+    } else if (x->feedback_open && !in_place(t, parent, grand)) {
+        /* A known name in an unknown place (an <extension> that nests a
+         * <row>, say) is foreign content: it and all below it are skipped. */
         t = T_OTHER;
     }
 

@@ -249,12 +249,12 @@ static int ar_open(ar_layer *l, dp_unwrap *u, dp_stream *inner, dp_kind kind, co
     l->inbuf = malloc(AR_INBUF);
     if (!l->a || !l->inbuf) return fail(u, part, DP_ERR_NOMEM, "out of memory opening an archive");
     int r = ARCHIVE_OK;
-    if (kind == DP_KIND_GZIP) {
-        r = archive_read_support_filter_gzip(l->a);
+    if (kind == DP_KIND_GZIP || kind == DP_KIND_ZSTD) {
+        r = kind == DP_KIND_GZIP ? archive_read_support_filter_gzip(l->a)
+                                 : archive_read_support_filter_zstd(l->a);
         if (r == ARCHIVE_OK) r = archive_read_support_format_raw(l->a);
-    } else if (kind == DP_KIND_ZSTD) {
-        r = archive_read_support_filter_zstd(l->a);
-        if (r == ARCHIVE_OK) r = archive_read_support_format_raw(l->a);
+        /* so that a valid stream of zero bytes reads as empty, not corrupt */
+        if (r == ARCHIVE_OK) r = archive_read_support_format_empty(l->a);
     } else {
         r = archive_read_support_format_zip_streamable(l->a);
     }
@@ -291,13 +291,30 @@ static int header_error(dp_unwrap *u, ar_layer *l, const char *part, const char 
 static int unwrap_single(dp_unwrap *u, dp_stream *s, dp_kind kind, const char *part, int layer) {
     ar_layer l;
     int rc = ar_open(&l, u, s, kind, part);
+    const char *what = kind == DP_KIND_GZIP ? "corrupt gzip stream" : "corrupt zstd stream";
     if (rc == 0) {
+        /* libarchive stacks a filter per layer by itself (gzip in gzip is
+         * one archive with two filters); the lowest is the "none" filter.
+         * If the magic bytes were not followed by a valid header, no
+         * filter was stacked and the bytes would come back unchanged. */
+        int filters = archive_filter_count(l.a) - 1;
         struct archive_entry *e;
         int r = archive_read_next_header(l.a, &e);
-        if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
-            rc = header_error(u, &l, part, kind == DP_KIND_GZIP ? "corrupt gzip stream" : "corrupt zstd stream");
-        else
-            rc = dp_unwrap_stream(u, &l.base, part, layer + 1, 0);
+        if (filters < 1) {
+            dp_error err;
+            dp_error_set(&err, DP_ERR_UNWRAP, "%s: invalid header after the magic bytes", what);
+            dp_error_set_offset(&err, 0);
+            dp_unwrap_fail(u, NULL, &err, part);
+            rc = -1;
+        } else if ((uint32_t)(layer + filters) > u->lim->max_layers) {
+            rc = fail(u, part, DP_ERR_LIMIT, "containers nested too deeply");
+        } else if (r == ARCHIVE_EOF) {
+            rc = fail(u, part, DP_ERR_NOT_AGGREGATE, "compressed stream holds no data: no report");
+        } else if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
+            rc = header_error(u, &l, part, what);
+        } else {
+            rc = dp_unwrap_stream(u, &l.base, part, layer + filters, 0);
+        }
     }
     ar_close(&l);
     return rc;
@@ -356,7 +373,7 @@ int dp_unwrap_stream(dp_unwrap *u, dp_stream *s, const char *part, int layer, in
         return fail(u, part, DP_ERR_LIMIT, "containers nested too deeply");
     dp_peek_stream p;
     dp_error err;
-    if (dp_peek_init(&p, s, 512, &err) != 0) {
+    if (dp_peek_init(&p, s, DP_PEEK_MAX, &err) != 0) {
         dp_unwrap_fail(u, NULL, &err, part);
         return -1;
     }

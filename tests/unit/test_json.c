@@ -1,0 +1,167 @@
+/* test_json — JSON text from report strings (common/dp_json.h): escaping is
+ * total, valid UTF-8 passes through, invalid bytes become U+FFFD; and the
+ * `dmarcpipe parse` record line (dp_record_to_json). */
+#include <string.h>
+
+#include "dp_buf.h"
+#include "dp_json.h"
+#include "test_util.h"
+
+#define FFFD "\xEF\xBF\xBD"
+
+/* dp_json_strn of n bytes, as a string kept for the test. */
+static const char *js(const char *s, size_t n) {
+    dp_buf b = DP_BUF_INIT;
+    dp_json_strn(&b, s, n);
+    ck_assert(!b.failed);
+    return tu_keep(b.data);
+}
+#define JS(lit) js((lit), sizeof(lit) - 1)
+
+START_TEST(plain_ascii) {
+    ck_assert_str_eq(JS("example.com"), "\"example.com\"");
+    ck_assert_str_eq(JS(""), "\"\"");
+    ck_assert_str_eq(JS("/ ~\x7f"), "\"/ ~\x7f\"");
+}
+END_TEST
+
+START_TEST(quotes_and_backslash) {
+    ck_assert_str_eq(JS("say \"hi\""), "\"say \\\"hi\\\"\"");
+    ck_assert_str_eq(JS("C:\\dir\\"), "\"C:\\\\dir\\\\\"");
+    ck_assert_str_eq(JS("\\\""), "\"\\\\\\\"\"");
+}
+END_TEST
+
+START_TEST(control_characters) {
+    ck_assert_str_eq(JS("a\nb\rc\td"), "\"a\\nb\\rc\\td\"");
+    ck_assert_str_eq(JS("\b\f"), "\"\\b\\f\"");
+    ck_assert_str_eq(JS("\x01\x1f"), "\"\\u0001\\u001f\"");
+    ck_assert_str_eq(JS("x\0y"), "\"x\\u0000y\""); /* an embedded NUL with an explicit length */
+    /* every control character comes out escaped, never raw */
+    for (int c = 0; c < 0x20; c++) {
+        char in[1] = {(char)c};
+        const char *out = js(in, 1);
+        ck_assert_msg(out[1] == '\\', "0x%02x not escaped", c);
+        for (const char *p = out; *p; p++) ck_assert_int_ge((unsigned char)*p, 0x20);
+    }
+}
+END_TEST
+
+START_TEST(valid_utf8_kept) {
+    ck_assert_str_eq(JS("M\xC3\xBCller"), "\"M\xC3\xBCller\"");                 /* 2 bytes */
+    ck_assert_str_eq(JS("\xE2\x82\xAC 5"), "\"\xE2\x82\xAC 5\"");               /* 3 bytes */
+    ck_assert_str_eq(JS("\xF0\x9F\x98\x80"), "\"\xF0\x9F\x98\x80\"");           /* 4 bytes */
+    ck_assert_str_eq(JS("\xEF\xBF\xBF\xF4\x8F\xBF\xBF"), "\"\xEF\xBF\xBF\xF4\x8F\xBF\xBF\""); /* maxima */
+    ck_assert_str_eq(JS("\xED\x9F\xBF"), "\"\xED\x9F\xBF\"");                   /* U+D7FF */
+}
+END_TEST
+
+START_TEST(invalid_utf8_replaced) {
+    ck_assert_str_eq(JS("a\xFF" "b"), "\"a" FFFD "b\"");                /* lone 0xff */
+    ck_assert_str_eq(JS("\xC0\x80"), "\"" FFFD FFFD "\"");              /* overlong NUL */
+    ck_assert_str_eq(JS("\xE0\x80\xAF"), "\"" FFFD FFFD FFFD "\"");     /* overlong '/' */
+    ck_assert_str_eq(JS("\xED\xA0\x80"), "\"" FFFD FFFD FFFD "\"");     /* surrogate U+D800 */
+    ck_assert_str_eq(JS("\xF4\x90\x80\x80"), "\"" FFFD FFFD FFFD FFFD "\""); /* > U+10FFFF */
+    ck_assert_str_eq(JS("\xE2\x82"), "\"" FFFD FFFD "\"");              /* truncated at the end */
+    ck_assert_str_eq(JS("\xE2\x82x"), "\"" FFFD FFFD "x\"");            /* truncated mid-string */
+    ck_assert_str_eq(JS("\x80"), "\"" FFFD "\"");                      /* stray continuation */
+    ck_assert_str_eq(JS("\xC3\xBC\xFF\xC3\xBC"), "\"\xC3\xBC" FFFD "\xC3\xBC\""); /* good around bad */
+}
+END_TEST
+
+START_TEST(worst_case_expansion) {
+    /* 6 output bytes per input byte: all control characters */
+    char in[1000];
+    memset(in, 0x01, sizeof in);
+    const char *out = js(in, sizeof in);
+    ck_assert_uint_eq(strlen(out), sizeof in * 6 + 2);
+    /* appending after existing content keeps it */
+    dp_buf b = DP_BUF_INIT;
+    dp_buf_puts(&b, "[");
+    dp_json_strn(&b, "\xff", 1);
+    dp_buf_puts(&b, "]");
+    ck_assert_str_eq(b.data, "[\"" FFFD "\"]");
+    dp_buf_free(&b);
+}
+END_TEST
+
+START_TEST(members_and_null) {
+    dp_buf b = DP_BUF_INIT;
+    int first = 1;
+    dp_buf_putc(&b, '{');
+    dp_json_kv_str(&b, &first, "a", "x\"y");
+    dp_json_kv_str(&b, &first, "b", NULL);
+    dp_json_kv_u64(&b, &first, "c", UINT64_MAX);
+    dp_json_kv_i64(&b, &first, "d", INT64_MIN);
+    dp_json_kv_i64(&b, &first, "e", 0);
+    dp_buf_putc(&b, '}');
+    ck_assert_str_eq(b.data, "{\"a\":\"x\\\"y\",\"b\":null,\"c\":18446744073709551615,"
+                             "\"d\":-9223372036854775808,\"e\":0}");
+    dp_buf_free(&b);
+}
+END_TEST
+
+/* dp_record_to_json through a real parse: one line per record, report
+ * fields flattened in, absent values null. */
+static dp_buf line;
+static int json_record(void *ctx, const dp_report *rep, const dp_record *rec) {
+    (void)ctx;
+    dp_buf_reset(&line);
+    dp_record_to_json(&line, rep, rec);
+    return 0;
+}
+
+START_TEST(record_json_fields) {
+    const char *d = TU_HEAD_ID("Org \"Q\" \\ \xC3\xA9", "&lt;id@host&gt;")
+        "<record><row><source_ip>2001:DB8::1</source_ip><count>42</count>"
+        "<policy_evaluated><disposition>Reject</disposition><dkim>fail</dkim><spf>fail</spf>"
+        "<reason><type>local_policy</type><comment>line1&#10;line2&#9;tab</comment></reason></policy_evaluated></row>"
+        "<identifiers><header_from>example.com</header_from></identifiers>"
+        "<auth_results><dkim><domain>example.com</domain><selector>s1</selector><result>fail</result></dkim>"
+        "<spf><domain>example.com</domain><scope>mfrom</scope><result>fail</result></spf></auth_results></record>"
+        TU_TAIL;
+    dp_ingest_handler h = {json_record, NULL, NULL};
+    dp_ingest_result res;
+    dp_error err;
+    dp_ingest_global_init();
+    ck_assert_int_eq(dp_ingest_memory(NULL, "in.xml", d, strlen(d), &h, NULL, &res, &err), 0);
+    ck_assert_uint_eq(res.records, 1);
+    const char *j = tu_keep(strdup(line.data));
+    dp_buf_free(&line);
+    ck_assert_int_eq(j[0], '{');
+    ck_assert_int_eq(j[strlen(j) - 1], '}');
+    ck_assert_ptr_null(strchr(j, '\n'));
+    tu_assert_contains(j, "\"input\":\"in.xml\"");
+    tu_assert_contains(j, "\"schema\":\"rfc7489\"");
+    tu_assert_contains(j, "\"org_name\":\"Org \\\"Q\\\" \\\\ \xC3\xA9\"");
+    tu_assert_contains(j, "\"report_id\":\"id@host\"");
+    tu_assert_contains(j, "\"begin\":" TU_BEGIN ",\"end\":" TU_END);
+    tu_assert_contains(j, "\"errors\":[]");
+    tu_assert_contains(j, "\"policy_pct\":100");
+    tu_assert_contains(j, "\"policy_np\":null");
+    tu_assert_contains(j, "\"source_ip\":\"2001:db8::1\"");
+    tu_assert_contains(j, "\"count\":42");
+    tu_assert_contains(j, "\"disposition\":\"reject\"");
+    tu_assert_contains(j, "\"overrides\":[{\"type\":\"local_policy\",\"comment\":\"line1\\nline2\\ttab\"}]");
+    tu_assert_contains(j, "\"envelope_from\":null");
+    tu_assert_contains(j, "\"dkim_results\":[{\"domain\":\"example.com\",\"selector\":\"s1\",\"result\":\"fail\","
+                          "\"human_result\":null}]");
+    tu_assert_contains(j, "\"spf_results\":[{\"domain\":\"example.com\",\"scope\":\"mfrom\",\"result\":\"fail\","
+                          "\"human_result\":null}]");
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("json");
+    TCase *tc = tu_tcase("json");
+    tcase_add_test(tc, plain_ascii);
+    tcase_add_test(tc, quotes_and_backslash);
+    tcase_add_test(tc, control_characters);
+    tcase_add_test(tc, valid_utf8_kept);
+    tcase_add_test(tc, invalid_utf8_replaced);
+    tcase_add_test(tc, worst_case_expansion);
+    tcase_add_test(tc, members_and_null);
+    tcase_add_test(tc, record_json_fields);
+    suite_add_tcase(s, tc);
+    return tu_run(s);
+}

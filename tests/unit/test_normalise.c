@@ -1,0 +1,123 @@
+/* test_normalise — the helpers that give each report value one canonical
+ * form (ingest/normalise.h): trimming, lower-casing, IP addresses, and the
+ * integer parsers behind <count> and <date_range>. */
+#include <arpa/inet.h>
+#include <string.h>
+
+#include "normalise.h"
+#include "test_util.h"
+
+START_TEST(trim_strips_ascii_whitespace_both_ends) {
+    char s[] = " \t\r\n PASS \n\t";
+    size_t n = strlen(s);
+    char *t = dp_trim(s, &n);
+    ck_assert_uint_eq(n, 4);
+    ck_assert_int_eq(memcmp(t, "PASS", 4), 0);
+
+    char blank[] = " \n ";
+    n = strlen(blank);
+    dp_trim(blank, &n);
+    ck_assert_uint_eq(n, 0);
+
+    char inner[] = "a b";
+    n = strlen(inner);
+    t = dp_trim(inner, &n);
+    ck_assert_uint_eq(n, 3); /* inner space kept */
+}
+END_TEST
+
+START_TEST(lower_changes_only_ascii_letters) {
+    char s[] = "PaSs-\xC3\x89X";
+    dp_ascii_lower(s, strlen(s));
+    ck_assert_str_eq(s, "pass-\xC3\x89x"); /* É (UTF-8) untouched */
+}
+END_TEST
+
+static void ip_ok(const char *in, const char *want, int family) {
+    char out[DP_IP_STRLEN];
+    unsigned char bytes[16];
+    int fam = 0;
+    ck_assert_msg(dp_parse_ip(in, strlen(in), out, bytes, &fam) == 0, "'%s' rejected", in);
+    ck_assert_str_eq(out, want);
+    ck_assert_int_eq(fam, family);
+    unsigned char expect[16] = {0};
+    ck_assert_int_eq(inet_pton(family == 4 ? AF_INET : AF_INET6, want, expect), 1);
+    ck_assert_int_eq(memcmp(bytes, expect, 16), 0);
+}
+
+static void ip_bad(const char *in) {
+    char out[DP_IP_STRLEN];
+    unsigned char bytes[16];
+    int fam = 0;
+    ck_assert_msg(dp_parse_ip(in, strlen(in), out, bytes, &fam) == -1, "'%s' accepted", in);
+}
+
+START_TEST(ip_canonical_forms) {
+    ip_ok("192.0.2.1", "192.0.2.1", 4);
+    ip_ok("2001:DB8:0:0::1", "2001:db8::1", 6);
+    ip_ok("2001:0db8:0000:0000:0000:0000:0000:0001", "2001:db8::1", 6);
+    ip_ok("::1", "::1", 6);
+    ip_ok("::ffff:192.0.2.7", "192.0.2.7", 4);      /* v4-mapped becomes IPv4 */
+    ip_ok("::FFFF:C000:0207", "192.0.2.7", 4);
+}
+END_TEST
+
+START_TEST(ip_invalid_rejected) {
+    ip_bad("");
+    ip_bad("256.1.1.1");
+    ip_bad("192.0.2");
+    ip_bad("192.0.2.1.5");
+    ip_bad("example.com");
+    ip_bad("2001:db8::1::2");
+    ip_bad("2001:db8::g");
+    ip_bad(" 192.0.2.1"); /* callers trim first; the parser itself is strict */
+    ip_bad("0123456789012345678901234567890123456789012345678901234567890123456789"); /* too long */
+}
+END_TEST
+
+START_TEST(u64_limits) {
+    uint64_t v = 1;
+    ck_assert_int_eq(dp_parse_u64("0", 1, &v), 0);
+    ck_assert_uint_eq(v, 0);
+    ck_assert_int_eq(dp_parse_u64("18446744073709551615", 20, &v), 0);
+    ck_assert_uint_eq(v, UINT64_MAX);
+    ck_assert_int_eq(dp_parse_u64("18446744073709551616", 20, &v), -1);
+    ck_assert_int_eq(dp_parse_u64("99999999999999999999", 20, &v), -1);
+    ck_assert_int_eq(dp_parse_u64("", 0, &v), -1);
+    ck_assert_int_eq(dp_parse_u64("-1", 2, &v), -1);
+    ck_assert_int_eq(dp_parse_u64("+1", 2, &v), -1);
+    ck_assert_int_eq(dp_parse_u64("1.5", 3, &v), -1);
+    ck_assert_int_eq(dp_parse_u64("12a", 3, &v), -1);
+    ck_assert_int_eq(dp_parse_u64("1 ", 2, &v), -1);
+}
+END_TEST
+
+START_TEST(i64_limits) {
+    int64_t v = 0;
+    ck_assert_int_eq(dp_parse_i64("1700000000", 10, &v), 0);
+    ck_assert_int_eq(v, 1700000000);
+    ck_assert_int_eq(dp_parse_i64("-5", 2, &v), 0);
+    ck_assert_int_eq(v, -5);
+    ck_assert_int_eq(dp_parse_i64("9223372036854775807", 19, &v), 0);
+    ck_assert_int_eq(v, INT64_MAX);
+    ck_assert_int_eq(dp_parse_i64("-9223372036854775808", 20, &v), 0);
+    ck_assert_int_eq(v, INT64_MIN);
+    ck_assert_int_eq(dp_parse_i64("9223372036854775808", 19, &v), -1);
+    ck_assert_int_eq(dp_parse_i64("-9223372036854775809", 20, &v), -1);
+    ck_assert_int_eq(dp_parse_i64("-", 1, &v), -1);
+    ck_assert_int_eq(dp_parse_i64("2024-01-01", 10, &v), -1);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("normalise");
+    TCase *tc = tu_tcase("normalise");
+    tcase_add_test(tc, trim_strips_ascii_whitespace_both_ends);
+    tcase_add_test(tc, lower_changes_only_ascii_letters);
+    tcase_add_test(tc, ip_canonical_forms);
+    tcase_add_test(tc, ip_invalid_rejected);
+    tcase_add_test(tc, u64_limits);
+    tcase_add_test(tc, i64_limits);
+    suite_add_tcase(s, tc);
+    return tu_run(s);
+}

@@ -1,0 +1,936 @@
+/* test_xml — the streaming report parser: the three schemas, every field
+ * kept, values normalised, the validation rules, the salvage rules, hostile
+ * XML and the safety limits, and the whole-or-nothing report contract. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "test_util.h"
+
+#define META                                                                                  \
+    "<org_name>Example Org</org_name><email>dmarc@example.org</email><report_id>r1</report_id>" \
+    "<date_range><begin>1700000000</begin><end>1700086399</end></date_range>"
+#define POLICY "<domain>example.com</domain><p>none</p>"
+
+/* A record with the given <row> content. */
+#define REC_ROW(row)                                                                          \
+    "<record><row>" row "<policy_evaluated><disposition>none</disposition><dkim>pass</dkim>"  \
+    "<spf>pass</spf></policy_evaluated></row>"                                                \
+    "<identifiers><header_from>example.com</header_from></identifiers>"                       \
+    "<auth_results><spf><domain>example.com</domain><result>pass</result></spf></auth_results>" \
+    "</record>\n"
+#define REC_IP(ip) REC_ROW("<source_ip>" ip "</source_ip><count>1</count>")
+#define REC_COUNT(n) REC_ROW("<source_ip>192.0.2.1</source_ip><count>" n "</count>")
+
+/* <feedback ATTRS> + optional <version> + metadata + policy + records. */
+static const char *doc(const char *attrs, const char *version, const char *meta, const char *policy,
+                       const char *records) {
+    return tu_printf("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<feedback%s%s>\n%s%s%s"
+                     "<report_metadata>%s</report_metadata>\n"
+                     "<policy_published>%s</policy_published>\n%s</feedback>\n",
+                     attrs ? " " : "", attrs ? attrs : "", version ? "<version>" : "",
+                     version ? version : "", version ? "</version>\n" : "", meta, policy, records);
+}
+
+static const char *simple(const char *records) { return doc(NULL, "1.0", META, POLICY, records); }
+
+static dp_ingest_limits limits(void) {
+    dp_ingest_limits lim;
+    dp_ingest_limits_default(&lim);
+    return lim;
+}
+
+/* ---- schemas ------------------------------------------------------------------- */
+
+START_TEST(schema_draft_by_namespace) {
+    tu_collect *c = tu_ingest_str(doc("xmlns=\"http://dmarc.org/dmarc-xml/0.1\"", NULL, META, POLICY,
+                                      REC_IP("192.0.2.1")));
+    tu_assert_ok(c, 1, 1);
+    ck_assert_int_eq(c->reps[0].schema, DP_SCHEMA_DRAFT);
+    ck_assert_str_eq(dp_schema_name(c->reps[0].schema), "draft");
+    tu_assert_str(c->reps[0].org_name, "Example Org"); /* namespaced elements matched by local name */
+}
+END_TEST
+
+START_TEST(schema_draft_by_version) {
+    tu_collect *c = tu_ingest_str(doc(NULL, "0.1", META, POLICY, REC_IP("192.0.2.1")));
+    tu_assert_ok(c, 1, 1);
+    ck_assert_int_eq(c->reps[0].schema, DP_SCHEMA_DRAFT);
+}
+END_TEST
+
+START_TEST(schema_rfc7489) {
+    tu_collect *c = tu_ingest_str(simple(REC_IP("192.0.2.1")));
+    tu_assert_ok(c, 1, 1);
+    ck_assert_int_eq(c->reps[0].schema, DP_SCHEMA_RFC7489);
+    ck_assert_str_eq(dp_schema_name(c->reps[0].schema), "rfc7489");
+    tu_assert_str(c->reps[0].version, "1.0");
+    /* and without <version> */
+    c = tu_ingest_str(doc(NULL, NULL, META, POLICY, REC_IP("192.0.2.1")));
+    tu_assert_ok(c, 1, 1);
+    ck_assert_int_eq(c->reps[0].schema, DP_SCHEMA_RFC7489);
+    tu_assert_str(c->reps[0].version, NULL);
+}
+END_TEST
+
+static const char RFC9990_DOC[] =
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+    "<feedback xmlns=\"urn:ietf:params:xml:ns:dmarc-2.0\" xmlns:x=\"urn:example:ext\">\n"
+    " <version>1.0</version>\n"
+    " <report_metadata>\n"
+    "  <org_name lang=\"en\">GMX</org_name>\n"
+    "  <email>dmarc@gmx.example</email>\n"
+    "  <extra_contact_info lang=\"de\">https://postmaster.gmx.example</extra_contact_info>\n"
+    "  <report_id>&lt;20240101.abc@gmx.example&gt;</report_id>\n"
+    "  <date_range><begin>1704067200</begin><end>1704153599</end></date_range>\n"
+    "  <error lang=\"en\">DNS timeout for selector s1</error>\n"
+    "  <error>second error</error>\n"
+    "  <generator>Example Reporter 2.1</generator>\n"
+    " </report_metadata>\n"
+    " <policy_published>\n"
+    "  <domain>example.net</domain><adkim>s</adkim><aspf>r</aspf><p>quarantine</p>\n"
+    "  <sp>reject</sp><np>reject</np><fo>1</fo><testing>y</testing>\n"
+    "  <discovery_method>treewalk</discovery_method>\n"
+    " </policy_published>\n"
+    " <extension>\n"
+    "  <x:vendor x:id=\"7\"><x:note lang=\"en\">anything <x:b>goes</x:b> &amp; here</x:note>"
+    "<x:list><x:item/><x:item>2</x:item></x:list></x:vendor>\n"
+    " </extension>\n"
+    " <record>\n"
+    "  <row><source_ip>2001:db8::25</source_ip><count>12</count>\n"
+    "   <policy_evaluated><disposition>pass</disposition><dkim>pass</dkim><spf>fail</spf>\n"
+    "    <reason><type>local_policy</type><comment lang=\"en\">known forwarder</comment></reason>\n"
+    "   </policy_evaluated></row>\n"
+    "  <identifiers><envelope_to>example.org</envelope_to><envelope_from>bounce.example.net</envelope_from>"
+    "<header_from>example.net</header_from></identifiers>\n"
+    "  <auth_results>\n"
+    "   <dkim><domain>example.net</domain><selector>s1</selector><result>pass</result>"
+    "<human_result lang=\"en\">good signature</human_result></dkim>\n"
+    "   <spf><domain>bounce.example.net</domain><scope>mfrom</scope><result>fail</result></spf>\n"
+    "  </auth_results>\n"
+    " </record>\n"
+    "</feedback>\n";
+
+START_TEST(schema_rfc9990_fields) {
+    tu_collect *c = tu_ingest_str(RFC9990_DOC);
+    tu_assert_ok(c, 1, 1);
+    const tu_report *r = &c->reps[0];
+    ck_assert_int_eq(r->schema, DP_SCHEMA_RFC9990);
+    ck_assert_str_eq(dp_schema_name(r->schema), "rfc9990");
+    tu_assert_str(r->org_name, "GMX");
+    tu_assert_str(r->extra_contact_info, "https://postmaster.gmx.example");
+    tu_assert_str(r->report_id, "20240101.abc@gmx.example");
+    ck_assert_int_eq(r->begin, 1704067200);
+    ck_assert_int_eq(r->end, 1704153599);
+    ck_assert_uint_eq(r->n_errors, 2);
+    tu_assert_str(r->errors[0], "DNS timeout for selector s1");
+    tu_assert_str(r->errors[1], "second error");
+    tu_assert_str(r->generator, "Example Reporter 2.1");
+    tu_assert_str(r->np, "reject");
+    tu_assert_str(r->testing, "y");
+    tu_assert_str(r->discovery_method, "treewalk");
+    ck_assert_int_eq(r->has_pct, 0); /* RFC 9990 has no pct */
+    const tu_record *rec = &c->recs[0];
+    ck_assert_str_eq(rec->source_ip, "2001:db8::25");
+    ck_assert_int_eq(rec->ip_family, 6);
+    ck_assert_uint_eq(rec->count, 12);
+    tu_assert_str(rec->disposition, "pass");
+    tu_assert_str(rec->spf, "fail");
+    ck_assert_uint_eq(rec->n_overrides, 1);
+    tu_assert_str(rec->ov[0].type, "local_policy");
+    tu_assert_str(rec->ov[0].comment, "known forwarder");
+    tu_assert_str(rec->envelope_to, "example.org");
+    ck_assert_uint_eq(rec->n_dkim, 1);
+    tu_assert_str(rec->dk[0].human_result, "good signature");
+    ck_assert_uint_eq(rec->n_spf, 1);
+    tu_assert_str(rec->sp[0].selector_or_scope, "mfrom");
+}
+END_TEST
+
+START_TEST(schema_rfc9990_elements_without_namespace) {
+    /* one large receiver sent <np> and friends with no namespace */
+    tu_collect *c = tu_ingest_str(doc(NULL, "1.0", META,
+                                      POLICY "<np>Quarantine</np><discovery_method>psl</discovery_method>",
+                                      REC_IP("192.0.2.1")));
+    tu_assert_ok(c, 1, 1);
+    ck_assert_int_eq(c->reps[0].schema, DP_SCHEMA_RFC7489);
+    tu_assert_str(c->reps[0].np, "quarantine");
+    tu_assert_str(c->reps[0].discovery_method, "psl");
+    c = tu_ingest_str(doc(NULL, "2.0", META, POLICY, REC_IP("192.0.2.1")));
+    tu_assert_ok(c, 1, 1);
+    ck_assert_int_eq(c->reps[0].schema, DP_SCHEMA_RFC9990);
+}
+END_TEST
+
+/* ---- every field --------------------------------------------------------------------- */
+
+START_TEST(every_report_field_kept) {
+    const char *meta = "<org_name> Example Org </org_name><email>dmarc@example.org</email>"
+                       "<extra_contact_info>http://example.org/dmarc</extra_contact_info>"
+                       "<report_id>r-77</report_id>"
+                       "<date_range><begin>1700000000</begin><end>1700086399</end></date_range>"
+                       "<error>first</error><error>  </error><error>second</error><error>third</error>"
+                       "<generator>gen 1.0</generator>";
+    const char *policy = "<domain>Example.com</domain><adkim>R</adkim><aspf>S</aspf><p>Reject</p>"
+                         "<sp>quarantine</sp><np>none</np><pct>50</pct><fo>0:1:d:s</fo>"
+                         "<testing>N</testing><discovery_method>TreeWalk</discovery_method><psd>u</psd>";
+    tu_collect *c = tu_ingest_str(doc(NULL, "1.0", meta, policy, REC_IP("192.0.2.1")));
+    tu_assert_ok(c, 1, 1);
+    const tu_report *r = &c->reps[0];
+    tu_assert_str(r->input, "test.xml");
+    tu_assert_str(r->part, "test.xml");
+    tu_assert_str(r->org_name, "Example Org");
+    tu_assert_str(r->email, "dmarc@example.org");
+    tu_assert_str(r->extra_contact_info, "http://example.org/dmarc");
+    tu_assert_str(r->report_id, "r-77");
+    tu_assert_str(r->version, "1.0");
+    tu_assert_str(r->generator, "gen 1.0");
+    ck_assert_uint_eq(r->n_errors, 3); /* the blank one is dropped */
+    tu_assert_str(r->errors[0], "first");
+    tu_assert_str(r->errors[1], "second");
+    tu_assert_str(r->errors[2], "third");
+    tu_assert_str(r->domain, "Example.com");
+    tu_assert_str(r->adkim, "r");
+    tu_assert_str(r->aspf, "s");
+    tu_assert_str(r->p, "reject");
+    tu_assert_str(r->sp, "quarantine");
+    tu_assert_str(r->np, "none");
+    ck_assert_int_eq(r->has_pct, 1);
+    ck_assert_uint_eq(r->pct, 50);
+    tu_assert_str(r->fo, "0:1:d:s");
+    tu_assert_str(r->testing, "n");
+    tu_assert_str(r->discovery_method, "treewalk");
+    tu_assert_str(r->psd, "u");
+    ck_assert_uint_eq(r->records, 1);
+    ck_assert_uint_eq(r->messages, 1);
+}
+END_TEST
+
+START_TEST(optional_fields_absent_are_null) {
+    const char *meta = "<org_name>o</org_name><report_id>r</report_id>"
+                       "<date_range><begin>1</begin><end>2</end></date_range>";
+    const char *rec = "<record><row><source_ip>192.0.2.1</source_ip><count>1</count>"
+                      "<policy_evaluated><disposition>none</disposition></policy_evaluated></row>"
+                      "<identifiers><header_from>example.com</header_from></identifiers>"
+                      "<auth_results><dkim><domain>example.com</domain><result>pass</result></dkim>"
+                      "<spf><domain>example.com</domain><result>pass</result></spf></auth_results></record>";
+    tu_collect *c = tu_ingest_str(doc(NULL, NULL, meta, "<domain>example.com</domain><p>none</p>", rec));
+    tu_assert_ok(c, 1, 1);
+    const tu_report *r = &c->reps[0];
+    tu_assert_str(r->email, NULL);
+    tu_assert_str(r->extra_contact_info, NULL);
+    tu_assert_str(r->generator, NULL);
+    ck_assert_uint_eq(r->n_errors, 0);
+    tu_assert_str(r->adkim, NULL);
+    tu_assert_str(r->sp, NULL);
+    tu_assert_str(r->np, NULL);
+    tu_assert_str(r->fo, NULL);
+    tu_assert_str(r->testing, NULL);
+    ck_assert_int_eq(r->has_pct, 0);
+    const tu_record *x = &c->recs[0];
+    tu_assert_str(x->dkim, NULL);
+    tu_assert_str(x->spf, NULL);
+    tu_assert_str(x->envelope_from, NULL);
+    tu_assert_str(x->envelope_to, NULL);
+    ck_assert_uint_eq(x->n_overrides, 0);
+    tu_assert_str(x->dk[0].selector_or_scope, NULL);
+    tu_assert_str(x->dk[0].human_result, NULL);
+    tu_assert_str(x->sp[0].selector_or_scope, NULL);
+}
+END_TEST
+
+START_TEST(every_record_field_kept) {
+    const char *rec =
+        "<record>"
+        "<row><source_ip>192.0.2.9</source_ip><count>5</count>"
+        "<policy_evaluated><disposition>quarantine</disposition><dkim>fail</dkim><spf>pass</spf>"
+        "<reason><type>Forwarded</type><comment>list.example</comment></reason>"
+        "<reason><type/></reason>"
+        "<policy_override><type>mailing_list</type><comment>via list</comment></policy_override>"
+        "</policy_evaluated></row>"
+        "<identifiers><envelope_to>rcpt.example</envelope_to><envelope_from>bounce.example.com</envelope_from>"
+        "<header_from>example.com</header_from></identifiers>"
+        "<auth_results>"
+        "<dkim><domain>example.com</domain><selector>s1</selector><result>Fail</result>"
+        "<human_result>body hash mismatch</human_result></dkim>"
+        "<dkim><domain>esp.example</domain><selector>s2</selector><result>pass</result></dkim>"
+        "<spf><domain>bounce.example.com</domain><scope>MFROM</scope><result>pass</result>"
+        "<human_result>ok</human_result></spf>"
+        "<spf><domain>helo.example.com</domain><scope>helo</scope><result>HardFail</result></spf>"
+        "</auth_results></record>";
+    tu_collect *c = tu_ingest_str(simple(rec));
+    tu_assert_ok(c, 1, 1);
+    const tu_record *r = &c->recs[0];
+    ck_assert_str_eq(r->source_ip, "192.0.2.9");
+    ck_assert_int_eq(r->ip_family, 4);
+    static const unsigned char ip[4] = {192, 0, 2, 9};
+    ck_assert_int_eq(memcmp(r->ip, ip, 4), 0);
+    ck_assert_uint_eq(r->count, 5);
+    tu_assert_str(r->disposition, "quarantine");
+    tu_assert_str(r->dkim, "fail");
+    tu_assert_str(r->spf, "pass");
+    ck_assert_uint_eq(r->n_overrides, 3);
+    tu_assert_str(r->ov[0].type, "forwarded");
+    tu_assert_str(r->ov[0].comment, "list.example");
+    tu_assert_str(r->ov[1].type, NULL); /* an empty <type/> is absent, the reason still counts */
+    tu_assert_str(r->ov[1].comment, NULL);
+    tu_assert_str(r->ov[2].type, "mailing_list");
+    tu_assert_str(r->ov[2].comment, "via list");
+    tu_assert_str(r->header_from, "example.com");
+    tu_assert_str(r->envelope_from, "bounce.example.com");
+    tu_assert_str(r->envelope_to, "rcpt.example");
+    ck_assert_uint_eq(r->n_dkim, 2);
+    tu_assert_str(r->dk[0].domain, "example.com");
+    tu_assert_str(r->dk[0].selector_or_scope, "s1");
+    tu_assert_str(r->dk[0].result, "fail");
+    tu_assert_str(r->dk[0].human_result, "body hash mismatch");
+    tu_assert_str(r->dk[1].domain, "esp.example");
+    tu_assert_str(r->dk[1].selector_or_scope, "s2");
+    tu_assert_str(r->dk[1].result, "pass");
+    tu_assert_str(r->dk[1].human_result, NULL);
+    ck_assert_uint_eq(r->n_spf, 2);
+    tu_assert_str(r->sp[0].domain, "bounce.example.com");
+    tu_assert_str(r->sp[0].selector_or_scope, "mfrom");
+    tu_assert_str(r->sp[0].result, "pass");
+    tu_assert_str(r->sp[0].human_result, "ok");
+    tu_assert_str(r->sp[1].selector_or_scope, "helo");
+    tu_assert_str(r->sp[1].result, "hardfail"); /* non-standard values kept */
+}
+END_TEST
+
+/* ---- normalising values ----------------------------------------------------------------- */
+
+START_TEST(enums_lowercased_and_trimmed) {
+    const char *rec = "<record><row><source_ip> 192.0.2.1\n</source_ip><count> 7 </count>"
+                      "<policy_evaluated><disposition> None </disposition><dkim> PASS </dkim>"
+                      "<spf>\tFail\n</spf></policy_evaluated></row>"
+                      "<identifiers><header_from>  example.com  </header_from></identifiers>"
+                      "<auth_results><spf><domain>example.com</domain><result> Unknown </result></spf>"
+                      "</auth_results></record>";
+    tu_collect *c = tu_ingest_str(doc(NULL, "1.0", META, "<domain>example.com</domain><p> REJECT </p>", rec));
+    tu_assert_ok(c, 1, 1);
+    const tu_record *r = &c->recs[0];
+    ck_assert_str_eq(r->source_ip, "192.0.2.1");
+    ck_assert_uint_eq(r->count, 7);
+    tu_assert_str(r->disposition, "none");
+    tu_assert_str(r->dkim, "pass");
+    tu_assert_str(r->spf, "fail");
+    tu_assert_str(r->header_from, "example.com");
+    tu_assert_str(r->sp[0].result, "unknown");
+    tu_assert_str(c->reps[0].p, "reject");
+    tu_assert_str(c->reps[0].org_name, "Example Org"); /* free text keeps its case */
+}
+END_TEST
+
+START_TEST(ip_forms) {
+    tu_collect *c = tu_ingest_str(simple(REC_IP("192.0.2.1") REC_IP("2001:DB8:0:0::1")
+                                             REC_IP("::ffff:198.51.100.7") REC_IP("2001:db8:0:1:0:0:0:1")));
+    tu_assert_ok(c, 1, 4);
+    ck_assert_str_eq(c->recs[0].source_ip, "192.0.2.1");
+    ck_assert_int_eq(c->recs[0].ip_family, 4);
+    ck_assert_str_eq(c->recs[1].source_ip, "2001:db8::1");
+    ck_assert_int_eq(c->recs[1].ip_family, 6);
+    static const unsigned char v6[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    ck_assert_int_eq(memcmp(c->recs[1].ip, v6, 16), 0);
+    ck_assert_str_eq(c->recs[2].source_ip, "198.51.100.7");
+    ck_assert_int_eq(c->recs[2].ip_family, 4);
+    static const unsigned char v4[16] = {198, 51, 100, 7};
+    ck_assert_int_eq(memcmp(c->recs[2].ip, v4, 16), 0);
+    ck_assert_str_eq(c->recs[3].source_ip, "2001:db8:0:1::1");
+}
+END_TEST
+
+START_TEST(invalid_ip_rejected) {
+    tu_collect *c = tu_ingest_str(simple(REC_IP("192.0.2.300")));
+    tu_assert_rejected(c, DP_ERR_VALIDATE);
+    tu_assert_contains(c->err.msg, "192.0.2.300");
+    tu_assert_rejected(tu_ingest_str(simple(REC_IP("mail.example.com"))), DP_ERR_VALIDATE);
+    tu_assert_rejected(tu_ingest_str(simple(REC_IP("2001:db8:::1"))), DP_ERR_VALIDATE);
+}
+END_TEST
+
+START_TEST(empty_source_ip_rejected) {
+    tu_assert_rejected(tu_ingest_str(simple(REC_ROW("<source_ip/><count>1</count>"))), DP_ERR_VALIDATE);
+    tu_assert_rejected(tu_ingest_str(simple(REC_ROW("<source_ip>  </source_ip><count>1</count>"))),
+                       DP_ERR_VALIDATE);
+    tu_assert_rejected(tu_ingest_str(simple(REC_ROW("<count>1</count>"))), DP_ERR_VALIDATE);
+}
+END_TEST
+
+START_TEST(count_is_u64) {
+    tu_collect *c = tu_ingest_str(simple(REC_COUNT("18446744073709551615")));
+    tu_assert_ok(c, 1, 1);
+    ck_assert_uint_eq(c->recs[0].count, UINT64_MAX);
+    ck_assert_uint_eq(c->res.messages, UINT64_MAX);
+    ck_assert_uint_eq(c->reps[0].messages, UINT64_MAX);
+    c = tu_ingest_str(simple(REC_COUNT("0")));
+    tu_assert_ok(c, 1, 1);
+    ck_assert_uint_eq(c->recs[0].count, 0);
+}
+END_TEST
+
+START_TEST(count_overflow_rejected) {
+    tu_collect *c = tu_ingest_str(simple(REC_COUNT("18446744073709551616")));
+    tu_assert_rejected(c, DP_ERR_VALIDATE);
+    tu_assert_contains(c->err.msg, "count");
+}
+END_TEST
+
+START_TEST(count_sum_overflow_rejected) {
+    tu_collect *c = tu_ingest_str(simple(REC_COUNT("18446744073709551615") REC_COUNT("1")));
+    tu_assert_rejected(c, DP_ERR_VALIDATE);
+    tu_assert_contains(c->err.msg, "overflow");
+    ck_assert_uint_eq(c->n_recs, 1); /* the first record was delivered, then discarded */
+    ck_assert_int_eq(c->recs[0].discarded, 1);
+}
+END_TEST
+
+START_TEST(count_not_integer_rejected) {
+    tu_assert_rejected(tu_ingest_str(simple(REC_COUNT("3.0"))), DP_ERR_VALIDATE);
+    tu_assert_rejected(tu_ingest_str(simple(REC_COUNT("-1"))), DP_ERR_VALIDATE);
+    tu_assert_rejected(tu_ingest_str(simple(REC_COUNT("ten"))), DP_ERR_VALIDATE);
+    tu_assert_rejected(tu_ingest_str(simple(REC_COUNT("1e3"))), DP_ERR_VALIDATE);
+    tu_assert_rejected(tu_ingest_str(simple(REC_COUNT(""))), DP_ERR_VALIDATE);
+    tu_assert_rejected(tu_ingest_str(simple(REC_ROW("<source_ip>192.0.2.1</source_ip>"))), DP_ERR_VALIDATE);
+}
+END_TEST
+
+/* ---- dates and ids ------------------------------------------------------------------------- */
+
+static const char *with_dates(const char *date_range) {
+    return doc(NULL, "1.0",
+               tu_printf("<org_name>o</org_name><report_id>r</report_id>%s", date_range), POLICY,
+               REC_IP("192.0.2.1"));
+}
+
+START_TEST(dates_are_unix_seconds) {
+    tu_collect *c = tu_ingest_str(with_dates("<date_range><begin> 1700000000 </begin><end>1700604799</end></date_range>"));
+    tu_assert_ok(c, 1, 1);
+    ck_assert_int_eq(c->reps[0].begin, 1700000000);
+    ck_assert_int_eq(c->reps[0].end, 1700604799); /* a 7-day range is fine */
+    c = tu_ingest_str(with_dates("<date_range><begin>5</begin><end>5</end></date_range>"));
+    tu_assert_ok(c, 1, 1);
+}
+END_TEST
+
+START_TEST(begin_after_end_rejected) {
+    tu_collect *c = tu_ingest_str(with_dates("<date_range><begin>1700086400</begin><end>1700000000</end></date_range>"));
+    tu_assert_rejected(c, DP_ERR_VALIDATE);
+    tu_assert_contains(c->err.msg, "begin");
+}
+END_TEST
+
+START_TEST(missing_date_range_rejected) {
+    tu_assert_rejected(tu_ingest_str(with_dates("")), DP_ERR_VALIDATE);
+    tu_assert_rejected(tu_ingest_str(with_dates("<date_range><begin>1</begin></date_range>")), DP_ERR_VALIDATE);
+    tu_assert_rejected(tu_ingest_str(with_dates("<date_range><begin>1</begin><end>soon</end></date_range>")),
+                       DP_ERR_VALIDATE);
+    tu_assert_rejected(tu_ingest_str(with_dates("<date_range><begin>2024-01-01</begin><end>2</end></date_range>")),
+                       DP_ERR_VALIDATE);
+    /* and in a report with no records, where the check runs at </feedback> */
+    tu_assert_rejected(tu_ingest_str(doc(NULL, "1.0", "<org_name>o</org_name><report_id>r</report_id>", POLICY, "")),
+                       DP_ERR_VALIDATE);
+}
+END_TEST
+
+START_TEST(report_id_angle_brackets_stripped) {
+    const char *meta = "<org_name>o</org_name><report_id> &lt;abc@host&gt; </report_id>"
+                       "<date_range><begin>1</begin><end>2</end></date_range>";
+    tu_collect *c = tu_ingest_str(doc(NULL, "1.0", meta, POLICY, REC_IP("192.0.2.1")));
+    tu_assert_ok(c, 1, 1);
+    tu_assert_str(c->reps[0].report_id, "abc@host");
+    tu_assert_str(c->recs[0].report_id, "abc@host");
+    /* CDATA form, and an id that only starts with '<' is left alone */
+    meta = "<org_name>o</org_name><report_id><![CDATA[<abc@host>]]></report_id>"
+           "<date_range><begin>1</begin><end>2</end></date_range>";
+    c = tu_ingest_str(doc(NULL, "1.0", meta, POLICY, REC_IP("192.0.2.1")));
+    tu_assert_ok(c, 1, 1);
+    tu_assert_str(c->reps[0].report_id, "abc@host");
+    meta = "<org_name>o</org_name><report_id>&lt;abc</report_id>"
+           "<date_range><begin>1</begin><end>2</end></date_range>";
+    c = tu_ingest_str(doc(NULL, "1.0", meta, POLICY, REC_IP("192.0.2.1")));
+    tu_assert_ok(c, 1, 1);
+    tu_assert_str(c->reps[0].report_id, "<abc");
+}
+END_TEST
+
+START_TEST(pct_not_integer_has_no_pct) {
+    static const char *const bad[] = {"50.5", "abc", "150", "-1", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        tu_collect *c = tu_ingest_str(doc(NULL, "1.0", META,
+                                          tu_printf("<domain>example.com</domain><p>none</p><pct>%s</pct>", bad[i]),
+                                          REC_IP("192.0.2.1")));
+        tu_assert_ok(c, 1, 1);
+        ck_assert_msg(c->reps[0].has_pct == 0, "pct '%s' gave has_pct 1", bad[i]);
+    }
+    tu_collect *c = tu_ingest_str(doc(NULL, "1.0", META, "<domain>example.com</domain><pct> 0 </pct>",
+                                      REC_IP("192.0.2.1")));
+    tu_assert_ok(c, 1, 1);
+    ck_assert_int_eq(c->reps[0].has_pct, 1);
+    ck_assert_uint_eq(c->reps[0].pct, 0);
+}
+END_TEST
+
+/* ---- the report contract ------------------------------------------------------------------- */
+
+START_TEST(records_emitted_in_order) {
+    tu_collect *c = tu_ingest_str(simple(REC_ROW("<source_ip>192.0.2.1</source_ip><count>1</count>")
+                                         REC_ROW("<source_ip>192.0.2.2</source_ip><count>10</count>")
+                                         REC_ROW("<source_ip>192.0.2.3</source_ip><count>100</count>")));
+    tu_assert_ok(c, 1, 3);
+    ck_assert_str_eq(c->events, "rrrD");
+    for (size_t i = 0; i < 3; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "192.0.2.%zu", i + 1);
+        ck_assert_str_eq(c->recs[i].source_ip, want);
+        ck_assert_uint_eq(c->recs[i].rep_records, i + 1); /* rep->records: so far */
+    }
+    ck_assert_uint_eq(c->recs[0].rep_messages, 1);
+    ck_assert_uint_eq(c->recs[1].rep_messages, 11);
+    ck_assert_uint_eq(c->recs[2].rep_messages, 111);
+    ck_assert_uint_eq(c->res.messages, 111);
+    ck_assert_uint_eq(c->reps[0].records, 3);
+    ck_assert_uint_eq(c->reps[0].messages, 111);
+    ck_assert_uint_eq(c->reps[0].xml_bytes, strlen(simple(REC_ROW("<source_ip>192.0.2.1</source_ip><count>1</count>")
+                                         REC_ROW("<source_ip>192.0.2.2</source_ip><count>10</count>")
+                                         REC_ROW("<source_ip>192.0.2.3</source_ip><count>100</count>"))));
+}
+END_TEST
+
+START_TEST(report_failing_after_records_counts_nothing) {
+    tu_collect *c = tu_ingest_str(simple(REC_IP("192.0.2.1") REC_IP("192.0.2.2") REC_IP("not-an-ip")
+                                             REC_IP("192.0.2.4")));
+    tu_assert_rejected(c, DP_ERR_VALIDATE);
+    ck_assert_str_eq(c->events, "rrF");
+    ck_assert_int_eq(c->fails[0].had_report, 1);
+    ck_assert_uint_eq(c->fails[0].rep_records, 2);
+    ck_assert_uint_eq(c->res.rejected, 1);
+    ck_assert_int_eq(c->recs[0].discarded, 1);
+    ck_assert_int_eq(c->recs[1].discarded, 1);
+    tu_assert_contains(c->err.msg, "record 3");
+    ck_assert_int_eq(c->err.has_offset, 1);
+    ck_assert_str_eq(c->err.where, "test.xml");
+}
+END_TEST
+
+START_TEST(truncated_document_after_records_counts_nothing) {
+    const char *full = simple(REC_IP("192.0.2.1") REC_IP("192.0.2.2"));
+    const char *cut = strstr(full, "</feedback>");
+    ck_assert_ptr_nonnull(cut);
+    tu_collect *c = tu_ingest_mem(NULL, "cut.xml", full, (size_t)(cut - full));
+    tu_assert_rejected(c, DP_ERR_XML);
+    ck_assert_str_eq(c->events, "rrF");
+    ck_assert_uint_eq(c->fails[0].rep_records, 2);
+}
+END_TEST
+
+START_TEST(failure_before_records_has_no_report) {
+    tu_collect *c = tu_ingest_str("<feedback><report_metadata><org_name>");
+    tu_assert_rejected(c, DP_ERR_XML);
+    ck_assert_str_eq(c->events, "F");
+    ck_assert_int_eq(c->fails[0].had_report, 0);
+}
+END_TEST
+
+START_TEST(handler_stop_fails_report) {
+    const char *d = simple(REC_IP("192.0.2.1") REC_IP("192.0.2.2") REC_IP("192.0.2.3"));
+    tu_collect *c = tu_collect_new();
+    c->stop_at_record = 2;
+    dp_ingest_global_init();
+    c->rc = dp_ingest_memory(NULL, "stop.xml", d, strlen(d), &tu_handler, c, &c->res, &c->err);
+    tu_assert_rejected(c, DP_ERR_HANDLER);
+    ck_assert_str_eq(c->events, "rrF");
+
+    c = tu_collect_new();
+    c->refuse_reports = 1;
+    c->rc = dp_ingest_memory(NULL, "refuse.xml", d, strlen(d), &tu_handler, c, &c->res, &c->err);
+    ck_assert_int_eq(c->rc, -1);
+    ck_assert_str_eq(c->events, "rrrDF");
+    ck_assert_int_eq(c->err.kind, DP_ERR_HANDLER);
+    ck_assert_uint_eq(c->res.reports, 0);
+    ck_assert_uint_eq(c->res.records, 0);
+}
+END_TEST
+
+START_TEST(record_before_metadata_rejected) {
+    const char *d = "<feedback>" TU_REC("192.0.2.1", "1")
+                    "<report_metadata><org_name>o</org_name><report_id>r</report_id>"
+                    "<date_range><begin>1</begin><end>2</end></date_range></report_metadata>"
+                    "</feedback>";
+    tu_assert_rejected(tu_ingest_str(d), DP_ERR_VALIDATE);
+}
+END_TEST
+
+/* ---- salvage rules -------------------------------------------------------------------------- */
+
+START_TEST(whitespace_before_declaration_accepted) {
+    tu_collect *c = tu_ingest_str(tu_printf("\r\n  \n\t%s", TU_SIMPLE));
+    tu_assert_ok(c, 1, 1);
+    c = tu_ingest_str(tu_printf("\xEF\xBB\xBF\n %s", TU_SIMPLE));
+    tu_assert_ok(c, 1, 1);
+}
+END_TEST
+
+START_TEST(unclosed_schema_wrapper_accepted) {
+    const char *body = strstr(TU_TWO, "<feedback>");
+    tu_collect *c = tu_ingest_str(tu_printf(
+        "<?xml version=\"1.0\"?>\n<xs:schema xmlns:xs=\"http://www.w3.org/2001/XMLSchema\">\n%s", body));
+    tu_assert_ok(c, 1, 2);
+    ck_assert_uint_eq(c->res.messages, 7);
+    ck_assert_str_eq(c->recs[1].source_ip, "192.0.2.2");
+    tu_assert_str(c->reps[0].org_name, "Example Org");
+    /* closed, it is fine too */
+    c = tu_ingest_str(tu_printf("<xs:schema xmlns:xs=\"http://www.w3.org/2001/XMLSchema\">%s</xs:schema>", body));
+    tu_assert_ok(c, 1, 2);
+}
+END_TEST
+
+START_TEST(unclosed_schema_wrapper_with_truncated_feedback_rejected) {
+    const char *body = strstr(TU_TWO, "<feedback>");
+    const char *d = tu_printf("<xs:schema xmlns:xs=\"http://www.w3.org/2001/XMLSchema\">\n%.*s",
+                              (int)(strstr(body, "</feedback>") - body), body);
+    tu_collect *c = tu_ingest_str(d);
+    ck_assert_int_eq(c->rc, -1);
+    ck_assert_uint_eq(c->res.reports, 0);
+    ck_assert_uint_eq(c->res.records, 0);
+}
+END_TEST
+
+/* ---- hostile XML -------------------------------------------------------------------------------- */
+
+START_TEST(doctype_rejected) {
+    tu_collect *c = tu_ingest_str(tu_printf("<?xml version=\"1.0\"?>\n<!DOCTYPE feedback>\n%s",
+                                            strstr(TU_SIMPLE, "<feedback>")));
+    tu_assert_rejected(c, DP_ERR_XML);
+    tu_assert_contains(c->err.msg, "DOCTYPE");
+}
+END_TEST
+
+START_TEST(internal_entity_rejected) {
+    const char *d = "<?xml version=\"1.0\"?>\n<!DOCTYPE feedback [\n"
+                    " <!ENTITY lol \"lol\">\n"
+                    " <!ENTITY lol1 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\">\n"
+                    " <!ENTITY lol2 \"&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;\">\n"
+                    " <!ENTITY lol3 \"&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;\">\n"
+                    "]>\n<feedback><report_metadata><org_name>&lol3;</org_name><report_id>r</report_id>"
+                    "<date_range><begin>1</begin><end>2</end></date_range></report_metadata>"
+                    "<policy_published><domain>example.com</domain></policy_published>"
+                    TU_REC("192.0.2.1", "1") "</feedback>";
+    tu_collect *c = tu_ingest_str(d);
+    tu_assert_rejected(c, DP_ERR_XML);
+    ck_assert_uint_eq(c->n_recs, 0);
+}
+END_TEST
+
+START_TEST(external_entity_rejected) {
+    const char *dir = tu_tmpdir();
+    const char *secret = tu_write_file(dir, "secret.txt", "TOPSECRET", 9);
+    const char *d = tu_printf("<?xml version=\"1.0\"?>\n<!DOCTYPE feedback [\n"
+                              " <!ENTITY xxe SYSTEM \"file://%s\">\n]>\n"
+                              "<feedback><report_metadata><org_name>&xxe;</org_name><report_id>r</report_id>"
+                              "<date_range><begin>1</begin><end>2</end></date_range></report_metadata>"
+                              "<policy_published><domain>example.com</domain></policy_published>"
+                              TU_REC("192.0.2.1", "1") "</feedback>", secret);
+    tu_collect *c = tu_ingest_str(d);
+    tu_assert_rejected(c, DP_ERR_XML);
+    ck_assert_uint_eq(c->n_recs, 0);
+    ck_assert_ptr_null(strstr(c->err.msg, "TOPSECRET"));
+    /* a parameter entity pulling an external DTD is refused as well */
+    d = tu_printf("<?xml version=\"1.0\"?>\n<!DOCTYPE feedback [<!ENTITY %% ext SYSTEM \"file://%s\"> %%ext;]>\n%s",
+                  secret, strstr(TU_SIMPLE, "<feedback>"));
+    tu_assert_rejected(tu_ingest_str(d), DP_ERR_XML);
+}
+END_TEST
+
+START_TEST(invalid_utf8_rejected_as_xml_error) {
+    const char *d = doc(NULL, "1.0",
+                        "<org_name>bad \xC3\x28 byte</org_name><report_id>r</report_id>"
+                        "<date_range><begin>1</begin><end>2</end></date_range>",
+                        POLICY, REC_IP("192.0.2.1"));
+    tu_collect *c = tu_ingest_str(d);
+    tu_assert_rejected(c, DP_ERR_XML);
+    ck_assert_int_eq(c->err.has_offset, 1);
+    ck_assert_uint_eq(c->err.offset, (uint64_t)(strstr(d, "\xC3\x28") - d));
+}
+END_TEST
+
+/* ---- limits ------------------------------------------------------------------------------------- */
+
+START_TEST(depth_limit) {
+    /* TU_SIMPLE nests 5 deep: feedback > record > auth_results > dkim > domain */
+    dp_ingest_limits lim = limits();
+    lim.max_xml_depth = 5;
+    tu_assert_ok(tu_ingest_mem(&lim, "d5.xml", TU_SIMPLE, strlen(TU_SIMPLE)), 1, 1);
+    lim.max_xml_depth = 4;
+    tu_collect *c = tu_ingest_mem(&lim, "d4.xml", TU_SIMPLE, strlen(TU_SIMPLE));
+    tu_assert_rejected(c, DP_ERR_LIMIT);
+    tu_assert_contains(c->err.msg, "nesting");
+}
+END_TEST
+
+START_TEST(depth_limit_default_in_unknown_elements) {
+    char *deep = tu_keep(malloc(200 * 7 + 1));
+    char *p = deep;
+    for (int i = 0; i < 100; i++) p += sprintf(p, "<x>");
+    for (int i = 0; i < 100; i++) p += sprintf(p, "</x>");
+    tu_collect *c = tu_ingest_str(doc(NULL, "1.0", META, POLICY, tu_printf("%s%s", deep, REC_IP("192.0.2.1"))));
+    tu_assert_rejected(c, DP_ERR_LIMIT);
+}
+END_TEST
+
+START_TEST(text_limit) {
+    dp_ingest_limits lim = limits();
+    lim.max_text_bytes = 64;
+    char org[66];
+    memset(org, 'a', 64);
+    org[64] = '\0';
+    const char *d = doc(NULL, "1.0", tu_printf("<org_name>%s</org_name><report_id>r</report_id>"
+                                                 "<date_range><begin>1</begin><end>2</end></date_range>", org),
+                        POLICY, REC_IP("192.0.2.1"));
+    tu_collect *c = tu_ingest_mem(&lim, "t64.xml", d, strlen(d));
+    tu_assert_ok(c, 1, 1);
+    ck_assert_uint_eq(strlen(c->reps[0].org_name), 64);
+    org[64] = 'a';
+    org[65] = '\0';
+    d = doc(NULL, "1.0", tu_printf("<org_name>%s</org_name><report_id>r</report_id>"
+                                   "<date_range><begin>1</begin><end>2</end></date_range>", org),
+            POLICY, REC_IP("192.0.2.1"));
+    c = tu_ingest_mem(&lim, "t65.xml", d, strlen(d));
+    tu_assert_rejected(c, DP_ERR_LIMIT);
+    /* text split by an entity reference still adds up */
+    d = doc(NULL, "1.0", "<org_name>aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa&amp;aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa</org_name>"
+                         "<report_id>r</report_id><date_range><begin>1</begin><end>2</end></date_range>",
+            POLICY, REC_IP("192.0.2.1"));
+    tu_assert_rejected(tu_ingest_mem(&lim, "tamp.xml", d, strlen(d)), DP_ERR_LIMIT);
+    /* and text in elements nobody reads counts too */
+    d = doc(NULL, "1.0", META "<vendor>" "0123456789012345678901234567890123456789012345678901234567890123456789"
+                         "</vendor>", POLICY, REC_IP("192.0.2.1"));
+    tu_assert_rejected(tu_ingest_mem(&lim, "tvendor.xml", d, strlen(d)), DP_ERR_LIMIT);
+}
+END_TEST
+
+START_TEST(auth_results_limit) {
+    dp_ingest_limits lim = limits();
+    lim.max_auth_results = 3;
+    const char *three = simple("<record><row><source_ip>192.0.2.1</source_ip><count>1</count></row>"
+                               "<auth_results><dkim><domain>a</domain></dkim><dkim><domain>b</domain></dkim>"
+                               "<spf><domain>c</domain></spf></auth_results></record>");
+    tu_collect *c = tu_ingest_mem(&lim, "three.xml", three, strlen(three));
+    tu_assert_ok(c, 1, 1);
+    ck_assert_uint_eq(c->recs[0].n_dkim, 2);
+    ck_assert_uint_eq(c->recs[0].n_spf, 1);
+    const char *four = simple("<record><row><source_ip>192.0.2.1</source_ip><count>1</count></row>"
+                              "<auth_results><dkim><domain>a</domain></dkim><dkim><domain>b</domain></dkim>"
+                              "<spf><domain>c</domain></spf><spf><domain>d</domain></spf></auth_results></record>");
+    tu_assert_rejected(tu_ingest_mem(&lim, "four.xml", four, strlen(four)), DP_ERR_LIMIT);
+}
+END_TEST
+
+START_TEST(report_bytes_limit) {
+    dp_ingest_limits lim = limits();
+    size_t n = strlen(TU_SIMPLE);
+    lim.max_report_bytes = n;
+    tu_assert_ok(tu_ingest_mem(&lim, "exact.xml", TU_SIMPLE, n), 1, 1);
+    lim.max_report_bytes = n - 1;
+    tu_assert_rejected(tu_ingest_mem(&lim, "over.xml", TU_SIMPLE, n), DP_ERR_LIMIT);
+    /* decompressed bytes are what count */
+    tu_bytes gz = tu_gzip(TU_SIMPLE, n);
+    ck_assert_uint_lt(gz.len, n - 1);
+    tu_assert_rejected(tu_ingest_mem(&lim, "over.xml.gz", gz.data, gz.len), DP_ERR_LIMIT);
+}
+END_TEST
+
+START_TEST(ratio_bomb_rejected) {
+    /* 16 MiB of '0' in a comment compress about 1000:1 */
+    size_t pad = 16u << 20;
+    const char *head = strstr(TU_SIMPLE, "</feedback>");
+    size_t hl = (size_t)(head - TU_SIMPLE);
+    char *d = tu_keep(malloc(hl + pad + 64));
+    memcpy(d, TU_SIMPLE, hl);
+    memcpy(d + hl, "<!--", 4);
+    memset(d + hl + 4, '0', pad);
+    strcpy(d + hl + 4 + pad, "-->" TU_TAIL);
+    size_t n = strlen(d);
+    tu_bytes gz = tu_gzip(d, n);
+    ck_assert_uint_gt(n / gz.len, 250);
+    tu_collect *c = tu_ingest_mem(NULL, "bomb.xml.gz", gz.data, gz.len);
+    tu_assert_rejected(c, DP_ERR_LIMIT);
+    tu_assert_contains(c->err.msg, "ratio");
+    /* the same bytes pass when the cap allows their ratio: it was the ratio */
+    dp_ingest_limits lim = limits();
+    lim.max_ratio = 100000;
+    tu_assert_ok(tu_ingest_mem(&lim, "bomb.xml.gz", gz.data, gz.len), 1, 1);
+}
+END_TEST
+
+START_TEST(ratio_bomb_nested_rejected) {
+    /* gzip in gzip: each layer alone has a modest ratio, the product not */
+    size_t pad = 16u << 20;
+    const char *head = strstr(TU_SIMPLE, "</feedback>");
+    size_t hl = (size_t)(head - TU_SIMPLE);
+    char *d = tu_keep(malloc(hl + pad + 64));
+    memcpy(d, TU_SIMPLE, hl);
+    memcpy(d + hl, "<!--", 4);
+    memset(d + hl + 4, '0', pad);
+    strcpy(d + hl + 4 + pad, "-->" TU_TAIL);
+    tu_bytes gz = tu_gzip(d, strlen(d));
+    gz = tu_gzip(gz.data, gz.len);
+    tu_entry e[] = {{"bomb.xml.gz.gz", gz.data, gz.len}};
+    tu_bytes z = tu_zip(e, 1);
+    tu_assert_rejected(tu_ingest_mem(NULL, "bomb.zip", z.data, z.len), DP_ERR_LIMIT);
+}
+END_TEST
+
+/* ---- structure ------------------------------------------------------------------------------------ */
+
+START_TEST(unknown_elements_ignored) {
+    const char *meta = META "<vendor:x xmlns:vendor=\"urn:v\"><vendor:org_name>Evil</vendor:org_name></vendor:x>"
+                            "<unknown_field>42</unknown_field>";
+    const char *rec = "<record><vendor_stats><hits>9</hits></vendor_stats>"
+                      "<row><source_ip>192.0.2.1</source_ip><count>2</count><extra>x</extra></row>"
+                      "<identifiers><header_from>example.com</header_from><mystery/></identifiers></record>";
+    tu_collect *c = tu_ingest_str(doc(NULL, "1.0", meta, POLICY "<future_tag>1</future_tag>",
+                                      tu_printf("<something_new>ok</something_new>%s", rec)));
+    tu_assert_ok(c, 1, 1);
+    tu_assert_str(c->reps[0].org_name, "Example Org");
+    ck_assert_uint_eq(c->recs[0].count, 2);
+    tu_assert_str(c->recs[0].header_from, "example.com");
+}
+END_TEST
+
+START_TEST(unknown_element_content_not_taken_as_report_fields) {
+    /* Regression: elements used to be matched by their parent only, so a
+     * known structure inside an unknown (extension) element fed the
+     * report: here extra_contact_info and np. */
+    const char *ext = "<extension><x:vendor xmlns:x=\"urn:example\">"
+                      "<report_metadata><extra_contact_info>injected</extra_contact_info></report_metadata>"
+                      "<policy_published><np>reject</np></policy_published>"
+                      "</x:vendor></extension>";
+    tu_collect *c = tu_ingest_str(doc(NULL, "1.0", META, POLICY, tu_printf("%s%s", ext, REC_IP("192.0.2.1"))));
+    tu_assert_ok(c, 1, 1);
+    tu_assert_str(c->reps[0].extra_contact_info, NULL);
+    tu_assert_str(c->reps[0].np, NULL);
+}
+END_TEST
+
+START_TEST(unknown_element_content_not_taken_as_record_fields) {
+    /* Regression: same, inside a <record> */
+    const char *rec = "<record><extension><row><source_ip>203.0.113.66</source_ip><count>999</count></row>"
+                      "</extension>"
+                      "<row><source_ip>192.0.2.1</source_ip><count>2</count></row>"
+                      "<identifiers><header_from>example.com</header_from></identifiers></record>";
+    tu_collect *c = tu_ingest_str(simple(rec));
+    tu_assert_ok(c, 1, 1);
+    ck_assert_str_eq(c->recs[0].source_ip, "192.0.2.1");
+    ck_assert_uint_eq(c->recs[0].count, 2);
+}
+END_TEST
+
+START_TEST(second_feedback_rejected) {
+    /* nested */
+    const char *body = strstr(TU_SIMPLE, "<feedback>");
+    tu_collect *c = tu_ingest_str(tu_printf("<feedback>%s</feedback>", body));
+    ck_assert_int_eq(c->rc, -1);
+    ck_assert_uint_eq(c->res.reports, 0);
+    c = tu_ingest_str(simple(tu_printf("%s%s", REC_IP("192.0.2.1"), body)));
+    tu_assert_rejected(c, DP_ERR_VALIDATE);
+    tu_assert_contains(c->err.msg, "more than one");
+    /* one after the other */
+    c = tu_ingest_str(tu_printf("%s%s", TU_SIMPLE, body));
+    ck_assert_int_eq(c->rc, -1);
+    ck_assert_uint_eq(c->res.reports, 0);
+    ck_assert_uint_eq(c->res.records, 0);
+    ck_assert(c->err.kind == DP_ERR_XML || c->err.kind == DP_ERR_VALIDATE);
+    /* inside the unclosed wrapper */
+    c = tu_ingest_str(tu_printf("<xs:schema xmlns:xs=\"http://www.w3.org/2001/XMLSchema\">%s%s", body, body));
+    ck_assert_int_eq(c->rc, -1);
+    ck_assert_uint_eq(c->res.reports, 0);
+    ck_assert_uint_eq(c->res.records, 0);
+}
+END_TEST
+
+START_TEST(root_not_feedback_rejected) {
+    tu_collect *c = tu_ingest_str("<?xml version=\"1.0\"?>\n<html><body>unused</body></html>");
+    tu_assert_rejected(c, DP_ERR_VALIDATE);
+    tu_assert_contains(c->err.msg, "html");
+    tu_assert_rejected(tu_ingest_str("<report>" TU_REC("192.0.2.1", "1") "</report>"), DP_ERR_VALIDATE);
+    /* a wrapper that holds no feedback */
+    tu_assert_rejected(tu_ingest_str("<xs:schema xmlns:xs=\"http://www.w3.org/2001/XMLSchema\"><x/></xs:schema>"),
+                       DP_ERR_VALIDATE);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("xml");
+    TCase *tc = tu_tcase("schemas");
+    tcase_add_test(tc, schema_draft_by_namespace);
+    tcase_add_test(tc, schema_draft_by_version);
+    tcase_add_test(tc, schema_rfc7489);
+    tcase_add_test(tc, schema_rfc9990_fields);
+    tcase_add_test(tc, schema_rfc9990_elements_without_namespace);
+    suite_add_tcase(s, tc);
+
+    tc = tu_tcase("fields");
+    tcase_add_test(tc, every_report_field_kept);
+    tcase_add_test(tc, optional_fields_absent_are_null);
+    tcase_add_test(tc, every_record_field_kept);
+    tcase_add_test(tc, enums_lowercased_and_trimmed);
+    tcase_add_test(tc, ip_forms);
+    tcase_add_test(tc, invalid_ip_rejected);
+    tcase_add_test(tc, empty_source_ip_rejected);
+    tcase_add_test(tc, count_is_u64);
+    tcase_add_test(tc, count_overflow_rejected);
+    tcase_add_test(tc, count_sum_overflow_rejected);
+    tcase_add_test(tc, count_not_integer_rejected);
+    tcase_add_test(tc, dates_are_unix_seconds);
+    tcase_add_test(tc, begin_after_end_rejected);
+    tcase_add_test(tc, missing_date_range_rejected);
+    tcase_add_test(tc, report_id_angle_brackets_stripped);
+    tcase_add_test(tc, pct_not_integer_has_no_pct);
+    suite_add_tcase(s, tc);
+
+    tc = tu_tcase("contract");
+    tcase_add_test(tc, records_emitted_in_order);
+    tcase_add_test(tc, report_failing_after_records_counts_nothing);
+    tcase_add_test(tc, truncated_document_after_records_counts_nothing);
+    tcase_add_test(tc, failure_before_records_has_no_report);
+    tcase_add_test(tc, handler_stop_fails_report);
+    tcase_add_test(tc, record_before_metadata_rejected);
+    suite_add_tcase(s, tc);
+
+    tc = tu_tcase("salvage");
+    tcase_add_test(tc, whitespace_before_declaration_accepted);
+    tcase_add_test(tc, unclosed_schema_wrapper_accepted);
+    tcase_add_test(tc, unclosed_schema_wrapper_with_truncated_feedback_rejected);
+    suite_add_tcase(s, tc);
+
+    tc = tu_tcase("hostile");
+    tcase_add_test(tc, doctype_rejected);
+    tcase_add_test(tc, internal_entity_rejected);
+    tcase_add_test(tc, external_entity_rejected);
+    tcase_add_test(tc, invalid_utf8_rejected_as_xml_error);
+    suite_add_tcase(s, tc);
+
+    tc = tu_tcase("limits");
+    tcase_add_test(tc, depth_limit);
+    tcase_add_test(tc, depth_limit_default_in_unknown_elements);
+    tcase_add_test(tc, text_limit);
+    tcase_add_test(tc, auth_results_limit);
+    tcase_add_test(tc, report_bytes_limit);
+    tcase_add_test(tc, ratio_bomb_rejected);
+    tcase_add_test(tc, ratio_bomb_nested_rejected);
+    suite_add_tcase(s, tc);
+
+    tc = tu_tcase("structure");
+    tcase_add_test(tc, unknown_elements_ignored);
+    tcase_add_test(tc, second_feedback_rejected);
+    tcase_add_test(tc, root_not_feedback_rejected);
+    suite_add_tcase(s, tc);
+
+    /* Regressions: each failed before its fix in ingest/. */
+    tc = tu_tcase("regressions");
+    tcase_add_test(tc, unknown_element_content_not_taken_as_report_fields);
+    tcase_add_test(tc, unknown_element_content_not_taken_as_record_fields);
+    suite_add_tcase(s, tc);
+    return tu_run(s);
+}
