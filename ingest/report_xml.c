@@ -29,7 +29,7 @@
 
 #define NS_RFC9990 "urn:ietf:params:xml:ns:dmarc-2.0"
 #define NS_DRAFT "http://dmarc.org/dmarc-xml/0.1"
-#define READ_CHUNK (64 * 1024)
+#define READ_CHUNK (64u * 1024u)
 #define MAX_REPORT_ERRORS 1000
 #define MAX_OVERRIDES 100
 

@@ -24,7 +24,7 @@
 
 #include "ingest_internal.h"
 
-#define AR_INBUF (64 * 1024)
+#define AR_INBUF (64u * 1024u)
 #define RATIO_GRACE (1u << 20) /* ratios of small outputs say nothing */
 
 void dp_ingest_limits_default(dp_ingest_limits *lim) {
