@@ -136,6 +136,8 @@ static int parse_one(const char *path, void *ctx) {
         dp_json_kv_u64(&st->line, &first, "rejected", res.rejected);
         dp_buf_puts(&st->line, "}\n");
         fwrite(st->line.data, 1, st->line.len, stdout);
+        /* one line per input: keep it next to that input's errors on stderr */
+        fflush(stdout);
     }
     return 0;
 }
