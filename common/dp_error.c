@@ -17,7 +17,7 @@ int dp_error_set(dp_error *err, dp_errkind kind, const char *fmt, ...) {
     va_end(ap);
     /* One error, one line: messages may quote input, so flatten it. */
     for (char *p = err->msg; *p; p++)
-        if (*p == '\n' || *p == '\r' || *p == '\t') *p = ' ';
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = ' ';
     return -1;
 }
 
@@ -30,6 +30,10 @@ void dp_error_set_offset(dp_error *err, uint64_t offset) {
 void dp_error_set_where(dp_error *err, const char *where) {
     if (!err) return;
     snprintf(err->where, sizeof err->where, "%s", where ? where : "");
+    /* Part names come from the input (zip member names, MIME filenames):
+     * a newline in one must not split the error line. */
+    for (char *p = err->where; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
 }
 
 void dp_error_clear(dp_error *err) {
