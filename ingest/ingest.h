@@ -35,6 +35,8 @@ typedef struct dp_ingest_limits {
     uint32_t max_layers;       /* containers nested in each other (6) */
     uint32_t max_parts;        /* zip members or MIME parts per input (10000) */
     uint32_t max_auth_results; /* dkim+spf results in one record (1000) */
+    uint32_t max_record_bytes; /* text kept for one record, and for the report
+                                  header (metadata + policy) (1 MiB) */
 } dp_ingest_limits;
 
 void dp_ingest_limits_default(dp_ingest_limits *lim);

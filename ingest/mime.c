@@ -86,6 +86,15 @@ static void walk_leaf(walk *w, GMimePart *part) {
     dp_unwrap *u = w->u;
     GMimeContentType *ct = g_mime_object_get_content_type(GMIME_OBJECT(part));
     w->part_no++;
+    if (++u->parts > u->lim->max_parts) {
+        if (w->rc != -3) {
+            dp_error err;
+            dp_error_set(&err, DP_ERR_LIMIT, "too many message parts (more than %u)", u->lim->max_parts);
+            dp_unwrap_fail(u, NULL, &err, w->msgname);
+        }
+        w->rc = -3;
+        return;
+    }
     if (type_is(ct, "message", "feedback-report")) { w->arf = 1; return; }
     if (ct && g_ascii_strcasecmp(g_mime_content_type_get_media_type(ct), "application") == 0 &&
         g_ascii_strncasecmp(g_mime_content_type_get_media_subtype(ct), "tlsrpt", 6) == 0) {
@@ -96,13 +105,6 @@ static void walk_leaf(walk *w, GMimePart *part) {
     if (type_is(ct, "text", "html") || type_is(ct, "image", "*")) return;
     GMimeDataWrapper *dw = g_mime_part_get_content(part);
     if (!dw) return;
-    if (++u->parts > u->lim->max_parts) {
-        dp_error err;
-        dp_error_set(&err, DP_ERR_LIMIT, "too many message parts");
-        dp_unwrap_fail(u, NULL, &err, w->msgname);
-        w->rc = -1;
-        return;
-    }
 
     dp_buf name = DP_BUF_INIT;
     const char *fname = g_mime_part_get_filename(part);
@@ -199,6 +201,67 @@ static int unwrap_message(dp_unwrap *u, GMimeMessage *msg, const char *msgname) 
     return rc;
 }
 
+/* GMime builds a message's whole tree, headers included, in memory before
+ * any of our limits can act, so hostile mail (a 100 MB header, a million
+ * tiny parts) is refused by a cheap line scan first.  Every header block
+ * (the message's, and each part's after a "--boundary" line) must fit in
+ * MAX_HEADER_BYTES, and boundary-like lines are bounded by the part limit.
+ * Returns 0, or -1 with `err` set. */
+#define MAX_HEADER_BYTES (1u << 20)
+typedef struct prescan {
+    int in_header;          /* inside a header block */
+    int line_blank;         /* the line so far is only CR/LF */
+    int line_dashes;        /* leading '-' seen on this line, up to 2 */
+    int line_from;          /* the line starts with 'F' (an mbox "From ") */
+    uint64_t line_len, header_bytes, boundaries, offset;
+} prescan;
+
+static void prescan_init(prescan *ps) {
+    memset(ps, 0, sizeof *ps);
+    ps->in_header = 1; /* a message starts with its header */
+    ps->line_blank = 1;
+}
+
+static int prescan_feed(prescan *ps, const unsigned char *p, size_t n, const dp_ingest_limits *lim,
+                        int mbox, dp_error *err) {
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = p[i];
+        if (ps->line_len == 0) {
+            ps->line_from = c == 'F';
+            ps->line_dashes = 0;
+        }
+        if (ps->line_len < 2 && c == '-' && ps->line_dashes == (int)ps->line_len) ps->line_dashes++;
+        ps->line_len++;
+        if (c != '\r' && c != '\n') ps->line_blank = 0;
+        if (ps->in_header && ++ps->header_bytes > MAX_HEADER_BYTES) {
+            dp_error_set(err, DP_ERR_LIMIT, "a MIME header block exceeds %u bytes", MAX_HEADER_BYTES);
+            dp_error_set_offset(err, ps->offset + i);
+            return -1;
+        }
+        if (c != '\n') continue;
+        if (ps->in_header && ps->line_blank) {
+            ps->in_header = 0;
+        } else if (ps->line_dashes == 2) {
+            /* "--boundary": a part, with its own header, may follow */
+            ps->in_header = 1;
+            ps->header_bytes = 0;
+            if (++ps->boundaries > 2ull * lim->max_parts + 16) {
+                dp_error_set(err, DP_ERR_LIMIT, "message has too many MIME parts (more than %u)",
+                             lim->max_parts);
+                dp_error_set_offset(err, ps->offset + i);
+                return -1;
+            }
+        } else if (mbox && ps->line_from) {
+            ps->in_header = 1;
+            ps->header_bytes = 0;
+        }
+        ps->line_len = 0;
+        ps->line_blank = 1;
+    }
+    ps->offset += n;
+    return 0;
+}
+
 static int unwrap_gstream(dp_unwrap *u, GMimeStream *stream, const char *part, int mbox) {
     GMimeParser *parser = g_mime_parser_new_with_stream(stream);
     g_mime_parser_set_format(parser, mbox ? GMIME_FORMAT_MBOX : GMIME_FORMAT_MESSAGE);
@@ -223,7 +286,14 @@ static int unwrap_gstream(dp_unwrap *u, GMimeStream *stream, const char *part, i
         else dp_buf_puts(&name, part);
         if (unwrap_message(u, msg, name.failed ? part : name.data) != 0) rc = -1;
         g_object_unref(msg);
-    } while (mbox && !g_mime_parser_eos(parser) && (uint32_t)n < u->lim->max_parts);
+        if (mbox && (uint32_t)n >= u->lim->max_parts && !g_mime_parser_eos(parser)) {
+            dp_error err;
+            dp_error_set(&err, DP_ERR_LIMIT, "too many messages in the mbox (more than %u)", u->lim->max_parts);
+            dp_unwrap_fail(u, NULL, &err, part);
+            rc = -1;
+            break;
+        }
+    } while (mbox && !g_mime_parser_eos(parser));
     dp_buf_free(&name);
     g_object_unref(parser);
     return rc;
@@ -231,6 +301,25 @@ static int unwrap_gstream(dp_unwrap *u, GMimeStream *stream, const char *part, i
 
 int dp_mime_unwrap_fd(dp_unwrap *u, int fd, const char *part, int mbox) {
     dp_ingest_global_init();
+    {
+        prescan ps;
+        prescan_init(&ps);
+        unsigned char buf[65536];
+        off_t start = lseek(fd, 0, SEEK_CUR);
+        dp_error err;
+        ssize_t n;
+        while ((n = read(fd, buf, sizeof buf)) > 0) {
+            if (prescan_feed(&ps, buf, (size_t)n, u->lim, mbox, &err) != 0) {
+                dp_unwrap_fail(u, NULL, &err, part);
+                return -1;
+            }
+        }
+        if (n < 0 || lseek(fd, start, SEEK_SET) != start) {
+            dp_error_set(&err, DP_ERR_IO, "cannot read the message twice");
+            dp_unwrap_fail(u, NULL, &err, part);
+            return -1;
+        }
+    }
     int dupfd = dup(fd);
     if (dupfd < 0) {
         dp_error err;
@@ -246,6 +335,13 @@ int dp_mime_unwrap_fd(dp_unwrap *u, int fd, const char *part, int mbox) {
 
 int dp_mime_unwrap_mem(dp_unwrap *u, const void *data, size_t len, const char *part, int mbox) {
     dp_ingest_global_init();
+    prescan ps;
+    prescan_init(&ps);
+    dp_error err;
+    if (prescan_feed(&ps, data, len, u->lim, mbox, &err) != 0) {
+        dp_unwrap_fail(u, NULL, &err, part);
+        return -1;
+    }
     GMimeStream *s = g_mime_stream_mem_new_with_buffer(data, len);
     int rc = unwrap_gstream(u, s, part, mbox);
     g_object_unref(s);

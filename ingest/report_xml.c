@@ -185,6 +185,12 @@ typedef struct xml_ctx {
     uint32_t depth;
     uint64_t text_in_elem; /* bytes of text directly in the open element */
 
+    /* Input bytes fed to expat, and that count when expat last reported
+     * an event.  A growing gap means expat is buffering one token (a
+     * comment, a PI, a start tag with a huge attribute or name): expat
+     * holds a token whole, so the gap is memory, and it is capped. */
+    uint64_t fed, fed_at_event;
+
     /* the leaf being captured */
     field capture;
     char *text;
@@ -585,6 +591,7 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
      * except the root's namespace declaration. */
     xml_ctx *x = ud;
     if (x->failed) return;
+    x->fed_at_event = x->fed;
     if (x->depth >= x->u->lim->max_xml_depth) {
         FAIL(x, DP_ERR_LIMIT, "XML nesting deeper than %u elements", x->u->lim->max_xml_depth);
         return;
@@ -656,6 +663,7 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
 static void XMLCALL on_text(void *ud, const XML_Char *s, int len) {
     xml_ctx *x = ud;
     if (x->failed) return;
+    x->fed_at_event = x->fed;
     x->text_in_elem += (uint64_t)len;
     if (x->text_in_elem > x->u->lim->max_text_bytes) {
         FAIL(x, DP_ERR_LIMIT, "text of one element exceeds %u bytes", x->u->lim->max_text_bytes);
@@ -695,6 +703,9 @@ static void store_leaf(xml_ctx *x, field f) {
             x->r[f] = pool_add(&x->rpool, s, n);
         }
         if (x->rpool.failed) FAIL(x, DP_ERR_NOMEM, "out of memory");
+        else if (x->rpool.len > x->u->lim->max_record_bytes)
+            FAIL(x, DP_ERR_LIMIT, "report metadata and policy exceed %u bytes of text",
+                 x->u->lim->max_record_bytes);
         return;
     }
     if (!x->in_record) return;
@@ -723,12 +734,16 @@ static void store_leaf(xml_ctx *x, field f) {
     }
     if (slot && !*slot) *slot = pool_add(&x->pool, s, n);
     if (x->pool.failed) FAIL(x, DP_ERR_NOMEM, "out of memory");
+    else if (x->pool.len > x->u->lim->max_record_bytes)
+        FAIL(x, DP_ERR_LIMIT, "record %llu exceeds %u bytes of text",
+             (unsigned long long)x->view.records + 1, x->u->lim->max_record_bytes);
 }
 
 static void XMLCALL on_end(void *ud, const XML_Char *name) {
     (void)name;
     xml_ctx *x = ud;
     if (x->failed || x->depth == 0) return;
+    x->fed_at_event = x->fed;
     tok t = (tok)x->stack[--x->depth];
     tok parent = x->depth ? (tok)x->stack[x->depth - 1] : T_OTHER;
     if (x->capture) {
@@ -901,6 +916,18 @@ int dp_xml_parse_report(dp_unwrap *u, dp_peek_stream *ps, const char *part) {
             break;
         }
         total += (uint64_t)n;
+        x.fed = total;
+        /* The slack covers expat holding back a chunk or two while it waits
+         * for the rest of an ordinary token. */
+        if (x.fed - x.fed_at_event > (uint64_t)lim->max_text_bytes + 8u * READ_CHUNK) {
+            dp_error_set(&x.err, DP_ERR_LIMIT,
+                         "one markup token (a comment, processing instruction, tag or attribute) "
+                         "exceeds %llu bytes",
+                         (unsigned long long)lim->max_text_bytes + 8u * READ_CHUNK);
+            dp_error_set_offset(&x.err, x.fed_at_event);
+            x.failed = 1;
+            break;
+        }
         if (total > lim->max_report_bytes) {
             dp_error_set(&x.err, DP_ERR_LIMIT, "report exceeds %llu decompressed bytes",
                          (unsigned long long)lim->max_report_bytes);

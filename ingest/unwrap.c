@@ -25,7 +25,7 @@
 #include "ingest_internal.h"
 
 #define AR_INBUF (64u * 1024u)
-#define RATIO_GRACE (1u << 20) /* ratios of small outputs say nothing */
+#define RATIO_GRACE (256u << 10) /* ratios of small outputs say nothing */
 
 void dp_ingest_limits_default(dp_ingest_limits *lim) {
     lim->max_report_bytes = 1ull << 30;
@@ -35,6 +35,7 @@ void dp_ingest_limits_default(dp_ingest_limits *lim) {
     lim->max_layers = 6;
     lim->max_parts = 10000;
     lim->max_auth_results = 1000;
+    lim->max_record_bytes = 1u << 20;
 }
 
 const char *dp_schema_name(dp_schema s) {
@@ -225,17 +226,24 @@ static ssize_t ar_data_read(dp_stream *s, void *buf, size_t cap, dp_error *err) 
         return -1;
     }
     l->out_bytes += (uint64_t)n;
-    /* Measured against the outermost input, so bombs nested in bombs are
-     * caught by the product of their ratios, not each ratio alone. */
-    uint64_t in = l->u->root_in ? l->u->root_in : 1;
-    if (l->out_bytes > RATIO_GRACE && l->out_bytes / in > l->u->lim->max_ratio) {
-        l->data_failed = 1;
-        dp_error_set(err, DP_ERR_LIMIT,
-                     "decompression ratio exceeds %u:1 (%llu bytes out of %llu): refusing a likely bomb",
-                     l->u->lim->max_ratio, (unsigned long long)l->out_bytes,
-                     (unsigned long long)l->u->root_in);
-        dp_error_set_offset(err, l->out_bytes);
-        return -1;
+    if (l->out_bytes > RATIO_GRACE) {
+        /* Two measures: this layer's output against the compressed bytes
+         * it has consumed (libarchive counts consumption exactly, not our
+         * read-ahead), and against the outermost input, so that a bomb
+         * nested in a bomb is caught by the product of its ratios. */
+        uint64_t consumed = (uint64_t)archive_filter_bytes(l->a, -1);
+        uint64_t root = l->u->root_in;
+        uint64_t in = consumed < root ? consumed : root;
+        if (in == 0) in = 1;
+        if (l->out_bytes / in > l->u->lim->max_ratio) {
+            l->data_failed = 1;
+            dp_error_set(err, DP_ERR_LIMIT,
+                         "decompression ratio exceeds %u:1 (%llu bytes out of %llu): refusing a likely bomb",
+                         l->u->lim->max_ratio, (unsigned long long)l->out_bytes,
+                         (unsigned long long)in);
+            dp_error_set_offset(err, l->out_bytes);
+            return -1;
+        }
     }
     return n;
 }
@@ -328,6 +336,20 @@ static int is_zip_noise(const char *name) {
     return strncmp(base, "._", 2) == 0 || strcmp(base, ".DS_Store") == 0;
 }
 
+/* Reads what is left of the current zip member, through the ratio check.
+ * libarchive's own skip would inflate it uncounted: a bomb hidden in a
+ * skipped or rejected member would cost unbounded CPU.  Returns 0, or -1
+ * with the failure recorded. */
+static int zip_drain(dp_unwrap *u, ar_layer *l, const char *part) {
+    unsigned char buf[16384];
+    dp_error err;
+    ssize_t n;
+    while ((n = ar_data_read(&l->base, buf, sizeof buf, &err)) > 0) {}
+    if (n == 0) return 0;
+    dp_unwrap_fail(u, NULL, &err, part);
+    return -1;
+}
+
 static int unwrap_zip(dp_unwrap *u, dp_stream *s, const char *part, int layer) {
     ar_layer l;
     if (ar_open(&l, u, s, DP_KIND_ZIP, part) != 0) {
@@ -341,26 +363,31 @@ static int unwrap_zip(dp_unwrap *u, dp_stream *s, const char *part, int layer) {
         int r = archive_read_next_header(l.a, &e);
         if (r == ARCHIVE_EOF) break;
         if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
-            /* If a member's data already failed, that failure was reported. */
-            if (!l.data_failed) header_error(u, &l, part, "corrupt zip archive");
+            header_error(u, &l, part, "corrupt zip archive");
             rc = -1;
             break;
         }
-        const char *mname = archive_entry_pathname(e);
-        if (!mname) mname = "(unnamed)";
-        if (archive_entry_filetype(e) == AE_IFDIR || is_zip_noise(mname)) continue;
         if (++u->parts > u->lim->max_parts) {
             fail(u, part, DP_ERR_LIMIT, "too many archive members or message parts");
             rc = -1;
             break;
         }
-        members++;
+        const char *mname = archive_entry_pathname(e);
+        if (!mname) mname = "(unnamed)";
         dp_buf_reset(&name);
         dp_buf_printf(&name, "%s!%s", part, mname);
         if (name.failed) { fail(u, part, DP_ERR_NOMEM, "out of memory"); rc = -1; break; }
         l.data_failed = 0;
-        if (dp_unwrap_stream(u, &l.base, name.data, layer + 1, 0) != 0) rc = -1;
-        if (l.data_failed) break; /* the archive itself is broken: stop here */
+        if (archive_entry_filetype(e) != AE_IFDIR && !is_zip_noise(mname)) {
+            members++;
+            if (dp_unwrap_stream(u, &l.base, name.data, layer + 1, 0) != 0) rc = -1;
+        }
+        /* A member whose data failed was reported; the archive is broken
+         * past it.  Otherwise consume the rest, counted. */
+        if (l.data_failed || zip_drain(u, &l, name.data) != 0) {
+            rc = -1;
+            break;
+        }
     }
     if (rc == 0 && members == 0) rc = fail(u, part, DP_ERR_NOT_AGGREGATE, "zip archive holds no report");
     dp_buf_free(&name);
