@@ -144,8 +144,9 @@ END_TEST
 
 START_TEST(gzip_multi_member) {
     /* one document split across two concatenated gzip members */
-    size_t half = strlen(TU_TWO) / 2;
-    tu_bytes gz = tu_cat(tu_gzip(TU_TWO, half), tu_gzip(TU_TWO + half, strlen(TU_TWO) - half));
+    const char *doc = TU_TWO;
+    size_t half = strlen(doc) / 2;
+    tu_bytes gz = tu_cat(tu_gzip(doc, half), tu_gzip(doc + half, strlen(doc) - half));
     tu_collect *c = tu_ingest_mem(NULL, "r.xml.gz", gz.data, gz.len);
     tu_assert_ok(c, 1, 2);
     ck_assert_str_eq(c->recs[1].source_ip, "192.0.2.2");
