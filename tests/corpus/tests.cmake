@@ -43,3 +43,13 @@ else()
 endif()
 
 set_tests_properties(corpus_manifest corpus_parity_selftest PROPERTIES LABELS corpus)
+
+# The same manifest through the C library, one Check test per row: exact
+# counts for accepted files, a reason for rejected ones, the documented
+# salvage rules for the two files they recover.
+if(TARGET dp_ingest)
+  add_executable(test_corpus ${CMAKE_CURRENT_LIST_DIR}/test_corpus.c)
+  target_link_libraries(test_corpus PRIVATE dp_ingest dp_common PkgConfig::CHECK)
+  add_test(NAME corpus_check COMMAND test_corpus ${DP_CORPUS_DIR})
+  set_tests_properties(corpus_check PROPERTIES LABELS corpus TIMEOUT 600)
+endif()
