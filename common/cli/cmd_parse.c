@@ -84,10 +84,8 @@ static int on_report_done(void *ctx, const dp_report *rep) {
     return st->io_failed ? -1 : 0;
 }
 
-static void on_report_failed(void *ctx, const dp_report *rep, const dp_error *err) {
-    (void)rep;
-    parse_state *st = ctx;
-    discard_pending(st);
+/* Prints a rejection and keeps it for the input's quarantine record. */
+static void remember_error(parse_state *st, const dp_error *err) {
     dp_cli_print_error(err);
     if (st->n_errs == st->cap_errs) {
         size_t cap = st->cap_errs ? st->cap_errs * 2 : 8;
@@ -97,6 +95,13 @@ static void on_report_failed(void *ctx, const dp_report *rep, const dp_error *er
         st->cap_errs = cap;
     }
     st->errs[st->n_errs++] = *err;
+}
+
+static void on_report_failed(void *ctx, const dp_report *rep, const dp_error *err) {
+    (void)rep;
+    parse_state *st = ctx;
+    discard_pending(st);
+    remember_error(st, err);
 }
 
 static const dp_ingest_handler HANDLER = {on_record, on_report_done, on_report_failed};
@@ -109,11 +114,8 @@ static int parse_one(const char *path, void *ctx) {
     int rc = dp_ingest_file(&st->lim, path, &HANDLER, st, &res, &err);
     if (rc != 0) {
         st->any_rejected = 1;
-        if (st->n_errs == 0) { /* defensive: every rejection passes report_failed */
-            dp_cli_print_error(&err);
-            st->errs = st->errs ? st->errs : malloc(sizeof *st->errs);
-            if (st->errs) { st->errs[0] = err; st->n_errs = 1; st->cap_errs = st->cap_errs ? st->cap_errs : 1; }
-        }
+        /* every rejection passes report_failed; this is a safety net */
+        if (st->n_errs == 0) remember_error(st, &err);
         if (st->quarantine) {
             char qpath[4096];
             dp_error qerr;
