@@ -1,0 +1,80 @@
+/* aggregate.h — the public interface of dmarcpipe's second stage.
+ *
+ * The stage turns parsed records into rollups a warehouse can sum: N parser
+ * workers hand records to M shard threads through bounded lock-free SPSC
+ * rings, and each shard rolls its records up per UTC time window in a hash
+ * table it alone owns.
+ *
+ * This header grows with the stage (issue 3).  What is here now are its
+ * two self-contained building blocks:
+ *   - dp_ring: the single-producer single-consumer ring between one worker
+ *     and one shard;
+ *   - dp_window_split: how one record's count is spread over the windows
+ *     its report's date range overlaps, exactly.
+ */
+#ifndef DP_AGGREGATE_H
+#define DP_AGGREGATE_H
+
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- dp_ring: bounded lock-free SPSC ring of pointers ------------------
+ *
+ * Exactly one thread pushes and exactly one thread pops.  Neither ever
+ * blocks or takes a lock: push fails when the ring is full (the worker then
+ * waits: backpressure, nothing is dropped), pop fails when it is empty.
+ * The ring carries pointers; what they point to (a batch of records) moves
+ * with them: the producer gives up the object on a successful push, the
+ * consumer owns it after a successful pop.
+ *
+ * The indices live on separate cache lines so the two threads do not
+ * false-share; each side keeps a private copy of the other's index and
+ * reloads it only when the ring looks full (or empty), so the common case
+ * touches no shared line but its own. */
+#define DP_CACHELINE 64
+
+typedef struct dp_ring {
+    alignas(DP_CACHELINE) _Atomic size_t head; /* next slot to pop; the consumer writes it */
+    size_t tail_seen;                          /* the consumer's last look at tail */
+    alignas(DP_CACHELINE) _Atomic size_t tail; /* next slot to push; the producer writes it */
+    size_t head_seen;                          /* the producer's last look at head */
+    alignas(DP_CACHELINE) size_t mask;         /* capacity - 1 */
+    void **slots;
+} dp_ring;
+
+/* Capacity is rounded up to a power of two (at least 2).  0 or -1. */
+int dp_ring_init(dp_ring *r, size_t capacity);
+void dp_ring_free(dp_ring *r);
+size_t dp_ring_capacity(const dp_ring *r);
+/* Producer side: 1 if pushed, 0 if the ring is full. */
+int dp_ring_push(dp_ring *r, void *item);
+/* Consumer side: 1 and *item if popped, 0 if the ring is empty. */
+int dp_ring_pop(dp_ring *r, void **item);
+
+/* ---- dp_window_split: a count spread over UTC windows ------------------
+ *
+ * A report covers [begin, end]; receivers write `end` both as the last
+ * second of the range (…799) and as the first second after it (…800), so
+ * the range is taken as the seconds [begin, end) when end > begin, and as
+ * the one second `begin` otherwise.  Windows are [k*width, (k+1)*width)
+ * in Unix time, i.e. UTC.  Each window gets its share of count in
+ * proportion to its overlap, rounded by cumulative rounding: window i gets
+ * floor(count*C_i/L) - floor(count*C_(i-1)/L), C_i being the overlap of
+ * windows 0..i and L the range's length.  The shares always sum to `count`
+ * exactly, each is within one message of its exact proportion, and the
+ * same input always gives the same shares. */
+typedef struct dp_window_share {
+    int64_t window_start; /* Unix seconds, a multiple of width */
+    uint64_t count;
+} dp_window_share;
+
+/* Writes up to `max` shares, one per overlapped window in time order, and
+ * returns how many windows there are (possibly more than max: call again
+ * with more room).  Windows whose share is 0 are still listed, so records
+ * are counted in every window they touch.  width > 0. */
+size_t dp_window_split(int64_t begin, int64_t end, uint64_t count, int64_t width,
+                       dp_window_share *out, size_t max);
+
+#endif
