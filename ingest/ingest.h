@@ -25,7 +25,7 @@
 
 #include "dp_error.h"
 
-/* ---- Safety limits --------------------------------------------------- */
+/* ---- Safety limits (and one option) ---------------------------------- */
 
 typedef struct dp_ingest_limits {
     uint64_t max_report_bytes; /* decompressed XML bytes per report (1 GiB) */
@@ -37,6 +37,7 @@ typedef struct dp_ingest_limits {
     uint32_t max_auth_results; /* dkim+spf results in one record (1000) */
     uint32_t max_record_bytes; /* text kept for one record, and for the report
                                   header (metadata + policy) (1 MiB) */
+    int compute_sha256;        /* also hash each report's XML (off) */
 } dp_ingest_limits;
 
 void dp_ingest_limits_default(dp_ingest_limits *lim);
@@ -73,6 +74,8 @@ typedef struct dp_report {
     uint64_t records;    /* so far; final in report_done() */
     uint64_t messages;   /* sum of counts so far */
     uint64_t xml_bytes;  /* decompressed XML bytes read so far */
+    const char *sha256;  /* hex SHA-256 of the XML, in report_done() when
+                            compute_sha256 is set; else NULL */
 } dp_report;
 
 typedef struct dp_override { const char *type, *comment; } dp_override;
@@ -98,7 +101,16 @@ typedef struct dp_record {
 
 /* ---- The consumer's vtable ------------------------------------------- */
 
+/* report_begin() may return this to skip a report quietly (a duplicate). */
+#define DP_INGEST_SKIP 1
+
 typedef struct dp_ingest_handler {
+    /* The report's header (metadata and policy) is complete: called once
+     * per report, before its first record, or at its end when it has none.
+     * Returns 0 to go on, DP_INGEST_SKIP to skip the report (no record(),
+     * no report_done(), no report_failed(); counted in `skipped`), or
+     * anything else to fail it with DP_ERR_HANDLER.  May be NULL. */
+    int (*report_begin)(void *ctx, const dp_report *rep);
     /* Returns 0 to go on, non-zero to stop the whole input (the current
      * report is then failed with a DP_ERR_HANDLER error). */
     int (*record)(void *ctx, const dp_report *rep, const dp_record *rec);
@@ -115,6 +127,7 @@ typedef struct dp_ingest_result {
     uint64_t records;   /* records in accepted reports */
     uint64_t messages;  /* sum of counts in accepted reports */
     uint64_t rejected;  /* rejected reports and parts */
+    uint64_t skipped;   /* reports report_begin() chose to skip */
 } dp_ingest_result;
 
 /* Once per process, before any other call (initialises GMime). */

@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <nettle/sha2.h>
+
 #include "dp_config.h"
 #include "ingest_internal.h"
 #include "normalise.h"
@@ -179,6 +181,8 @@ typedef struct xml_ctx {
     XML_Parser parser;
     dp_error err;
     int failed;
+    int skipped; /* report_begin() said DP_INGEST_SKIP */
+    int begun;   /* report_begin() was called */
 
     /* element stack */
     unsigned char *stack;
@@ -481,6 +485,24 @@ static void check_report_header(xml_ctx *x) {
     }
 }
 
+/* Tells the consumer the report's header is complete; it may skip it. */
+static void begin_report(xml_ctx *x) {
+    if (x->failed || x->begun) return;
+    x->begun = 1;
+    if (!x->u->h->report_begin) return;
+    if (build_report_view(x) != 0) {
+        FAIL(x, DP_ERR_NOMEM, "out of memory");
+        return;
+    }
+    int rc = x->u->h->report_begin(x->u->ctx, &x->view);
+    if (rc == DP_INGEST_SKIP) {
+        x->skipped = 1;
+        XML_StopParser(x->parser, XML_FALSE);
+    } else if (rc != 0) {
+        FAIL(x, DP_ERR_HANDLER, "report consumer refused the report");
+    }
+}
+
 static void emit_record(xml_ctx *x) {
     rec_state *r = &x->rec;
     const dp_buf *p = &x->pool;
@@ -590,7 +612,7 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
     /* Attributes (RFC 9990's lang, and others) carry nothing we keep,
      * except the root's namespace declaration. */
     xml_ctx *x = ud;
-    if (x->failed) return;
+    if (x->failed || x->skipped) return;
     x->fed_at_event = x->fed;
     if (x->depth >= x->u->lim->max_xml_depth) {
         FAIL(x, DP_ERR_LIMIT, "XML nesting deeper than %u elements", x->u->lim->max_xml_depth);
@@ -640,7 +662,8 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
             if (!x->records_started) {
                 x->records_started = 1;
                 check_report_header(x);
-                if (x->failed) return;
+                begin_report(x);
+                if (x->failed || x->skipped) return;
             }
             x->in_record = 1;
             reset_record(x);
@@ -662,7 +685,7 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
 
 static void XMLCALL on_text(void *ud, const XML_Char *s, int len) {
     xml_ctx *x = ud;
-    if (x->failed) return;
+    if (x->failed || x->skipped) return;
     x->fed_at_event = x->fed;
     x->text_in_elem += (uint64_t)len;
     if (x->text_in_elem > x->u->lim->max_text_bytes) {
@@ -742,7 +765,7 @@ static void store_leaf(xml_ctx *x, field f) {
 static void XMLCALL on_end(void *ud, const XML_Char *name) {
     (void)name;
     xml_ctx *x = ud;
-    if (x->failed || x->depth == 0) return;
+    if (x->failed || x->skipped || x->depth == 0) return;
     x->fed_at_event = x->fed;
     tok t = (tok)x->stack[--x->depth];
     tok parent = x->depth ? (tok)x->stack[x->depth - 1] : T_OTHER;
@@ -757,7 +780,10 @@ static void XMLCALL on_end(void *ud, const XML_Char *name) {
     if (t == T_FEEDBACK && (x->depth == 0 || (x->depth == 1 && x->wrapper_seen))) {
         x->feedback_open = 0;
         x->feedback_done = 1;
-        if (!x->records_started) check_report_header(x);
+        if (!x->records_started) {
+            check_report_header(x);
+            begin_report(x);
+        }
         return;
     }
     if (parent == T_FEEDBACK) {
@@ -906,7 +932,9 @@ int dp_xml_parse_report(dp_unwrap *u, dp_peek_stream *ps, const char *part) {
     u->reports_seen++;
     uint64_t total = 0;
     int done = 0;
-    while (!done && !x.failed) {
+    struct sha256_ctx sha;
+    sha256_init(&sha);
+    while (!done && !x.failed && !x.skipped) {
         void *buf = XML_GetBuffer(x.parser, READ_CHUNK);
         if (!buf) { FAIL(&x, DP_ERR_NOMEM, "out of memory in the XML parser"); break; }
         ssize_t n = ps->base.read(&ps->base, buf, READ_CHUNK, &err);
@@ -936,7 +964,8 @@ int dp_xml_parse_report(dp_unwrap *u, dp_peek_stream *ps, const char *part) {
             break;
         }
         done = n == 0;
-        if (XML_ParseBuffer(x.parser, (int)n, done) == XML_STATUS_ERROR && !x.failed) {
+        if (lim->compute_sha256) sha256_update(&sha, (size_t)n, buf);
+        if (XML_ParseBuffer(x.parser, (int)n, done) == XML_STATUS_ERROR && !x.failed && !x.skipped) {
             enum XML_Error code = XML_GetErrorCode(x.parser);
             /* Salvage rule (see above): the wrapper is never closed, but the
              * <feedback> inside it was complete. */
@@ -950,6 +979,11 @@ int dp_xml_parse_report(dp_unwrap *u, dp_peek_stream *ps, const char *part) {
             dp_error_set_offset(&x.err, (uint64_t)XML_GetCurrentByteIndex(x.parser));
             x.failed = 1;
         }
+    }
+    if (x.skipped) {
+        u->res->skipped++;
+        free_ctx(&x);
+        return 0;
     }
     if (!x.failed && !x.feedback_done) {
         dp_error_set(&x.err, DP_ERR_VALIDATE, "no complete <feedback> element in the document");
@@ -966,6 +1000,13 @@ int dp_xml_parse_report(dp_unwrap *u, dp_peek_stream *ps, const char *part) {
     } else {
         build_report_view(&x);
         x.view.xml_bytes = total;
+        char hex[SHA256_DIGEST_SIZE * 2 + 1];
+        if (lim->compute_sha256) {
+            uint8_t digest[SHA256_DIGEST_SIZE];
+            sha256_digest(&sha, sizeof digest, digest);
+            for (size_t i = 0; i < sizeof digest; i++) snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+            x.view.sha256 = hex;
+        }
         if (u->h->report_done && u->h->report_done(u->ctx, &x.view) != 0) {
             dp_error_set(&err, DP_ERR_HANDLER, "report consumer refused the report");
             dp_unwrap_fail(u, &x.view, &err, part);

@@ -104,7 +104,8 @@ static void on_report_failed(void *ctx, const dp_report *rep, const dp_error *er
     remember_error(st, err);
 }
 
-static const dp_ingest_handler HANDLER = {on_record, on_report_done, on_report_failed};
+static const dp_ingest_handler HANDLER = {
+    .record = on_record, .report_done = on_report_done, .report_failed = on_report_failed};
 
 static int parse_one(const char *path, void *ctx) {
     parse_state *st = ctx;

@@ -1,0 +1,100 @@
+/* file_sink — rollups to a local file (NDJSON or CSV) or stdout, and the
+ * reports inventory feed.  The embedded default sink.
+ *
+ * Lines are built in a buffer and written with stdio; flush() is fflush +
+ * fsync for files, so a flush epoch that returned is on disk.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sink_internal.h"
+
+typedef struct file_sink {
+    dp_sink base;
+    FILE *f;
+    int is_stdout;
+    int csv;
+    int reports; /* the inventory feed, not rollups */
+    char *path;
+    dp_buf line;
+} file_sink;
+
+static int io_error(file_sink *fs, dp_error *err, const char *what) {
+    return dp_error_set(err, DP_ERR_IO, "sink %s: %s failed: %s", fs->path, what, strerror(errno));
+}
+
+static int put_line(file_sink *fs, dp_error *err) {
+    if (fs->line.failed) return dp_error_set(err, DP_ERR_NOMEM, "sink %s: out of memory", fs->path);
+    if (fwrite(fs->line.data, 1, fs->line.len, fs->f) != fs->line.len) return io_error(fs, err, "write");
+    return 0;
+}
+
+static int file_write_rollup(dp_sink *s, const dp_rollup *r, dp_error *err) {
+    file_sink *fs = (file_sink *)s;
+    dp_buf_reset(&fs->line);
+    if (fs->csv) {
+        dp_rollup_to_csv(&fs->line, r);
+    } else {
+        dp_rollup_to_json(&fs->line, r);
+        dp_buf_putc(&fs->line, '\n');
+    }
+    return put_line(fs, err);
+}
+
+static int file_write_report(dp_sink *s, const dp_report_line *r, dp_error *err) {
+    file_sink *fs = (file_sink *)s;
+    dp_buf_reset(&fs->line);
+    dp_report_line_to_json(&fs->line, r);
+    dp_buf_putc(&fs->line, '\n');
+    return put_line(fs, err);
+}
+
+static int file_flush(dp_sink *s, dp_error *err) {
+    file_sink *fs = (file_sink *)s;
+    if (fflush(fs->f) != 0) return io_error(fs, err, "flush");
+    if (!fs->is_stdout && fsync(fileno(fs->f)) != 0 && errno != EINVAL) return io_error(fs, err, "fsync");
+    return 0;
+}
+
+static void file_destroy(dp_sink *s) {
+    file_sink *fs = (file_sink *)s;
+    if (fs->f && !fs->is_stdout) fclose(fs->f);
+    dp_buf_free(&fs->line);
+    free(fs->path);
+    free(fs);
+}
+
+static const dp_sink_ops FILE_ROLLUPS = {"file", file_write_rollup, NULL, file_flush, file_destroy};
+static const dp_sink_ops FILE_REPORTS = {"reports", NULL, file_write_report, file_flush, file_destroy};
+
+dp_sink *dp_file_sink_open(const char *path, int reports, dp_error *err) {
+    file_sink *fs = calloc(1, sizeof *fs);
+    if (!fs) { dp_error_set(err, DP_ERR_NOMEM, "out of memory"); return NULL; }
+    fs->is_stdout = strcmp(path, "-") == 0;
+    fs->path = strdup(fs->is_stdout ? "stdout" : path);
+    size_t n = strlen(path);
+    fs->csv = !reports && n > 4 && strcmp(path + n - 4, ".csv") == 0;
+    fs->reports = reports;
+    fs->f = fs->is_stdout ? stdout : fopen(path, "w");
+    if (!fs->f || !fs->path) {
+        dp_error_set(err, DP_ERR_IO, "cannot open sink file %s: %s", path, strerror(errno));
+        if (fs->f && !fs->is_stdout) fclose(fs->f);
+        free(fs->path);
+        free(fs);
+        return NULL;
+    }
+    fs->base.ops = reports ? &FILE_REPORTS : &FILE_ROLLUPS;
+    pthread_mutex_init(&fs->base.lock, NULL);
+    if (fs->csv) {
+        dp_rollup_csv_header(&fs->line);
+        if (put_line(fs, err) != 0) {
+            file_destroy(&fs->base);
+            return NULL;
+        }
+    }
+    return &fs->base;
+}
+

@@ -1,0 +1,119 @@
+/* format — rollups and report lines as JSON and CSV text.
+ *
+ * One place decides the field names and their order, so that the NDJSON,
+ * CSV and (with issue 4) Kafka outputs cannot drift apart.  The schema is
+ * documented in sink/README.md; `v` is DP_ROLLUP_SCHEMA_VERSION.
+ */
+#include <string.h>
+
+#include "dp_json.h"
+#include "sink.h"
+
+/* Field order of a rollup line; CSV columns follow it too. */
+#define ROLLUP_STRINGS(X)                                                                  \
+    X(reporter) X(policy_domain) X(header_from) X(source_ip) X(disposition) X(dkim) X(spf) \
+    X(override) X(dkim_domain) X(dkim_selector) X(dkim_result) X(spf_domain) X(spf_result)
+
+void dp_rollup_to_json(dp_buf *b, const dp_rollup *r) {
+    int first = 1;
+    dp_buf_putc(b, '{');
+    dp_json_kv_u64(b, &first, "v", DP_ROLLUP_SCHEMA_VERSION);
+    dp_json_kv_i64(b, &first, "window_start", r->window_start);
+    dp_json_kv_i64(b, &first, "window_end", r->window_end);
+#define X(f) dp_json_kv_str(b, &first, #f, r->f);
+    ROLLUP_STRINGS(X)
+#undef X
+    dp_json_kv_u64(b, &first, "messages", r->messages);
+    dp_json_kv_u64(b, &first, "records", r->records);
+    dp_json_kv_i64(b, &first, "first_seen", r->first_seen);
+    dp_json_kv_i64(b, &first, "last_seen", r->last_seen);
+    dp_buf_putc(b, '}');
+}
+
+void dp_rollup_csv_header(dp_buf *b) {
+    dp_buf_puts(b, "v,window_start,window_end");
+#define X(f) dp_buf_puts(b, "," #f);
+    ROLLUP_STRINGS(X)
+#undef X
+    dp_buf_puts(b, ",messages,records,first_seen,last_seen\n");
+}
+
+/* RFC 4180: quote a field when it holds a comma, quote, CR or LF; double
+ * the quotes inside.  An absent value is an empty field. */
+static void csv_field(dp_buf *b, const char *s) {
+    dp_buf_putc(b, ',');
+    if (!s) return;
+    if (!strpbrk(s, ",\"\r\n")) {
+        dp_buf_puts(b, s);
+        return;
+    }
+    dp_buf_putc(b, '"');
+    for (; *s; s++) {
+        if (*s == '"') dp_buf_putc(b, '"');
+        dp_buf_putc(b, *s);
+    }
+    dp_buf_putc(b, '"');
+}
+
+void dp_rollup_to_csv(dp_buf *b, const dp_rollup *r) {
+    dp_buf_u64(b, DP_ROLLUP_SCHEMA_VERSION);
+    dp_buf_putc(b, ',');
+    dp_buf_i64(b, r->window_start);
+    dp_buf_putc(b, ',');
+    dp_buf_i64(b, r->window_end);
+#define X(f) csv_field(b, r->f);
+    ROLLUP_STRINGS(X)
+#undef X
+    dp_buf_putc(b, ',');
+    dp_buf_u64(b, r->messages);
+    dp_buf_putc(b, ',');
+    dp_buf_u64(b, r->records);
+    dp_buf_putc(b, ',');
+    dp_buf_i64(b, r->first_seen);
+    dp_buf_putc(b, ',');
+    dp_buf_i64(b, r->last_seen);
+    dp_buf_putc(b, '\n');
+}
+
+void dp_report_line_to_json(dp_buf *b, const dp_report_line *line) {
+    const dp_report *r = line->report;
+    const dp_policy *p = &r->policy;
+    int first = 1;
+    dp_buf_putc(b, '{');
+    dp_json_kv_u64(b, &first, "v", DP_ROLLUP_SCHEMA_VERSION);
+    dp_json_kv_str(b, &first, "input", r->input);
+    dp_json_kv_str(b, &first, "part", r->part);
+    dp_json_kv_str(b, &first, "sha256", line->sha256_hex);
+    dp_json_kv_str(b, &first, "schema", dp_schema_name(r->schema));
+    dp_json_kv_str(b, &first, "version", r->version);
+    dp_json_kv_str(b, &first, "org_name", r->org_name);
+    dp_json_kv_str(b, &first, "email", r->email);
+    dp_json_kv_str(b, &first, "extra_contact_info", r->extra_contact_info);
+    dp_json_kv_str(b, &first, "report_id", r->report_id);
+    dp_json_kv_i64(b, &first, "begin", r->begin);
+    dp_json_kv_i64(b, &first, "end", r->end);
+    dp_json_kv_str(b, &first, "generator", r->generator);
+    dp_json_key(b, &first, "errors");
+    dp_buf_putc(b, '[');
+    for (size_t i = 0; i < r->n_errors; i++) {
+        if (i) dp_buf_putc(b, ',');
+        dp_json_str(b, r->errors[i]);
+    }
+    dp_buf_putc(b, ']');
+    dp_json_kv_str(b, &first, "policy_domain", p->domain);
+    dp_json_kv_str(b, &first, "policy_adkim", p->adkim);
+    dp_json_kv_str(b, &first, "policy_aspf", p->aspf);
+    dp_json_kv_str(b, &first, "policy_p", p->p);
+    dp_json_kv_str(b, &first, "policy_sp", p->sp);
+    dp_json_kv_str(b, &first, "policy_np", p->np);
+    dp_json_key(b, &first, "policy_pct");
+    if (p->has_pct) dp_buf_u64(b, p->pct);
+    else dp_buf_puts(b, "null");
+    dp_json_kv_str(b, &first, "policy_fo", p->fo);
+    dp_json_kv_str(b, &first, "policy_testing", p->testing);
+    dp_json_kv_str(b, &first, "policy_discovery_method", p->discovery_method);
+    dp_json_kv_u64(b, &first, "records", r->records);
+    dp_json_kv_u64(b, &first, "messages", r->messages);
+    dp_json_kv_u64(b, &first, "xml_bytes", r->xml_bytes);
+    dp_buf_putc(b, '}');
+}

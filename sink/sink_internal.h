@@ -1,0 +1,10 @@
+/* sink_internal.h — constructors of the sink implementations, for sink.c. */
+#ifndef DP_SINK_INTERNAL_H
+#define DP_SINK_INTERNAL_H
+
+#include "sink.h"
+
+/* PATH, or "-" for stdout; `reports` selects the inventory feed. */
+dp_sink *dp_file_sink_open(const char *path, int reports, dp_error *err);
+
+#endif
