@@ -20,6 +20,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dp_error.h"
+#include "ingest.h"
+
 /* ---- dp_ring: bounded lock-free SPSC ring of pointers ------------------
  *
  * Exactly one thread pushes and exactly one thread pops.  Neither ever
@@ -76,5 +79,62 @@ typedef struct dp_window_share {
  * are counted in every window they touch.  width > 0. */
 size_t dp_window_split(int64_t begin, int64_t end, uint64_t count, int64_t width,
                        dp_window_share *out, size_t max);
+
+/* ---- dp_dedup: each report counted once ---------------------------------
+ *
+ * Identity: org_name + report_id + policy_domain + begin.  Thread-safe.
+ * With a state directory, identities persist in LMDB across runs. */
+typedef struct dp_dedup dp_dedup;
+
+enum { DP_DEDUP_NEW = 0, DP_DEDUP_DUPLICATE = 1, DP_DEDUP_ERROR = -1 };
+
+/* state_dir NULL: within this run only. */
+dp_dedup *dp_dedup_open(const char *state_dir, dp_error *err);
+/* Claims the report's identity: DP_DEDUP_NEW (go on) or DP_DEDUP_DUPLICATE. */
+int dp_dedup_claim(dp_dedup *d, const dp_report *rep);
+/* The claimed report was counted, or failed (then a later copy may count). */
+void dp_dedup_commit(dp_dedup *d, const dp_report *rep);
+void dp_dedup_release(dp_dedup *d, const dp_report *rep);
+/* Writes every committed identity to LMDB, in one durable transaction. */
+int dp_dedup_persist(dp_dedup *d, dp_error *err);
+void dp_dedup_close(dp_dedup *d);
+void dp_dedup_identity(const dp_report *rep, uint8_t out[32]);
+
+/* ---- dp_engine: a batch run of the whole pipeline -----------------------
+ *
+ * Workers unwrap and parse the inputs; shards roll the records up; rollups
+ * go to every sink and accepted reports to the reports feed.  See engine.c
+ * for the threads and who owns what. */
+struct dp_sink;
+
+typedef struct dp_engine_config {
+    unsigned workers, shards;     /* threads of each kind */
+    int64_t window;               /* seconds: 3600 or 86400 */
+    size_t max_keys;              /* flush a shard past this many keys (0: never) */
+    double flush_interval;        /* seconds between flushes (0: only at the end) */
+    size_t ring_slots;            /* batches per ring */
+    size_t batch_items;           /* window shares per batch */
+    dp_ingest_limits limits;
+    const char *quarantine_dir;   /* NULL: rejections are only logged */
+    dp_dedup *dedup;              /* NULL: no dedup */
+    struct dp_sink *const *sinks; /* rollups go to each */
+    size_t n_sinks;
+    struct dp_sink *reports;      /* the inventory feed, or NULL */
+} dp_engine_config;
+
+typedef struct dp_engine_stats {
+    uint64_t inputs, inputs_rejected;
+    uint64_t reports, rejected, duplicates; /* accepted / rejected / skipped reports */
+    uint64_t records, messages, xml_bytes;  /* of accepted reports */
+    uint64_t rollups, flushes;              /* lines written per sink, shard flushes */
+    uint64_t peak_keys, peak_table_bytes;   /* summed over shards */
+    double seconds;
+} dp_engine_stats;
+
+void dp_engine_config_default(dp_engine_config *c);
+/* Runs the pipeline over `inputs` (files).  0, or -1 when something other
+ * than an input failed (a sink, memory); rejected inputs are not errors. */
+int dp_engine_run(const dp_engine_config *cfg, const char *const *inputs, size_t n_inputs,
+                  dp_engine_stats *out, dp_error *err);
 
 #endif

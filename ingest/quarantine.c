@@ -16,20 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dp_fs.h"
 #include "dp_json.h"
 #include "ingest.h"
-
-static int mkdir_p(const char *dir) {
-    char tmp[PATH_MAX];
-    if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp) return -1;
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    return (mkdir(tmp, 0755) != 0 && errno != EEXIST) ? -1 : 0;
-}
 
 static int write_all(int fd, const void *p, size_t n) {
     const char *c = p;
@@ -61,7 +50,7 @@ static int create_unique(const char *dir, const char *base, char *path, size_t c
 
 int dp_quarantine_file(const char *dir, const char *input_path, const dp_error *errors,
                        size_t n_errors, char *quarantined_as, dp_error *err) {
-    if (mkdir_p(dir) != 0)
+    if (dp_mkdir_p(dir) != 0)
         return dp_error_set(err, DP_ERR_IO, "quarantine: cannot create %s: %s", dir, strerror(errno));
     const char *base = strrchr(input_path, '/');
     base = base ? base + 1 : input_path;

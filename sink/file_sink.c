@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dp_fs.h"
 #include "sink_internal.h"
 
 typedef struct file_sink {
@@ -78,7 +79,7 @@ dp_sink *dp_file_sink_open(const char *path, int reports, dp_error *err) {
     size_t n = strlen(path);
     fs->csv = !reports && n > 4 && strcmp(path + n - 4, ".csv") == 0;
     fs->reports = reports;
-    fs->f = fs->is_stdout ? stdout : fopen(path, "w");
+    fs->f = fs->is_stdout ? stdout : (dp_mkdir_parent(path) == 0 ? fopen(path, "w") : NULL);
     if (!fs->f || !fs->path) {
         dp_error_set(err, DP_ERR_IO, "cannot open sink file %s: %s", path, strerror(errno));
         if (fs->f && !fs->is_stdout) fclose(fs->f);

@@ -15,6 +15,7 @@ static const struct {
     int (*fn)(int, char **);
     const char *summary;
 } COMMANDS[] = {
+    {"run", dp_cmd_run, "roll reports up per time window into sinks (the pipeline)"},
     {"parse", dp_cmd_parse, "parse reports and print their records as NDJSON (debugging, parity)"},
 };
 
@@ -22,7 +23,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: dmarcpipe [--version] [--help] COMMAND [ARGS]\n\n"
             "dmarcpipe reads DMARC aggregate reports (XML, gzip, zip, zstd, e-mail, mbox)\n"
-            "and turns them into clean records.\n\nCommands:\n");
+            "and turns them into rollups a warehouse can sum.\n\nCommands:\n");
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
         fprintf(f, "  %-8s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
     fprintf(f, "\nRun 'dmarcpipe COMMAND --help' for a command's options.\n");

@@ -1,0 +1,73 @@
+/* aggregate_internal.h — what the files of aggregate/ share. */
+#ifndef DP_AGGREGATE_INTERNAL_H
+#define DP_AGGREGATE_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aggregate.h"
+
+/* ---- intern.c ------------------------------------------------------------ */
+
+typedef struct dp_intern {
+    char **chunks;
+    size_t n_chunks, chunk_used;
+    const char **strs; /* id -> string; id 0 is NULL */
+    uint32_t *lens;
+    size_t n, cap_ids;
+    uint32_t *slots;   /* open addressing: ids, 0 = empty */
+    size_t cap_slots;
+    size_t bytes;      /* string bytes stored */
+} dp_intern;
+
+void dp_intern_init(dp_intern *in);
+void dp_intern_free(dp_intern *in);
+/* The id of s[0..n), adding it if new; 0 for NULL; UINT32_MAX when out of
+ * memory. */
+uint32_t dp_intern_put(dp_intern *in, const char *s, size_t n);
+const char *dp_intern_str(const dp_intern *in, uint32_t id);
+
+/* ---- table.c: the rollup hash table ---------------------------------------- */
+
+/* The string fields of a rollup key, in dp_rollup's order. */
+enum { K_REPORTER, K_POLICY_DOMAIN, K_HEADER_FROM, K_DISPOSITION, K_DKIM, K_SPF, K_OVERRIDE,
+       K_DKIM_DOMAIN, K_DKIM_SELECTOR, K_DKIM_RESULT, K_SPF_DOMAIN, K_SPF_RESULT, K__STRINGS };
+
+/* 80 bytes, no padding holes, compared with memcmp. */
+typedef struct dp_rollup_key {
+    int64_t window_start;
+    uint32_t str[K__STRINGS]; /* interned ids */
+    uint8_t ip[16];
+    uint8_t ip_family;
+    uint8_t pad[7];
+} dp_rollup_key;
+
+typedef struct dp_rollup_entry {
+    dp_rollup_key key;
+    uint64_t messages;
+    uint32_t records;
+    uint32_t first_off, last_off; /* seconds after window_start */
+} dp_rollup_entry;
+
+/* Open addressing over a dense entry array: the index holds entry
+ * numbers + 1, so growing the index never moves an entry, and a flush
+ * walks the dense array. */
+typedef struct dp_rollup_table {
+    dp_rollup_entry *entries;
+    size_t n, cap_entries;
+    uint32_t *index;
+    size_t cap_index; /* a power of two */
+} dp_rollup_table;
+
+void dp_table_init(dp_rollup_table *t);
+void dp_table_free(dp_rollup_table *t);
+/* Empties the table; keeps memory unless it grew past `keep` entries. */
+void dp_table_clear(dp_rollup_table *t, size_t keep);
+/* The entry for key, created with zero measures if new; NULL when out of
+ * memory. */
+dp_rollup_entry *dp_table_upsert(dp_rollup_table *t, const dp_rollup_key *key);
+/* Adds e's measures into the entry for e->key. 0 or -1 (memory). */
+int dp_table_add(dp_rollup_table *t, const dp_rollup_entry *e);
+size_t dp_table_bytes(const dp_rollup_table *t);
+
+#endif

@@ -1,0 +1,670 @@
+/* engine — the threads of `dmarcpipe run`: workers parse, shards roll up.
+ *
+ *   inputs ─► worker 0..N-1 ──(ring w×s)──► shard 0..M-1 ─► sinks
+ *               ingest + window split          intern + hash table
+ *
+ * Workers take inputs from a shared list (one atomic counter), unwrap and
+ * parse them with ingest, split each record's count over time windows, and
+ * pack the pieces into batches, one open batch per shard; the shard is
+ * chosen by a hash of the canonical source IP.  Every (worker, shard) pair
+ * has its own SPSC ring for full batches, and a second ring that carries
+ * emptied batches back for reuse, so the hot path neither locks nor
+ * allocates.  When a ring is full the worker waits (backpressure): nothing
+ * is dropped and no queue is unbounded.
+ *
+ * A report counts whole or not at all.  A shard keeps what one worker sends
+ * for the report in flight in a pending table of its own; the worker's last
+ * batch for the report says COMMIT (merge pending into the shard's table)
+ * or ABORT (drop it).  Rings are FIFO, so markers arrive after the data.
+ *
+ * Each shard thread alone owns its interner and tables.  It flushes its
+ * rollups to the sinks at the end of the run, every --flush-interval, and
+ * whenever its table passes --max-keys; a flush emits partial rollups that
+ * a warehouse adds up.
+ */
+
+#include <arpa/inet.h>
+#include <libpsl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "aggregate_internal.h"
+#include "dp_buf.h"
+#include "sink.h"
+
+enum { OP_DATA = 0, OP_COMMIT, OP_ABORT };
+
+/* One record's share of one window, its strings as offsets into the batch
+ * arena (0 = absent). */
+typedef struct item {
+    int64_t window_start;
+    uint64_t count;
+    uint32_t first_off, last_off;
+    uint32_t str[K__STRINGS];
+    uint8_t ip[16];
+    uint8_t ip_family;
+} item;
+
+typedef struct batch {
+    struct batch *next; /* on the worker's free list */
+    unsigned worker;
+    int op;
+    size_t n;
+    item *items;
+    dp_buf arena;
+} batch;
+
+typedef struct engine engine;
+
+typedef struct worker {
+    engine *e;
+    unsigned id;
+    pthread_t th;
+    batch **open;      /* per shard: the batch being filled, or NULL */
+    uint8_t *sent;     /* per shard: a batch of the current report was pushed */
+    uint8_t *touched;  /* per shard: the current report has items there */
+    batch *free_list;
+    int claimed;       /* the current report holds a dedup claim */
+    dp_window_share *shares;
+    size_t cap_shares;
+    dp_buf tmp;
+    dp_error *errs;
+    size_t n_errs, cap_errs;
+    dp_engine_stats st;
+} worker;
+
+typedef struct shard {
+    engine *e;
+    unsigned id;
+    pthread_t th;
+    dp_intern strings;
+    uint32_t last_id[K__STRINGS]; /* a one-entry cache per field */
+    dp_rollup_table main;
+    dp_rollup_table *pending; /* per worker */
+    double last_flush;
+    uint64_t rollups, flushes;
+    size_t peak_keys, peak_bytes;
+} shard;
+
+struct engine {
+    const dp_engine_config *cfg;
+    const char *const *inputs;
+    size_t n_inputs;
+    _Atomic size_t next_input;
+    _Atomic unsigned workers_done;
+    dp_ring *rings; /* [w * shards + s]: full batches, worker -> shard */
+    dp_ring *back;  /* [w * shards + s]: empty batches, shard -> worker */
+    worker *workers;
+    shard *shards;
+    const psl_ctx_t *psl;
+    pthread_mutex_t err_lock;
+    int failed;
+    dp_error fatal;
+};
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void set_fatal(engine *e, const dp_error *err) {
+    pthread_mutex_lock(&e->err_lock);
+    if (!e->failed) {
+        e->failed = 1;
+        e->fatal = *err;
+    }
+    pthread_mutex_unlock(&e->err_lock);
+}
+
+void dp_engine_config_default(dp_engine_config *c) {
+    memset(c, 0, sizeof *c);
+    c->workers = 1;
+    c->shards = 1;
+    c->window = 86400;
+    c->max_keys = 4u << 20;
+    c->ring_slots = 64;
+    c->batch_items = 256;
+    dp_ingest_limits_default(&c->limits);
+}
+
+/* ---- batches ------------------------------------------------------------ */
+
+static batch *batch_new(const engine *e, unsigned owner) {
+    batch *b = calloc(1, sizeof *b);
+    if (!b) return NULL;
+    b->items = malloc(e->cfg->batch_items * sizeof *b->items);
+    if (!b->items) {
+        free(b);
+        return NULL;
+    }
+    b->worker = owner;
+    return b;
+}
+
+static void batch_free(batch *b) {
+    if (!b) return;
+    dp_buf_free(&b->arena);
+    free(b->items);
+    free(b);
+}
+
+static batch *batch_get(worker *w) {
+    engine *e = w->e;
+    if (!w->free_list) {
+        /* collect what the shards handed back */
+        for (unsigned s = 0; s < e->cfg->shards; s++) {
+            void *p;
+            while (dp_ring_pop(&e->back[w->id * e->cfg->shards + s], &p)) {
+                batch *b = p;
+                b->next = w->free_list;
+                w->free_list = b;
+            }
+        }
+    }
+    batch *b = w->free_list;
+    if (b) w->free_list = b->next;
+    else b = batch_new(e, w->id);
+    if (!b) return NULL;
+    b->n = 0;
+    b->op = OP_DATA;
+    dp_buf_reset(&b->arena);
+    dp_buf_putc(&b->arena, '\0'); /* offset 0 means absent */
+    return b;
+}
+
+static void batch_push(worker *w, unsigned s, batch *b) {
+    engine *e = w->e;
+    dp_ring *r = &e->rings[w->id * e->cfg->shards + s];
+    while (!dp_ring_push(r, b)) sched_yield(); /* backpressure: wait, never drop */
+}
+
+/* ---- workers: records into batches --------------------------------------- */
+
+static uint32_t arena_str(batch *b, const char *s) {
+    if (!s) return 0;
+    uint32_t off = (uint32_t)b->arena.len;
+    dp_buf_append(&b->arena, s, strlen(s) + 1);
+    return off;
+}
+
+static unsigned shard_of(const engine *e, const dp_record *rec) {
+    uint64_t a, c;
+    memcpy(&a, rec->ip, 8);
+    memcpy(&c, rec->ip + 8, 8);
+    uint64_t h = (a ^ (c * 0x9e3779b97f4a7c15ull)) * 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 32;
+    return (unsigned)(h % e->cfg->shards);
+}
+
+/* DMARC relaxed alignment: the same organisational domain (RFC 7489 3.1).
+ * libpsl's built-in Public Suffix List decides where it starts. */
+static int relaxed_aligned(const engine *e, const char *a, const char *b) {
+    if (!a || !b) return 0;
+    if (strcasecmp(a, b) == 0) return 1;
+    char la[256], lb[256];
+    size_t na = strlen(a), nb = strlen(b);
+    if (na >= sizeof la || nb >= sizeof lb) return 0;
+    for (size_t i = 0; i <= na; i++) la[i] = (char)((a[i] >= 'A' && a[i] <= 'Z') ? a[i] + 32 : a[i]);
+    for (size_t i = 0; i <= nb; i++) lb[i] = (char)((b[i] >= 'A' && b[i] <= 'Z') ? b[i] + 32 : b[i]);
+    const char *oa = psl_registrable_domain(e->psl, la);
+    const char *ob = psl_registrable_domain(e->psl, lb);
+    return oa && ob && strcmp(oa, ob) == 0;
+}
+
+static int cmp_cstr(const void *x, const void *y) {
+    return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+/* The override reason types, sorted and joined by ','; NULL if none. */
+static const char *override_key(worker *w, const dp_record *rec) {
+    const char *types[64];
+    size_t n = 0;
+    for (size_t i = 0; i < rec->n_overrides && n < 64; i++)
+        if (rec->overrides[i].type) types[n++] = rec->overrides[i].type;
+    if (!n) return NULL;
+    qsort(types, n, sizeof *types, cmp_cstr);
+    dp_buf_reset(&w->tmp);
+    for (size_t i = 0; i < n; i++) {
+        if (i) dp_buf_putc(&w->tmp, ',');
+        dp_buf_puts(&w->tmp, types[i]);
+    }
+    return w->tmp.failed ? NULL : w->tmp.data;
+}
+
+static int on_record(void *ctx, const dp_report *rep, const dp_record *rec) {
+    worker *w = ctx;
+    engine *e = w->e;
+    int64_t width = e->cfg->window;
+    size_t n = dp_window_split(rep->begin, rep->end, rec->count, width, w->shares, w->cap_shares);
+    if (n > w->cap_shares) {
+        if (n > 100000) return -1; /* a range of 100000 windows is not a report */
+        dp_window_share *sh = realloc(w->shares, n * sizeof *sh);
+        if (!sh) return -1;
+        w->shares = sh;
+        w->cap_shares = n;
+        dp_window_split(rep->begin, rep->end, rec->count, width, w->shares, w->cap_shares);
+    }
+
+    const dp_dkim_auth *dk = rec->n_dkim_auth ? &rec->dkim_auth[0] : NULL;
+    for (size_t i = 0; i < rec->n_dkim_auth; i++)
+        if (relaxed_aligned(e, rec->dkim_auth[i].domain, rec->header_from)) {
+            dk = &rec->dkim_auth[i];
+            break;
+        }
+    const dp_spf_auth *sp = rec->n_spf_auth ? &rec->spf_auth[0] : NULL;
+    const char *strs[K__STRINGS] = {
+        [K_REPORTER] = rep->org_name,
+        [K_POLICY_DOMAIN] = rep->policy.domain,
+        [K_HEADER_FROM] = rec->header_from,
+        [K_DISPOSITION] = rec->disposition,
+        [K_DKIM] = rec->dkim,
+        [K_SPF] = rec->spf,
+        [K_OVERRIDE] = override_key(w, rec),
+        [K_DKIM_DOMAIN] = dk ? dk->domain : NULL,
+        [K_DKIM_SELECTOR] = dk ? dk->selector : NULL,
+        [K_DKIM_RESULT] = dk ? dk->result : NULL,
+        [K_SPF_DOMAIN] = sp ? sp->domain : NULL,
+        [K_SPF_RESULT] = sp ? sp->result : NULL,
+    };
+
+    unsigned s = shard_of(e, rec);
+    int64_t stop = rep->end > rep->begin ? rep->end : rep->begin + 1;
+    int any = 0;
+    for (size_t i = 0; i < n; i++) {
+        /* a window where the record's share rounds to 0 gets no rollup,
+         * unless the record has no messages at all: then its first window */
+        if (w->shares[i].count == 0 && (rec->count != 0 || any)) continue;
+        any = 1;
+        batch *b = w->open[s];
+        if (b && b->n == e->cfg->batch_items) {
+            batch_push(w, s, b);
+            w->sent[s] = 1;
+            b = w->open[s] = NULL;
+        }
+        if (!b && !(b = w->open[s] = batch_get(w))) return -1;
+        item *it = &b->items[b->n++];
+        int64_t w0 = w->shares[i].window_start;
+        int64_t lo = rep->begin > w0 ? rep->begin : w0;
+        int64_t hi = stop < w0 + width ? stop : w0 + width;
+        it->window_start = w0;
+        it->count = w->shares[i].count;
+        it->first_off = (uint32_t)(lo - w0);
+        it->last_off = (uint32_t)(hi - 1 - w0);
+        for (int k = 0; k < K__STRINGS; k++) it->str[k] = arena_str(b, strs[k]);
+        memcpy(it->ip, rec->ip, 16);
+        it->ip_family = (uint8_t)rec->ip_family;
+        if (b->arena.failed) return -1;
+        w->touched[s] = 1;
+    }
+    return 0;
+}
+
+/* Ends the report in flight on every shard it touched. */
+static void end_report(worker *w, int op) {
+    engine *e = w->e;
+    for (unsigned s = 0; s < e->cfg->shards; s++) {
+        if (!w->touched[s]) continue;
+        batch *b = w->open[s];
+        if (op == OP_ABORT && !w->sent[s]) {
+            /* the shard never saw this report: just forget the items */
+            if (b) b->n = 0, dp_buf_reset(&b->arena), dp_buf_putc(&b->arena, '\0');
+        } else {
+            if (!b && !(b = batch_get(w))) {
+                dp_error err;
+                dp_error_set(&err, DP_ERR_NOMEM, "out of memory ending a report");
+                set_fatal(e, &err);
+                continue;
+            }
+            if (op == OP_ABORT) b->n = 0;
+            b->op = op;
+            batch_push(w, s, b);
+            w->open[s] = NULL;
+        }
+        w->touched[s] = 0;
+        w->sent[s] = 0;
+    }
+}
+
+static int on_report_begin(void *ctx, const dp_report *rep) {
+    worker *w = ctx;
+    engine *e = w->e;
+    if (e->cfg->dedup) {
+        int rc = dp_dedup_claim(e->cfg->dedup, rep);
+        if (rc == DP_DEDUP_DUPLICATE) {
+            w->st.duplicates++;
+            fprintf(stderr, "dmarcpipe: %s: duplicate report (org_name=%s report_id=%s domain=%s begin=%lld), skipped\n",
+                    rep->part, rep->org_name ? rep->org_name : "-", rep->report_id ? rep->report_id : "-",
+                    rep->policy.domain ? rep->policy.domain : "-", (long long)rep->begin);
+            return DP_INGEST_SKIP;
+        }
+        if (rc != DP_DEDUP_NEW) return -1;
+        w->claimed = 1;
+    }
+    return 0;
+}
+
+static int on_report_done(void *ctx, const dp_report *rep) {
+    worker *w = ctx;
+    engine *e = w->e;
+    end_report(w, OP_COMMIT);
+    if (w->claimed) dp_dedup_commit(e->cfg->dedup, rep);
+    w->claimed = 0;
+    w->st.reports++;
+    w->st.records += rep->records;
+    w->st.messages += rep->messages;
+    w->st.xml_bytes += rep->xml_bytes;
+    if (e->cfg->reports) {
+        dp_report_line line = {rep, rep->sha256};
+        dp_error err;
+        if (dp_sink_write_report(e->cfg->reports, &line, &err) != 0) set_fatal(e, &err);
+    }
+    return 0;
+}
+
+static void on_report_failed(void *ctx, const dp_report *rep, const dp_error *err) {
+    worker *w = ctx;
+    end_report(w, OP_ABORT);
+    if (w->claimed) dp_dedup_release(w->e->cfg->dedup, rep);
+    w->claimed = 0;
+    w->st.rejected++;
+    if (err->has_offset)
+        fprintf(stderr, "dmarcpipe: %s: %s: %s (offset %llu)\n", err->where, dp_error_stage(err->kind),
+                err->msg, (unsigned long long)err->offset);
+    else
+        fprintf(stderr, "dmarcpipe: %s: %s: %s\n", err->where, dp_error_stage(err->kind), err->msg);
+    if (w->n_errs == w->cap_errs) {
+        size_t cap = w->cap_errs ? 2 * w->cap_errs : 8;
+        dp_error *ne = realloc(w->errs, cap * sizeof *ne);
+        if (!ne) return;
+        w->errs = ne;
+        w->cap_errs = cap;
+    }
+    w->errs[w->n_errs++] = *err;
+}
+
+static const dp_ingest_handler HANDLER = {
+    .report_begin = on_report_begin,
+    .record = on_record,
+    .report_done = on_report_done,
+    .report_failed = on_report_failed,
+};
+
+static void *worker_main(void *arg) {
+    worker *w = arg;
+    engine *e = w->e;
+    for (;;) {
+        size_t i = atomic_fetch_add(&e->next_input, 1);
+        if (i >= e->n_inputs) break;
+        const char *path = e->inputs[i];
+        dp_ingest_result res;
+        dp_error err;
+        w->n_errs = 0;
+        w->st.inputs++;
+        if (dp_ingest_file(&e->cfg->limits, path, &HANDLER, w, &res, &err) != 0) {
+            w->st.inputs_rejected++;
+            if (w->n_errs == 0) on_report_failed(w, NULL, &err);
+            if (e->cfg->quarantine_dir) {
+                char qpath[4096];
+                dp_error qerr;
+                if (dp_quarantine_file(e->cfg->quarantine_dir, path, w->errs, w->n_errs, qpath, &qerr) != 0)
+                    set_fatal(e, &qerr);
+                else
+                    fprintf(stderr, "dmarcpipe: %s: quarantined as %s\n", path, qpath);
+            }
+        }
+    }
+    atomic_fetch_add_explicit(&e->workers_done, 1, memory_order_release);
+    return NULL;
+}
+
+/* ---- shards: batches into tables ------------------------------------------ */
+
+static uint32_t shard_intern(shard *sh, int k, const char *s) {
+    if (!s) return 0;
+    uint32_t last = sh->last_id[k];
+    if (last && strcmp(dp_intern_str(&sh->strings, last), s) == 0) return last;
+    uint32_t id = dp_intern_put(&sh->strings, s, strlen(s));
+    if (id != UINT32_MAX) sh->last_id[k] = id;
+    return id;
+}
+
+static int shard_flush(shard *sh) {
+    engine *e = sh->e;
+    const dp_engine_config *cfg = e->cfg;
+    int rc = 0;
+    if (sh->main.n > sh->peak_keys) sh->peak_keys = sh->main.n;
+    size_t bytes = dp_table_bytes(&sh->main) + sh->strings.bytes;
+    if (bytes > sh->peak_bytes) sh->peak_bytes = bytes;
+    for (size_t i = 0; i < sh->main.n; i++) {
+        const dp_rollup_entry *en = &sh->main.entries[i];
+        char ip[INET6_ADDRSTRLEN];
+        inet_ntop(en->key.ip_family == 6 ? AF_INET6 : AF_INET, en->key.ip, ip, sizeof ip);
+        const dp_intern *in = &sh->strings;
+        dp_rollup r = {
+            .window_start = en->key.window_start,
+            .window_end = en->key.window_start + cfg->window,
+            .reporter = dp_intern_str(in, en->key.str[K_REPORTER]),
+            .policy_domain = dp_intern_str(in, en->key.str[K_POLICY_DOMAIN]),
+            .header_from = dp_intern_str(in, en->key.str[K_HEADER_FROM]),
+            .source_ip = ip,
+            .disposition = dp_intern_str(in, en->key.str[K_DISPOSITION]),
+            .dkim = dp_intern_str(in, en->key.str[K_DKIM]),
+            .spf = dp_intern_str(in, en->key.str[K_SPF]),
+            .override = dp_intern_str(in, en->key.str[K_OVERRIDE]),
+            .dkim_domain = dp_intern_str(in, en->key.str[K_DKIM_DOMAIN]),
+            .dkim_selector = dp_intern_str(in, en->key.str[K_DKIM_SELECTOR]),
+            .dkim_result = dp_intern_str(in, en->key.str[K_DKIM_RESULT]),
+            .spf_domain = dp_intern_str(in, en->key.str[K_SPF_DOMAIN]),
+            .spf_result = dp_intern_str(in, en->key.str[K_SPF_RESULT]),
+            .messages = en->messages,
+            .records = en->records,
+            .first_seen = en->key.window_start + en->first_off,
+            .last_seen = en->key.window_start + en->last_off,
+        };
+        for (size_t k = 0; k < cfg->n_sinks; k++) {
+            dp_error err;
+            if (dp_sink_write_rollup(cfg->sinks[k], &r, &err) != 0) {
+                set_fatal(e, &err);
+                rc = -1;
+            }
+        }
+        sh->rollups++;
+    }
+    if (sh->main.n) sh->flushes++;
+    dp_table_clear(&sh->main, cfg->max_keys ? cfg->max_keys : SIZE_MAX);
+    sh->last_flush = now_s();
+    return rc;
+}
+
+static void shard_take(shard *sh, batch *b) {
+    engine *e = sh->e;
+    dp_rollup_table *pend = &sh->pending[b->worker];
+    for (size_t i = 0; i < b->n; i++) {
+        const item *it = &b->items[i];
+        dp_rollup_key key;
+        memset(&key, 0, sizeof key);
+        key.window_start = it->window_start;
+        for (int k = 0; k < K__STRINGS; k++)
+            key.str[k] = shard_intern(sh, k, it->str[k] ? b->arena.data + it->str[k] : NULL);
+        memcpy(key.ip, it->ip, 16);
+        key.ip_family = it->ip_family;
+        dp_rollup_entry *en = dp_table_upsert(pend, &key);
+        if (!en) {
+            dp_error err;
+            dp_error_set(&err, DP_ERR_NOMEM, "shard %u: out of memory", sh->id);
+            set_fatal(e, &err);
+            continue;
+        }
+        en->messages += it->count;
+        en->records++;
+        if (it->first_off < en->first_off) en->first_off = it->first_off;
+        if (it->last_off > en->last_off) en->last_off = it->last_off;
+    }
+    if (b->op == OP_COMMIT) {
+        for (size_t i = 0; i < pend->n; i++) {
+            if (dp_table_add(&sh->main, &pend->entries[i]) != 0) {
+                dp_error err;
+                dp_error_set(&err, DP_ERR_NOMEM, "shard %u: out of memory", sh->id);
+                set_fatal(e, &err);
+                break;
+            }
+        }
+        dp_table_clear(pend, 4096);
+        if (e->cfg->max_keys && sh->main.n > e->cfg->max_keys) shard_flush(sh);
+    } else if (b->op == OP_ABORT) {
+        dp_table_clear(pend, 4096);
+    }
+    /* hand the batch back for reuse; free it if the way back is full */
+    if (!dp_ring_push(&e->back[b->worker * e->cfg->shards + sh->id], b)) batch_free(b);
+}
+
+static void *shard_main(void *arg) {
+    shard *sh = arg;
+    engine *e = sh->e;
+    unsigned nw = e->cfg->workers;
+    sh->last_flush = now_s();
+    unsigned idle = 0;
+    for (;;) {
+        /* read the flag before draining: if all workers were done before
+         * this pass, an empty pass means nothing more can come */
+        int done = atomic_load_explicit(&e->workers_done, memory_order_acquire) == nw;
+        int got = 0;
+        for (unsigned w = 0; w < nw; w++) {
+            void *p;
+            dp_ring *r = &e->rings[w * e->cfg->shards + sh->id];
+            for (int k = 0; k < 64 && dp_ring_pop(r, &p); k++) {
+                shard_take(sh, p);
+                got = 1;
+            }
+        }
+        if (e->cfg->flush_interval > 0 && now_s() - sh->last_flush >= e->cfg->flush_interval) shard_flush(sh);
+        if (got) {
+            idle = 0;
+            continue;
+        }
+        if (done) break;
+        if (++idle < 64) {
+            sched_yield();
+        } else {
+            struct timespec ts = {0, 200000}; /* 0.2 ms: idle, not spinning */
+            nanosleep(&ts, NULL);
+        }
+    }
+    shard_flush(sh);
+    return NULL;
+}
+
+/* ---- the run ---------------------------------------------------------------- */
+
+int dp_engine_run(const dp_engine_config *cfg, const char *const *inputs, size_t n_inputs,
+                  dp_engine_stats *out, dp_error *err) {
+    double t0 = now_s();
+    memset(out, 0, sizeof *out);
+    if (cfg->workers < 1 || cfg->shards < 1 || cfg->window < 1 || cfg->batch_items < 1)
+        return dp_error_set(err, DP_ERR_USAGE, "workers, shards, window and batch size must be positive");
+    engine e;
+    memset(&e, 0, sizeof e);
+    e.cfg = cfg;
+    e.inputs = inputs;
+    e.n_inputs = n_inputs;
+    e.psl = psl_builtin();
+    pthread_mutex_init(&e.err_lock, NULL);
+    unsigned nw = cfg->workers, ns = cfg->shards;
+    e.rings = calloc((size_t)nw * ns, sizeof *e.rings);
+    e.back = calloc((size_t)nw * ns, sizeof *e.back);
+    e.workers = calloc(nw, sizeof *e.workers);
+    e.shards = calloc(ns, sizeof *e.shards);
+    int rc = 0;
+    if (!e.rings || !e.back || !e.workers || !e.shards) rc = dp_error_set(err, DP_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; rc == 0 && i < (size_t)nw * ns; i++)
+        if (dp_ring_init(&e.rings[i], cfg->ring_slots) != 0 || dp_ring_init(&e.back[i], cfg->ring_slots) != 0)
+            rc = dp_error_set(err, DP_ERR_NOMEM, "out of memory");
+    for (unsigned w = 0; rc == 0 && w < nw; w++) {
+        worker *wk = &e.workers[w];
+        wk->e = &e;
+        wk->id = w;
+        wk->open = calloc(ns, sizeof *wk->open);
+        wk->sent = calloc(ns, 1);
+        wk->touched = calloc(ns, 1);
+        if (!wk->open || !wk->sent || !wk->touched) rc = dp_error_set(err, DP_ERR_NOMEM, "out of memory");
+    }
+    for (unsigned s = 0; rc == 0 && s < ns; s++) {
+        shard *sh = &e.shards[s];
+        sh->e = &e;
+        sh->id = s;
+        dp_intern_init(&sh->strings);
+        dp_table_init(&sh->main);
+        sh->pending = calloc(nw, sizeof *sh->pending);
+        if (!sh->pending) rc = dp_error_set(err, DP_ERR_NOMEM, "out of memory");
+    }
+    unsigned started_s = 0, started_w = 0;
+    for (; rc == 0 && started_s < ns; started_s++)
+        if (pthread_create(&e.shards[started_s].th, NULL, shard_main, &e.shards[started_s]) != 0)
+            rc = dp_error_set(err, DP_ERR_NOMEM, "cannot start shard threads");
+    for (; rc == 0 && started_w < nw; started_w++)
+        if (pthread_create(&e.workers[started_w].th, NULL, worker_main, &e.workers[started_w]) != 0)
+            rc = dp_error_set(err, DP_ERR_NOMEM, "cannot start worker threads");
+    /* Threads that did not start count as done, so the shards can finish. */
+    if (rc != 0) atomic_fetch_add(&e.workers_done, nw - started_w);
+    for (unsigned w = 0; w < started_w; w++) pthread_join(e.workers[w].th, NULL);
+    for (unsigned s = 0; s < started_s; s++) pthread_join(e.shards[s].th, NULL);
+
+    for (unsigned w = 0; e.workers && w < nw; w++) {
+        worker *wk = &e.workers[w];
+        out->inputs += wk->st.inputs;
+        out->inputs_rejected += wk->st.inputs_rejected;
+        out->reports += wk->st.reports;
+        out->rejected += wk->st.rejected;
+        out->duplicates += wk->st.duplicates;
+        out->records += wk->st.records;
+        out->messages += wk->st.messages;
+        out->xml_bytes += wk->st.xml_bytes;
+        while (wk->free_list) {
+            batch *b = wk->free_list;
+            wk->free_list = b->next;
+            batch_free(b);
+        }
+        for (unsigned s = 0; wk->open && s < ns; s++) batch_free(wk->open[s]);
+        free(wk->open);
+        free(wk->sent);
+        free(wk->touched);
+        free(wk->shares);
+        free(wk->errs);
+        dp_buf_free(&wk->tmp);
+    }
+    for (unsigned s = 0; e.shards && s < ns; s++) {
+        shard *sh = &e.shards[s];
+        out->rollups += sh->rollups;
+        out->flushes += sh->flushes;
+        out->peak_keys += sh->peak_keys;
+        out->peak_table_bytes += sh->peak_bytes;
+        dp_intern_free(&sh->strings);
+        dp_table_free(&sh->main);
+        for (unsigned w = 0; sh->pending && w < nw; w++) dp_table_free(&sh->pending[w]);
+        free(sh->pending);
+    }
+    for (size_t i = 0; e.rings && e.back && i < (size_t)nw * ns; i++) {
+        void *p;
+        while (dp_ring_pop(&e.back[i], &p)) batch_free(p);
+        while (e.rings[i].slots && dp_ring_pop(&e.rings[i], &p)) batch_free(p);
+        dp_ring_free(&e.rings[i]);
+        dp_ring_free(&e.back[i]);
+    }
+    free(e.rings);
+    free(e.back);
+    free(e.workers);
+    free(e.shards);
+    if (rc == 0 && e.failed) {
+        *err = e.fatal;
+        rc = -1;
+    }
+    pthread_mutex_destroy(&e.err_lock);
+    out->seconds = now_s() - t0;
+    return rc;
+}
