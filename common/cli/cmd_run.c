@@ -60,6 +60,8 @@ static void help(FILE *f) {
             "  --quarantine DIR      where rejected inputs go (default ./" DEFAULT_OUT "/quarantine)\n"
             "  --flush-interval SEC  also flush every SEC seconds (default: at the end only)\n"
             "  --max-keys N          flush a shard when it holds more keys (default 4M)\n"
+            "  --ring-slots N        batches in each worker-to-shard ring (default 64)\n"
+            "  --batch-items N       window shares in one batch (default 256)\n"
             "  -h, --help            this help\n\n%s",
             DP_CLI_LIMITS_HELP);
 }
@@ -99,6 +101,8 @@ int dp_cmd_run(int argc, char **argv) {
         {"quarantine", required_argument, NULL, 'q'},
         {"flush-interval", required_argument, NULL, 'f'},
         {"max-keys", required_argument, NULL, 'k'},
+        {"ring-slots", required_argument, NULL, 'r'},
+        {"batch-items", required_argument, NULL, 'b'},
         {"max-report-bytes", required_argument, NULL, 'L'},
         {"max-ratio", required_argument, NULL, 'L'},
         {"max-depth", required_argument, NULL, 'L'},
@@ -142,6 +146,14 @@ int dp_cmd_run(int argc, char **argv) {
         case 'k':
             if (parse_count("--max-keys", optarg, UINT32_MAX / 2, &v) != 0) return 2;
             cfg.max_keys = (size_t)v;
+            break;
+        case 'r':
+            if (parse_count("--ring-slots", optarg, 1u << 20, &v) != 0) return 2;
+            cfg.ring_slots = (size_t)v;
+            break;
+        case 'b':
+            if (parse_count("--batch-items", optarg, 1u << 20, &v) != 0) return 2;
+            cfg.batch_items = (size_t)v;
             break;
         case 'L': {
             char name[64];
