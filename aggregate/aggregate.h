@@ -90,11 +90,11 @@ enum { DP_DEDUP_NEW = 0, DP_DEDUP_DUPLICATE = 1, DP_DEDUP_ERROR = -1 };
 
 /* state_dir NULL: within this run only. */
 dp_dedup *dp_dedup_open(const char *state_dir, dp_error *err);
-/* Claims the report's identity: DP_DEDUP_NEW (go on) or DP_DEDUP_DUPLICATE. */
-int dp_dedup_claim(dp_dedup *d, const dp_report *rep);
-/* The claimed report was counted, or failed (then a later copy may count). */
-void dp_dedup_commit(dp_dedup *d, const dp_report *rep);
-void dp_dedup_release(dp_dedup *d, const dp_report *rep);
+/* Whether an earlier run counted the identity (LMDB; fixed during a run). */
+int dp_dedup_seen_before(dp_dedup *d, const uint8_t id[32]);
+/* Counts the identity if it is new: DP_DEDUP_NEW, else DP_DEDUP_DUPLICATE.
+ * The caller decides in input order, so the first copy counts. */
+int dp_dedup_decide(dp_dedup *d, const uint8_t id[32]);
 /* Writes every committed identity to LMDB, in one durable transaction. */
 int dp_dedup_persist(dp_dedup *d, dp_error *err);
 void dp_dedup_close(dp_dedup *d);

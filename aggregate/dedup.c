@@ -5,19 +5,18 @@
  * is therefore org_name + report_id + policy_domain + begin, hashed with
  * SHA-256 into a 32-byte key.
  *
- * Within a run, workers claim an identity when a report's header is
- * complete (report_begin): the first claim wins, and a later copy of the
- * same report, even one being parsed at the same moment by another worker,
- * is a duplicate.  A claim whose report then fails is released, so a good
- * copy later in the run still counts.  Across runs, identities are kept in
- * LMDB under --state DIR.  They are written only by dp_dedup_persist(),
- * which the engine calls after the sinks have flushed the rollups that
- * count those reports.  A crash before that re-counts the reports on the
+ * Which copy counts must not depend on thread timing, so the engine asks
+ * dp_dedup_decide() in input order (see engine.c): the first copy in input
+ * order counts, later ones are duplicates.  dp_dedup_seen_before() lets a
+ * worker skip early a report that an earlier run counted.  Across runs,
+ * identities are kept in LMDB under --state DIR.  They are written only by
+ * dp_dedup_persist(), which `dmarcpipe run` calls after the sinks have
+ * flushed the rollups that count those reports.  A crash before that re-counts the reports on the
  * next run rather than losing them; exactly-once across crashes is the
  * Kafka sink's job (issue 4).
  *
- * Claims go through one mutex: it is taken once per report, not per
- * record, so it is far from the hot path.
+ * Lookups and decisions go through one mutex: it is taken once per report,
+ * not per record, so it is far from the hot path.
  */
 #include <errno.h>
 #include <lmdb.h>
@@ -33,7 +32,7 @@
 
 #define ID_BYTES SHA256_DIGEST_SIZE
 
-enum { SLOT_EMPTY = 0, SLOT_CLAIMED, SLOT_COMMITTED, SLOT_RELEASED };
+enum { SLOT_EMPTY = 0, SLOT_COMMITTED };
 
 typedef struct slot {
     uint8_t id[ID_BYTES];
@@ -43,7 +42,7 @@ typedef struct slot {
 struct dp_dedup {
     pthread_mutex_t lock;
     slot *slots;
-    size_t cap, used; /* used counts non-empty slots, released ones too */
+    size_t cap, used;
     MDB_env *env;
     MDB_dbi dbi;
     uint64_t committed, persisted;
@@ -135,45 +134,34 @@ static int seen_before(dp_dedup *d, const uint8_t *id) {
     return found;
 }
 
-int dp_dedup_claim(dp_dedup *d, const dp_report *rep) {
-    uint8_t id[ID_BYTES];
-    dp_dedup_identity(rep, id);
+int dp_dedup_seen_before(dp_dedup *d, const uint8_t id[32]) {
+    /* LMDB changes only in dp_dedup_persist(), after the run: the answer
+     * does not depend on what other threads are doing now */
+    pthread_mutex_lock(&d->lock);
+    int seen = seen_before(d, id);
+    pthread_mutex_unlock(&d->lock);
+    return seen;
+}
+
+int dp_dedup_decide(dp_dedup *d, const uint8_t id[32]) {
     pthread_mutex_lock(&d->lock);
     int rc = DP_DEDUP_NEW;
     if ((d->used + 1) * 10 > d->cap * 7 && grow(d) != 0) {
         rc = DP_DEDUP_ERROR;
     } else {
         slot *s = find(d, id);
-        if (s->state == SLOT_CLAIMED || s->state == SLOT_COMMITTED) {
-            rc = DP_DEDUP_DUPLICATE;
-        } else if (seen_before(d, id)) {
+        if (s->state == SLOT_COMMITTED || seen_before(d, id)) {
             rc = DP_DEDUP_DUPLICATE;
         } else {
-            if (s->state == SLOT_EMPTY) d->used++;
             memcpy(s->id, id, ID_BYTES);
-            s->state = SLOT_CLAIMED;
+            s->state = SLOT_COMMITTED;
+            d->used++;
+            d->committed++;
         }
     }
     pthread_mutex_unlock(&d->lock);
     return rc;
 }
-
-static void set_state(dp_dedup *d, const dp_report *rep, uint8_t state) {
-    uint8_t id[ID_BYTES];
-    dp_dedup_identity(rep, id);
-    pthread_mutex_lock(&d->lock);
-    if (d->cap) {
-        slot *s = find(d, id);
-        if (s->state == SLOT_CLAIMED) {
-            s->state = state;
-            if (state == SLOT_COMMITTED) d->committed++;
-        }
-    }
-    pthread_mutex_unlock(&d->lock);
-}
-
-void dp_dedup_commit(dp_dedup *d, const dp_report *rep) { set_state(d, rep, SLOT_COMMITTED); }
-void dp_dedup_release(dp_dedup *d, const dp_report *rep) { set_state(d, rep, SLOT_RELEASED); }
 
 int dp_dedup_persist(dp_dedup *d, dp_error *err) {
     if (!d->env) return 0;

@@ -12,10 +12,23 @@
  * allocates.  When a ring is full the worker waits (backpressure): nothing
  * is dropped and no queue is unbounded.
  *
- * A report counts whole or not at all.  A shard keeps what one worker sends
- * for the report in flight in a pending table of its own; the worker's last
- * batch for the report says COMMIT (merge pending into the shard's table)
- * or ABORT (drop it).  Rings are FIFO, so markers arrive after the data.
+ * A report counts whole or not at all, and the copy of a report that counts
+ * must not depend on thread timing.  So a shard keeps what a worker sends
+ * for one report in a pending table of its own, and nothing is merged until
+ * the report is decided:
+ *   - a report that fails is ABORTed at once (its tables are dropped);
+ *   - a report that ends well is DEFERred: its data waits in the shards,
+ *     and its identity waits in the input's list;
+ *   - when every input up to input k has been read to its end, the reports
+ *     of input k are decided in order (dedup: the first copy in input order
+ *     counts), and each verdict travels back to the worker that parsed the
+ *     report, which sends it down its own rings, after the data (rings are
+ *     FIFO).  COMMIT merges the pending table into the shard's table.
+ * Decisions happen in input order, so the output is the same for any number
+ * of workers and shards.  A bounded number of reports may wait undecided
+ * (MAX_DEFERRED): past it, workers on later inputs wait for earlier ones,
+ * so memory stays bounded; the worker holding the earliest unfinished input
+ * never waits, so this cannot deadlock.
  *
  * Each shard thread alone owns its interner and tables.  It flushes its
  * rollups to the sinks at the end of the run, every --flush-interval, and
@@ -37,7 +50,15 @@
 #include "dp_buf.h"
 #include "sink.h"
 
-enum { OP_DATA = 0, OP_COMMIT, OP_ABORT };
+enum { OP_DATA = 0, OP_DEFER, OP_ABORT, OP_DECIDE };
+
+#define MAX_DEFERRED 4096
+
+/* A verdict on a deferred report, sent to the shards by its worker. */
+typedef struct decision {
+    uint64_t token;
+    int commit;
+} decision;
 
 /* One record's share of one window, its strings as offsets into the batch
  * arena (0 = absent). */
@@ -54,10 +75,30 @@ typedef struct batch {
     struct batch *next; /* on the worker's free list */
     unsigned worker;
     int op;
+    uint64_t token;      /* the report the items belong to */
     size_t n;
     item *items;
     dp_buf arena;
+    decision *decisions; /* OP_DECIDE */
+    size_t n_decisions, cap_decisions;
 } batch;
+
+/* A report that ended well and waits for its verdict. */
+typedef struct deferred {
+    struct deferred *next;
+    unsigned worker;
+    uint64_t token;
+    uint8_t identity[32];
+    uint64_t records, messages, xml_bytes;
+    char *report_line; /* its reports-feed line, JSON */
+    char *label;       /* for the duplicate log line */
+} deferred;
+
+/* Per input: read to its end yet, and its deferred reports in order. */
+typedef struct input_state {
+    int finished;
+    deferred *head, *tail;
+} input_state;
 
 typedef struct engine engine;
 
@@ -69,7 +110,12 @@ typedef struct worker {
     uint8_t *sent;     /* per shard: a batch of the current report was pushed */
     uint8_t *touched;  /* per shard: the current report has items there */
     batch *free_list;
-    int claimed;       /* the current report holds a dedup claim */
+    size_t input;      /* index of the input being read */
+    uint64_t token;    /* the report in flight: this worker's sequence number */
+    decision *inbox;   /* verdicts to send (guarded by the engine's order_lock) */
+    size_t n_inbox, cap_inbox;
+    decision *outbox;  /* verdicts being sent (the worker's own) */
+    size_t cap_outbox;
     dp_window_share *shares;
     size_t cap_shares;
     dp_buf tmp;
@@ -78,6 +124,19 @@ typedef struct worker {
     dp_engine_stats st;
 } worker;
 
+/* One worker's undecided reports in one shard, oldest first.  Tokens only
+ * grow, and verdicts come oldest first, so a FIFO is all it takes. */
+typedef struct pending {
+    uint64_t token;
+    int open; /* still receiving data */
+    dp_rollup_table table;
+} pending;
+
+typedef struct pending_q {
+    pending *v;
+    size_t head, n, cap; /* a ring buffer of n entries from head */
+} pending_q;
+
 typedef struct shard {
     engine *e;
     unsigned id;
@@ -85,7 +144,7 @@ typedef struct shard {
     dp_intern strings;
     uint32_t last_id[K__STRINGS]; /* a one-entry cache per field */
     dp_rollup_table main;
-    dp_rollup_table *pending; /* per worker */
+    struct pending_q *pending; /* per worker: reports not yet decided */
     double last_flush;
     uint64_t rollups, flushes;
     size_t peak_keys, peak_bytes;
@@ -102,6 +161,12 @@ struct engine {
     worker *workers;
     shard *shards;
     const psl_ctx_t *psl;
+    pthread_mutex_t order_lock; /* input_state, the watermark, inboxes, n_deferred */
+    pthread_cond_t order_cond;
+    input_state *in_st;
+    size_t watermark;           /* inputs below it are decided */
+    size_t n_deferred;
+    uint64_t reports, duplicates, records, messages, xml_bytes; /* decided */
     pthread_mutex_t err_lock;
     int failed;
     dp_error fatal;
@@ -151,6 +216,7 @@ static void batch_free(batch *b) {
     if (!b) return;
     dp_buf_free(&b->arena);
     free(b->items);
+    free(b->decisions);
     free(b);
 }
 
@@ -172,7 +238,9 @@ static batch *batch_get(worker *w) {
     else b = batch_new(e, w->id);
     if (!b) return NULL;
     b->n = 0;
+    b->n_decisions = 0;
     b->op = OP_DATA;
+    b->token = w->token;
     dp_buf_reset(&b->arena);
     dp_buf_putc(&b->arena, '\0'); /* offset 0 means absent */
     return b;
@@ -305,7 +373,8 @@ static int on_record(void *ctx, const dp_report *rep, const dp_record *rec) {
     return 0;
 }
 
-/* Ends the report in flight on every shard it touched. */
+/* Ends the report in flight on every shard it touched: DEFER (it ended
+ * well: keep its data pending) or ABORT (drop it). */
 static void end_report(worker *w, int op) {
     engine *e = w->e;
     for (unsigned s = 0; s < e->cfg->shards; s++) {
@@ -313,7 +382,11 @@ static void end_report(worker *w, int op) {
         batch *b = w->open[s];
         if (op == OP_ABORT && !w->sent[s]) {
             /* the shard never saw this report: just forget the items */
-            if (b) b->n = 0, dp_buf_reset(&b->arena), dp_buf_putc(&b->arena, '\0');
+            if (b) {
+                b->n = 0;
+                dp_buf_reset(&b->arena);
+                dp_buf_putc(&b->arena, '\0');
+            }
         } else {
             if (!b && !(b = batch_get(w))) {
                 dp_error err;
@@ -331,20 +404,131 @@ static void end_report(worker *w, int op) {
     }
 }
 
+/* Sends the verdicts waiting in this worker's inbox down its own rings, to
+ * every shard: a shard that holds nothing for a token ignores it. */
+static void send_decisions(worker *w) {
+    engine *e = w->e;
+    pthread_mutex_lock(&e->order_lock);
+    size_t n = w->n_inbox;
+    if (n > w->cap_outbox) {
+        decision *o = realloc(w->outbox, n * sizeof *o);
+        if (o) {
+            w->outbox = o;
+            w->cap_outbox = n;
+        } else {
+            n = w->cap_outbox; /* send what fits now, the rest next time */
+        }
+    }
+    if (n) {
+        memcpy(w->outbox, w->inbox, n * sizeof *w->outbox);
+        memmove(w->inbox, w->inbox + n, (w->n_inbox - n) * sizeof *w->inbox);
+        w->n_inbox -= n;
+    }
+    pthread_mutex_unlock(&e->order_lock);
+    if (!n) return;
+    for (unsigned s = 0; s < e->cfg->shards; s++) {
+        batch *b = batch_get(w);
+        if (!b) {
+            dp_error err;
+            dp_error_set(&err, DP_ERR_NOMEM, "out of memory sending verdicts");
+            set_fatal(e, &err);
+            return;
+        }
+        if (n > b->cap_decisions) {
+            decision *d = realloc(b->decisions, n * sizeof *d);
+            if (!d) {
+                dp_error err;
+                dp_error_set(&err, DP_ERR_NOMEM, "out of memory sending verdicts");
+                set_fatal(e, &err);
+                batch_free(b);
+                return;
+            }
+            b->decisions = d;
+            b->cap_decisions = n;
+        }
+        memcpy(b->decisions, w->outbox, n * sizeof *b->decisions);
+        b->n_decisions = n;
+        b->op = OP_DECIDE;
+        batch_push(w, s, b);
+    }
+}
+
+static void free_deferred(deferred *d) {
+    free(d->report_line);
+    free(d->label);
+    free(d);
+}
+
+/* Decides the reports of every input that has been read to its end and has
+ * no undecided input before it, in input order.  Called with order_lock. */
+static void advance_watermark(engine *e) {
+    while (e->watermark < e->n_inputs && e->in_st[e->watermark].finished) {
+        input_state *is = &e->in_st[e->watermark];
+        for (deferred *d = is->head, *next; d; d = next) {
+            next = d->next;
+            int v = e->cfg->dedup ? dp_dedup_decide(e->cfg->dedup, d->identity) : DP_DEDUP_NEW;
+            int commit = v == DP_DEDUP_NEW;
+            if (v == DP_DEDUP_ERROR) {
+                dp_error err;
+                dp_error_set(&err, DP_ERR_NOMEM, "out of memory deciding duplicates");
+                set_fatal(e, &err);
+            }
+            if (commit) {
+                e->reports++;
+                e->records += d->records;
+                e->messages += d->messages;
+                e->xml_bytes += d->xml_bytes;
+                if (e->cfg->reports && d->report_line) {
+                    dp_error err;
+                    if (dp_sink_write_report_text(e->cfg->reports, d->report_line, &err) != 0)
+                        set_fatal(e, &err);
+                }
+            } else if (v == DP_DEDUP_DUPLICATE) {
+                e->duplicates++;
+                fprintf(stderr, "dmarcpipe: %s: duplicate report, not counted\n", d->label);
+            }
+            worker *w = &e->workers[d->worker];
+            if (w->n_inbox == w->cap_inbox) {
+                size_t cap = w->cap_inbox ? 2 * w->cap_inbox : 64;
+                decision *ib = realloc(w->inbox, cap * sizeof *ib);
+                if (!ib) {
+                    dp_error err;
+                    dp_error_set(&err, DP_ERR_NOMEM, "out of memory queueing verdicts");
+                    set_fatal(e, &err);
+                    free_deferred(d);
+                    continue;
+                }
+                w->inbox = ib;
+                w->cap_inbox = cap;
+            }
+            w->inbox[w->n_inbox++] = (decision){d->token, commit};
+            e->n_deferred--;
+            free_deferred(d);
+        }
+        is->head = is->tail = NULL;
+        e->watermark++;
+    }
+    pthread_cond_broadcast(&e->order_cond);
+}
+
 static int on_report_begin(void *ctx, const dp_report *rep) {
     worker *w = ctx;
     engine *e = w->e;
+    w->token++;
+    /* A report counted by an earlier run is skipped now rather than parsed
+     * for nothing.  (Copies within this run are parsed and decided in input
+     * order: skipping them here would make what is rejected or quarantined
+     * depend on thread timing.) */
     if (e->cfg->dedup) {
-        int rc = dp_dedup_claim(e->cfg->dedup, rep);
-        if (rc == DP_DEDUP_DUPLICATE) {
+        uint8_t id[32];
+        dp_dedup_identity(rep, id);
+        if (dp_dedup_seen_before(e->cfg->dedup, id)) {
             w->st.duplicates++;
-            fprintf(stderr, "dmarcpipe: %s: duplicate report (org_name=%s report_id=%s domain=%s begin=%lld), skipped\n",
+            fprintf(stderr, "dmarcpipe: %s: duplicate report (org_name=%s report_id=%s domain=%s begin=%lld), not counted\n",
                     rep->part, rep->org_name ? rep->org_name : "-", rep->report_id ? rep->report_id : "-",
                     rep->policy.domain ? rep->policy.domain : "-", (long long)rep->begin);
             return DP_INGEST_SKIP;
         }
-        if (rc != DP_DEDUP_NEW) return -1;
-        w->claimed = 1;
     }
     return 0;
 }
@@ -352,26 +536,60 @@ static int on_report_begin(void *ctx, const dp_report *rep) {
 static int on_report_done(void *ctx, const dp_report *rep) {
     worker *w = ctx;
     engine *e = w->e;
-    end_report(w, OP_COMMIT);
-    if (w->claimed) dp_dedup_commit(e->cfg->dedup, rep);
-    w->claimed = 0;
-    w->st.reports++;
-    w->st.records += rep->records;
-    w->st.messages += rep->messages;
-    w->st.xml_bytes += rep->xml_bytes;
+    end_report(w, OP_DEFER);
+    deferred *d = calloc(1, sizeof *d);
+    dp_buf line = DP_BUF_INIT, label = DP_BUF_INIT;
     if (e->cfg->reports) {
-        dp_report_line line = {rep, rep->sha256};
-        dp_error err;
-        if (dp_sink_write_report(e->cfg->reports, &line, &err) != 0) set_fatal(e, &err);
+        dp_report_line rl = {rep, rep->sha256};
+        dp_report_line_to_json(&line, &rl);
+        dp_buf_putc(&line, '\n');
     }
+    dp_buf_printf(&label, "%s (org_name=%s report_id=%s domain=%s begin=%lld)", rep->part,
+                  rep->org_name ? rep->org_name : "-", rep->report_id ? rep->report_id : "-",
+                  rep->policy.domain ? rep->policy.domain : "-", (long long)rep->begin);
+    if (!d || line.failed || label.failed) {
+        free(d);
+        dp_buf_free(&line);
+        dp_buf_free(&label);
+        return -1; /* the report fails; nothing was committed */
+    }
+    d->worker = w->id;
+    d->token = w->token;
+    dp_dedup_identity(rep, d->identity);
+    d->records = rep->records;
+    d->messages = rep->messages;
+    d->xml_bytes = rep->xml_bytes;
+    d->report_line = line.data;
+    d->label = label.data;
+
+    pthread_mutex_lock(&e->order_lock);
+    /* Bounded waiting room: a worker ahead of the earliest unfinished
+     * input waits; the one holding that input never does. */
+    while (e->n_deferred >= MAX_DEFERRED && w->input > e->watermark) {
+        pthread_mutex_unlock(&e->order_lock);
+        send_decisions(w);
+        pthread_mutex_lock(&e->order_lock);
+        if (e->n_deferred >= MAX_DEFERRED && w->input > e->watermark && w->n_inbox == 0) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 1000000;
+            if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+            pthread_cond_timedwait(&e->order_cond, &e->order_lock, &ts);
+        }
+    }
+    input_state *is = &e->in_st[w->input];
+    if (is->tail) is->tail->next = d;
+    else is->head = d;
+    is->tail = d;
+    e->n_deferred++;
+    pthread_mutex_unlock(&e->order_lock);
     return 0;
 }
 
 static void on_report_failed(void *ctx, const dp_report *rep, const dp_error *err) {
+    (void)rep;
     worker *w = ctx;
     end_report(w, OP_ABORT);
-    if (w->claimed) dp_dedup_release(w->e->cfg->dedup, rep);
-    w->claimed = 0;
     w->st.rejected++;
     if (err->has_offset)
         fprintf(stderr, "dmarcpipe: %s: %s: %s (offset %llu)\n", err->where, dp_error_stage(err->kind),
@@ -404,6 +622,7 @@ static void *worker_main(void *arg) {
         const char *path = e->inputs[i];
         dp_ingest_result res;
         dp_error err;
+        w->input = i;
         w->n_errs = 0;
         w->st.inputs++;
         if (dp_ingest_file(&e->cfg->limits, path, &HANDLER, w, &res, &err) != 0) {
@@ -418,6 +637,22 @@ static void *worker_main(void *arg) {
                     fprintf(stderr, "dmarcpipe: %s: quarantined as %s\n", path, qpath);
             }
         }
+        pthread_mutex_lock(&e->order_lock);
+        e->in_st[i].finished = 1;
+        advance_watermark(e);
+        pthread_mutex_unlock(&e->order_lock);
+        send_decisions(w);
+    }
+    /* Verdicts on this worker's reports may still come from inputs other
+     * workers are reading: only this worker can send them. */
+    for (;;) {
+        pthread_mutex_lock(&e->order_lock);
+        int all_decided = e->watermark == e->n_inputs;
+        int empty = w->n_inbox == 0;
+        if (!all_decided && empty) pthread_cond_wait(&e->order_cond, &e->order_lock);
+        pthread_mutex_unlock(&e->order_lock);
+        send_decisions(w);
+        if (all_decided && empty) break;
     }
     atomic_fetch_add_explicit(&e->workers_done, 1, memory_order_release);
     return NULL;
@@ -482,43 +717,99 @@ static int shard_flush(shard *sh) {
     return rc;
 }
 
+/* ---- a shard's undecided reports --------------------------------------------- */
+
+static pending *pq_at(pending_q *q, size_t i) { return &q->v[(q->head + i) % q->cap]; }
+
+static pending *pq_push(pending_q *q, uint64_t token) {
+    if (q->n == q->cap) {
+        size_t cap = q->cap ? 2 * q->cap : 8;
+        pending *v = malloc(cap * sizeof *v);
+        if (!v) return NULL;
+        for (size_t i = 0; i < q->n; i++) v[i] = *pq_at(q, i);
+        free(q->v);
+        q->v = v;
+        q->cap = cap;
+        q->head = 0;
+    }
+    pending *p = pq_at(q, q->n++);
+    p->token = token;
+    p->open = 1;
+    dp_table_init(&p->table);
+    return p;
+}
+
+static void pq_drop_back(pending_q *q) {
+    dp_table_free(&pq_at(q, q->n - 1)->table);
+    q->n--;
+}
+
+static void pq_drop_front(pending_q *q) {
+    dp_table_free(&pq_at(q, 0)->table);
+    q->head = (q->head + 1) % q->cap;
+    q->n--;
+}
+
+static void pq_free(pending_q *q) {
+    while (q->n) pq_drop_front(q);
+    free(q->v);
+}
+
+static void shard_oom(shard *sh) {
+    dp_error err;
+    dp_error_set(&err, DP_ERR_NOMEM, "shard %u: out of memory", sh->id);
+    set_fatal(sh->e, &err);
+}
+
 static void shard_take(shard *sh, batch *b) {
     engine *e = sh->e;
-    dp_rollup_table *pend = &sh->pending[b->worker];
-    for (size_t i = 0; i < b->n; i++) {
-        const item *it = &b->items[i];
-        dp_rollup_key key;
-        memset(&key, 0, sizeof key);
-        key.window_start = it->window_start;
-        for (int k = 0; k < K__STRINGS; k++)
-            key.str[k] = shard_intern(sh, k, it->str[k] ? b->arena.data + it->str[k] : NULL);
-        memcpy(key.ip, it->ip, 16);
-        key.ip_family = it->ip_family;
-        dp_rollup_entry *en = dp_table_upsert(pend, &key);
-        if (!en) {
-            dp_error err;
-            dp_error_set(&err, DP_ERR_NOMEM, "shard %u: out of memory", sh->id);
-            set_fatal(e, &err);
-            continue;
-        }
-        en->messages += it->count;
-        en->records++;
-        if (it->first_off < en->first_off) en->first_off = it->first_off;
-        if (it->last_off > en->last_off) en->last_off = it->last_off;
-    }
-    if (b->op == OP_COMMIT) {
-        for (size_t i = 0; i < pend->n; i++) {
-            if (dp_table_add(&sh->main, &pend->entries[i]) != 0) {
-                dp_error err;
-                dp_error_set(&err, DP_ERR_NOMEM, "shard %u: out of memory", sh->id);
-                set_fatal(e, &err);
-                break;
+    pending_q *q = &sh->pending[b->worker];
+    if (b->op == OP_DECIDE) {
+        /* verdicts come oldest first, like the reports in the queue; a
+         * token this shard holds nothing for was never sent here */
+        for (size_t i = 0; i < b->n_decisions; i++) {
+            const decision *d = &b->decisions[i];
+            while (q->n && pq_at(q, 0)->token < d->token) pq_drop_front(q); /* cannot happen */
+            if (!q->n || pq_at(q, 0)->token != d->token) continue;
+            if (d->commit) {
+                const dp_rollup_table *t = &pq_at(q, 0)->table;
+                for (size_t k = 0; k < t->n; k++)
+                    if (dp_table_add(&sh->main, &t->entries[k]) != 0) {
+                        shard_oom(sh);
+                        break;
+                    }
             }
+            pq_drop_front(q);
         }
-        dp_table_clear(pend, 4096);
         if (e->cfg->max_keys && sh->main.n > e->cfg->max_keys) shard_flush(sh);
-    } else if (b->op == OP_ABORT) {
-        dp_table_clear(pend, 4096);
+    } else {
+        pending *p = q->n ? pq_at(q, q->n - 1) : NULL;
+        if (!p || p->token != b->token) p = pq_push(q, b->token);
+        if (!p) {
+            shard_oom(sh);
+        } else {
+            for (size_t i = 0; i < b->n; i++) {
+                const item *it = &b->items[i];
+                dp_rollup_key key;
+                memset(&key, 0, sizeof key);
+                key.window_start = it->window_start;
+                for (int k = 0; k < K__STRINGS; k++)
+                    key.str[k] = shard_intern(sh, k, it->str[k] ? b->arena.data + it->str[k] : NULL);
+                memcpy(key.ip, it->ip, 16);
+                key.ip_family = it->ip_family;
+                dp_rollup_entry *en = dp_table_upsert(&p->table, &key);
+                if (!en) {
+                    shard_oom(sh);
+                    break;
+                }
+                en->messages += it->count;
+                en->records++;
+                if (it->first_off < en->first_off) en->first_off = it->first_off;
+                if (it->last_off > en->last_off) en->last_off = it->last_off;
+            }
+            if (b->op == OP_DEFER) p->open = 0;
+            else if (b->op == OP_ABORT) pq_drop_back(q);
+        }
     }
     /* hand the batch back for reuse; free it if the way back is full */
     if (!dp_ring_push(&e->back[b->worker * e->cfg->shards + sh->id], b)) batch_free(b);
@@ -575,13 +866,17 @@ int dp_engine_run(const dp_engine_config *cfg, const char *const *inputs, size_t
     e.n_inputs = n_inputs;
     e.psl = psl_builtin();
     pthread_mutex_init(&e.err_lock, NULL);
+    pthread_mutex_init(&e.order_lock, NULL);
+    pthread_cond_init(&e.order_cond, NULL);
+    e.in_st = calloc(n_inputs ? n_inputs : 1, sizeof *e.in_st);
     unsigned nw = cfg->workers, ns = cfg->shards;
     e.rings = calloc((size_t)nw * ns, sizeof *e.rings);
     e.back = calloc((size_t)nw * ns, sizeof *e.back);
     e.workers = calloc(nw, sizeof *e.workers);
     e.shards = calloc(ns, sizeof *e.shards);
     int rc = 0;
-    if (!e.rings || !e.back || !e.workers || !e.shards) rc = dp_error_set(err, DP_ERR_NOMEM, "out of memory");
+    if (!e.rings || !e.back || !e.workers || !e.shards || !e.in_st)
+        rc = dp_error_set(err, DP_ERR_NOMEM, "out of memory");
     for (size_t i = 0; rc == 0 && i < (size_t)nw * ns; i++)
         if (dp_ring_init(&e.rings[i], cfg->ring_slots) != 0 || dp_ring_init(&e.back[i], cfg->ring_slots) != 0)
             rc = dp_error_set(err, DP_ERR_NOMEM, "out of memory");
@@ -619,12 +914,8 @@ int dp_engine_run(const dp_engine_config *cfg, const char *const *inputs, size_t
         worker *wk = &e.workers[w];
         out->inputs += wk->st.inputs;
         out->inputs_rejected += wk->st.inputs_rejected;
-        out->reports += wk->st.reports;
         out->rejected += wk->st.rejected;
         out->duplicates += wk->st.duplicates;
-        out->records += wk->st.records;
-        out->messages += wk->st.messages;
-        out->xml_bytes += wk->st.xml_bytes;
         while (wk->free_list) {
             batch *b = wk->free_list;
             wk->free_list = b->next;
@@ -636,6 +927,8 @@ int dp_engine_run(const dp_engine_config *cfg, const char *const *inputs, size_t
         free(wk->touched);
         free(wk->shares);
         free(wk->errs);
+        free(wk->inbox);
+        free(wk->outbox);
         dp_buf_free(&wk->tmp);
     }
     for (unsigned s = 0; e.shards && s < ns; s++) {
@@ -646,7 +939,7 @@ int dp_engine_run(const dp_engine_config *cfg, const char *const *inputs, size_t
         out->peak_table_bytes += sh->peak_bytes;
         dp_intern_free(&sh->strings);
         dp_table_free(&sh->main);
-        for (unsigned w = 0; sh->pending && w < nw; w++) dp_table_free(&sh->pending[w]);
+        for (unsigned w = 0; sh->pending && w < nw; w++) pq_free(&sh->pending[w]);
         free(sh->pending);
     }
     for (size_t i = 0; e.rings && e.back && i < (size_t)nw * ns; i++) {
@@ -656,10 +949,23 @@ int dp_engine_run(const dp_engine_config *cfg, const char *const *inputs, size_t
         dp_ring_free(&e.rings[i]);
         dp_ring_free(&e.back[i]);
     }
+    out->reports = e.reports;
+    out->duplicates += e.duplicates;
+    out->records = e.records;
+    out->messages = e.messages;
+    out->xml_bytes = e.xml_bytes;
+    for (size_t i = 0; e.in_st && i < n_inputs; i++)
+        for (deferred *d = e.in_st[i].head, *next; d; d = next) {
+            next = d->next; /* only after a failure to start threads */
+            free_deferred(d);
+        }
+    free(e.in_st);
     free(e.rings);
     free(e.back);
     free(e.workers);
     free(e.shards);
+    pthread_mutex_destroy(&e.order_lock);
+    pthread_cond_destroy(&e.order_cond);
     if (rc == 0 && e.failed) {
         *err = e.fatal;
         rc = -1;

@@ -314,6 +314,7 @@ typedef struct {
     uint64_t max_bytes;     /* per report; 0 = off */
     uint64_t seed;
     int schema;
+    int distinct_ips;       /* every record gets a source IP of its own */
     const char *out;        /* NULL = stdout */
 } bench_cfg;
 
@@ -327,29 +328,44 @@ typedef struct {
     uint64_t records, messages, bytes;
 } bench_totals;
 
-/* Render N distinct source IPs. Distinctness is by construction, not by
- * rejection: each index maps through a bijection into its own address
- * (exact up to ~770 million IPv4 indices, far past any useful --ips). */
+/* Source address number i, rendered into buf (NUL-terminated; returns the
+ * length). Distinctness is by construction, not by rejection: each index
+ * maps through a bijection into its own address, exact for i below
+ * BENCH_MAX_DISTINCT_IPS (about 770 million IPv4 indices), far past any
+ * useful --ips. */
+#define BENCH_MAX_DISTINCT_IPS ((uint64_t)BENCH_NV4FIRST << 24)
+static size_t bench_ip_format(char *buf, size_t cap, uint64_t i, uint64_t seed,
+                              uint32_t rot) {
+    int n;
+    if (bench_mix64(seed + i * 0x632be59bd9b4e019ULL) % 10 == 0) {
+        /* ~10% IPv6; the nonzero fourth group keeps RFC 5952 form. */
+        uint64_t q = i / 0xfffe;
+        n = snprintf(buf, cap, "%s:%x::%x", bench_v6_prefixes[i % BENCH_NV6PREFIXES],
+                     (unsigned)(0x1000 + (q & 0xefff)), (unsigned)(i % 0xfffe + 1));
+    } else {
+        /* Odd multiplier + offset is a bijection mod 2^24, so indices
+         * sharing a first octet still get different low 24 bits. */
+        uint32_t j = (uint32_t)(i / BENCH_NV4FIRST);
+        uint32_t low = (j * 0x9e3779u + rot) & 0xffffffu;
+        n = snprintf(buf, cap, "%u.%u.%u.%u", (unsigned)bench_v4_first[i % BENCH_NV4FIRST],
+                     (unsigned)(low >> 16), (unsigned)((low >> 8) & 0xff),
+                     (unsigned)(low & 0xff));
+    }
+    if (n < 0 || (size_t)n >= cap) n = 0;
+    return (size_t)n;
+}
+
+static uint32_t bench_ip_rot(uint64_t seed) {
+    return (uint32_t)bench_mix64(seed ^ 0x1b873593u) & 0xffffffu;
+}
+
+/* Render N distinct source IPs into the pool. */
 static void bench_make_ips(bench_pool *p, uint64_t n, uint64_t seed) {
-    uint32_t rot = (uint32_t)bench_mix64(seed ^ 0x1b873593u) & 0xffffffu;
+    uint32_t rot = bench_ip_rot(seed);
+    char tmp[64];
     for (uint64_t i = 0; i < n; i++) {
-        if (bench_mix64(seed + i * 0x632be59bd9b4e019ULL) % 10 == 0) {
-            /* ~10% IPv6; the nonzero fourth group keeps RFC 5952 form. */
-            uint64_t q = i / 0xfffe;
-            bench_pool_add(p, "%s:%x::%x",
-                           bench_v6_prefixes[i % BENCH_NV6PREFIXES],
-                           (unsigned)(0x1000 + (q & 0xefff)),
-                           (unsigned)(i % 0xfffe + 1));
-        } else {
-            /* Odd multiplier + offset is a bijection mod 2^24, so indices
-             * sharing a first octet still get different low 24 bits. */
-            uint32_t j = (uint32_t)(i / BENCH_NV4FIRST);
-            uint32_t low = (j * 0x9e3779u + rot) & 0xffffffu;
-            bench_pool_add(p, "%u.%u.%u.%u",
-                           (unsigned)bench_v4_first[i % BENCH_NV4FIRST],
-                           (unsigned)(low >> 16), (unsigned)((low >> 8) & 0xff),
-                           (unsigned)(low & 0xff));
-        }
+        bench_ip_format(tmp, sizeof(tmp), i, seed, rot);
+        bench_pool_add(p, "%s", tmp);
     }
 }
 
@@ -386,7 +402,7 @@ typedef struct {
 /* Per-record scratch; the strings that are not pool or table entries are
  * built in these buffers. */
 typedef struct {
-    char hf[192], spam1[32], spam2[32], sesel[40];
+    char hf[192], spam1[32], spam2[32], sesel[40], ipbuf[64];
     size_t ip_len;
     const char *ip;
     uint64_t count;
@@ -465,13 +481,24 @@ static uint64_t bench_count(bench_rng *r) {
     return 1001 + bench_rng_below(r, 99000);
 }
 
+/* ip_seq is UINT64_MAX normally; with --distinct-ips it is the record's
+ * number over the whole run, and the record gets that address of its own
+ * instead of one from the pool (the draws are made all the same, so the
+ * rest of the output does not change). */
 static void bench_make_record(bench_record *rec, bench_rng *r,
-                              const bench_policy *pol, const bench_pools *pools) {
+                              const bench_policy *pol, const bench_pools *pools,
+                              uint64_t ip_seq, uint64_t seed) {
     /* Skew toward low pool indices: a few IPs send most of the mail. */
     uint32_t nip = (uint32_t)pools->ips.n;
     uint32_t ipi = bench_rng_below(r, nip);
     if (bench_rng_pct(r, 50)) ipi = bench_rng_below(r, ipi + 1);
-    rec->ip = bench_pool_get(&pools->ips, ipi, &rec->ip_len);
+    if (ip_seq == UINT64_MAX) {
+        rec->ip = bench_pool_get(&pools->ips, ipi, &rec->ip_len);
+    } else {
+        rec->ip_len = bench_ip_format(rec->ipbuf, sizeof(rec->ipbuf), ip_seq, seed,
+                                      bench_ip_rot(seed));
+        rec->ip = rec->ipbuf;
+    }
     rec->count = bench_count(r);
     rec->reason = NULL;
     {
@@ -747,7 +774,17 @@ static int bench_report(bench_out *o, const bench_cfg *cfg,
         if (BENCH_OUTBUF_SIZE - o->len < BENCH_RECORD_MAX) bench_out_flush(o);
         size_t mark = o->len;
         uint64_t flushed = o->flushed;
-        bench_make_record(&rec, &r, &pol, pools);
+        uint64_t ip_seq = UINT64_MAX;
+        if (cfg->distinct_ips) {
+            /* records of earlier reports, then this one's: never reused */
+            ip_seq = tot->records + n;
+            if (ip_seq >= BENCH_MAX_DISTINCT_IPS) {
+                fprintf(stderr, "dp-gen-report: --distinct-ips supports at most %" PRIu64
+                        " records\n", (uint64_t)BENCH_MAX_DISTINCT_IPS);
+                return -1;
+            }
+        }
+        bench_make_record(&rec, &r, &pol, pools, ip_seq, cfg->seed);
         bench_emit_record(o, &rec, &rep, cfg->schema);
         if (o->flushed != flushed) {
             fprintf(stderr, "dp-gen-report: record larger than BENCH_RECORD_MAX\n");
@@ -796,6 +833,10 @@ static void bench_usage(FILE *f) {
         "  --max-bytes N      never let a report exceed N bytes (wins over\n"
         "                     --records and --target-bytes; same suffixes)\n"
         "  --seed S           PRNG seed (default 1)\n"
+        "  --distinct-ips     give every record a source IP of its own, never\n"
+        "                     repeated across reports (so every record is its\n"
+        "                     own rollup key); the rest of the output is as\n"
+        "                     without it\n"
         "  -o PATH            output file, or directory with --reports > 1\n"
         "                     (DIR/report-NNNNNN.xml); default stdout\n"
         "Prints \"records=N messages=M bytes=B\" (totals) on stderr.\n",
@@ -842,7 +883,7 @@ int main(int argc, char **argv) {
                      .schema = BENCH_SCHEMA_7489, .out = NULL};
     int records_given = 0;
     enum { O_RECORDS = 256, O_REPORTS, O_IPS, O_DOMAINS, O_REPORTERS, O_SCHEMA,
-           O_TARGET, O_MAX, O_SEED };
+           O_TARGET, O_MAX, O_SEED, O_DISTINCT_IPS };
     static const struct option opts[] = {
         {"records", required_argument, NULL, O_RECORDS},
         {"reports", required_argument, NULL, O_REPORTS},
@@ -853,6 +894,7 @@ int main(int argc, char **argv) {
         {"target-bytes", required_argument, NULL, O_TARGET},
         {"max-bytes", required_argument, NULL, O_MAX},
         {"seed", required_argument, NULL, O_SEED},
+        {"distinct-ips", no_argument, NULL, O_DISTINCT_IPS},
         {"output", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -870,6 +912,7 @@ int main(int argc, char **argv) {
         case O_TARGET: dst = &cfg.target_bytes; suffix = 1; break;
         case O_MAX: dst = &cfg.max_bytes; suffix = 1; break;
         case O_SEED: dst = &cfg.seed; break;
+        case O_DISTINCT_IPS: cfg.distinct_ips = 1; break;
         case O_SCHEMA:
             if (strcmp(optarg, "rfc7489") == 0) cfg.schema = BENCH_SCHEMA_7489;
             else if (strcmp(optarg, "rfc9990") == 0) cfg.schema = BENCH_SCHEMA_9990;

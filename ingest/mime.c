@@ -327,9 +327,13 @@ int dp_mime_unwrap_fd(dp_unwrap *u, int fd, const char *part, int mbox) {
         dp_unwrap_fail(u, NULL, &err, part);
         return -1;
     }
-    GMimeStream *s = g_mime_stream_fs_new(dupfd); /* owns dupfd */
+    /* We close dupfd ourselves, not GMime: the descriptor's life is then
+     * visible in our code (and to ThreadSanitizer). */
+    GMimeStream *s = g_mime_stream_fs_new(dupfd);
+    g_mime_stream_fs_set_owner(GMIME_STREAM_FS(s), FALSE);
     int rc = unwrap_gstream(u, s, part, mbox);
     g_object_unref(s);
+    close(dupfd);
     return rc;
 }
 

@@ -439,7 +439,7 @@ int dp_unwrap_stream(dp_unwrap *u, dp_stream *s, const char *part, int layer, in
 /* ---- entry points -------------------------------------------------------- */
 
 static int finish(dp_unwrap *u, int rc, dp_error *err) {
-    if (rc == 0 && u->res->reports == 0 && u->res->rejected == 0)
+    if (rc == 0 && u->res->reports == 0 && u->res->rejected == 0 && u->res->skipped == 0)
         rc = fail(u, u->input, DP_ERR_NOT_AGGREGATE, "no aggregate report found");
     if (u->res->rejected) rc = -1;
     if (rc != 0 && err) {

@@ -45,12 +45,10 @@ static int file_write_rollup(dp_sink *s, const dp_rollup *r, dp_error *err) {
     return put_line(fs, err);
 }
 
-static int file_write_report(dp_sink *s, const dp_report_line *r, dp_error *err) {
+static int file_write_report(dp_sink *s, const char *line, size_t len, dp_error *err) {
     file_sink *fs = (file_sink *)s;
-    dp_buf_reset(&fs->line);
-    dp_report_line_to_json(&fs->line, r);
-    dp_buf_putc(&fs->line, '\n');
-    return put_line(fs, err);
+    if (fwrite(line, 1, len, fs->f) != len) return io_error(fs, err, "write");
+    return 0;
 }
 
 static int file_flush(dp_sink *s, dp_error *err) {

@@ -29,11 +29,20 @@ int dp_sink_write_rollup(dp_sink *s, const dp_rollup *r, dp_error *err) {
     return rc;
 }
 
-int dp_sink_write_report(dp_sink *s, const dp_report_line *r, dp_error *err) {
+int dp_sink_write_report_text(dp_sink *s, const char *line, dp_error *err) {
     pthread_mutex_lock(&s->lock);
-    int rc = s->ops->write_report ? s->ops->write_report(s, r, err) : 0;
+    int rc = s->ops->write_report ? s->ops->write_report(s, line, strlen(line), err) : 0;
     if (rc == 0) s->reports_written++;
     pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+int dp_sink_write_report(dp_sink *s, const dp_report_line *r, dp_error *err) {
+    dp_buf b = DP_BUF_INIT;
+    dp_report_line_to_json(&b, r);
+    dp_buf_putc(&b, '\n');
+    int rc = b.failed ? dp_error_set(err, DP_ERR_NOMEM, "out of memory") : dp_sink_write_report_text(s, b.data, err);
+    dp_buf_free(&b);
     return rc;
 }
 

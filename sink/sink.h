@@ -49,7 +49,8 @@ typedef struct dp_sink dp_sink;
 typedef struct dp_sink_ops {
     const char *name;
     int (*write_rollup)(dp_sink *s, const dp_rollup *r, dp_error *err);
-    int (*write_report)(dp_sink *s, const dp_report_line *r, dp_error *err); /* may be NULL */
+    /* one reports-feed line, already JSON (dp_report_line_to_json) */
+    int (*write_report)(dp_sink *s, const char *line, size_t len, dp_error *err); /* may be NULL */
     int (*flush)(dp_sink *s, dp_error *err);  /* make what was written durable */
     void (*destroy)(dp_sink *s);
 } dp_sink_ops;
@@ -71,6 +72,9 @@ dp_sink *dp_sink_open_reports(const char *path, dp_error *err);
 /* Thread-safe wrappers: lock, call, count, unlock. */
 int dp_sink_write_rollup(dp_sink *s, const dp_rollup *r, dp_error *err);
 int dp_sink_write_report(dp_sink *s, const dp_report_line *r, dp_error *err);
+/* The same from a line rendered earlier (the engine renders a report's line
+ * when the report ends and writes it once the report is decided). */
+int dp_sink_write_report_text(dp_sink *s, const char *line, dp_error *err);
 int dp_sink_flush(dp_sink *s, dp_error *err);
 /* Flushes and frees.  0, or -1 when the final flush failed. */
 int dp_sink_close(dp_sink *s, dp_error *err);
