@@ -81,6 +81,10 @@ typedef struct batch {
     dp_buf arena;
     decision *decisions; /* OP_DECIDE */
     size_t n_decisions, cap_decisions;
+    /* The report-level strings (reporter, policy domain) are the same for
+     * every item of a report: copy them into the arena once per batch. */
+    const char *cached[K_HEADER_FROM];
+    uint32_t cached_off[K_HEADER_FROM];
 } batch;
 
 /* A report that ended well and waits for its verdict. */
@@ -239,6 +243,7 @@ static batch *batch_get(worker *w) {
     if (!b) return NULL;
     b->n = 0;
     b->n_decisions = 0;
+    memset(b->cached, 0, sizeof b->cached);
     b->op = OP_DATA;
     b->token = w->token;
     dp_buf_reset(&b->arena);
@@ -364,7 +369,14 @@ static int on_record(void *ctx, const dp_report *rep, const dp_record *rec) {
         it->count = w->shares[i].count;
         it->first_off = (uint32_t)(lo - w0);
         it->last_off = (uint32_t)(hi - 1 - w0);
-        for (int k = 0; k < K__STRINGS; k++) it->str[k] = arena_str(b, strs[k]);
+        for (int k = 0; k < K_HEADER_FROM; k++) {
+            if (b->cached[k] != strs[k] || !strs[k]) {
+                b->cached[k] = strs[k];
+                b->cached_off[k] = arena_str(b, strs[k]);
+            }
+            it->str[k] = b->cached_off[k];
+        }
+        for (int k = K_HEADER_FROM; k < K__STRINGS; k++) it->str[k] = arena_str(b, strs[k]);
         memcpy(it->ip, rec->ip, 16);
         it->ip_family = (uint8_t)rec->ip_family;
         if (b->arena.failed) return -1;
