@@ -118,6 +118,7 @@ END_TEST
 int main(void) {
     Suite *s = suite_create("window");
     TCase *tc = tcase_create("split");
+    tcase_set_timeout(tc, 120); /* shared CI machines are slow at times */
     tcase_add_test(tc, one_day_inclusive_end_stays_in_its_day);
     tcase_add_test(tc, range_split_in_proportion);
     tcase_add_test(tc, remainders_are_exact_and_deterministic);
