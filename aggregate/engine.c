@@ -347,7 +347,6 @@ static int on_record(void *ctx, const dp_report *rep, const dp_record *rec) {
     };
 
     unsigned s = shard_of(e, rec);
-    int64_t stop = rep->end > rep->begin ? rep->end : rep->begin + 1;
     int any = 0;
     for (size_t i = 0; i < n; i++) {
         /* a window where the record's share rounds to 0 gets no rollup,
@@ -362,13 +361,16 @@ static int on_record(void *ctx, const dp_report *rep, const dp_record *rec) {
         }
         if (!b && !(b = w->open[s] = batch_get(w))) return -1;
         item *it = &b->items[b->n++];
+        /* first/last seen: the report's range [begin, end], clipped to
+         * the window's seconds [w0, w0 + width - 1] */
         int64_t w0 = w->shares[i].window_start;
         int64_t lo = rep->begin > w0 ? rep->begin : w0;
-        int64_t hi = stop < w0 + width ? stop : w0 + width;
+        int64_t hi = rep->end < w0 + width - 1 ? rep->end : w0 + width - 1;
+        if (hi < lo) hi = lo;
         it->window_start = w0;
         it->count = w->shares[i].count;
         it->first_off = (uint32_t)(lo - w0);
-        it->last_off = (uint32_t)(hi - 1 - w0);
+        it->last_off = (uint32_t)(hi - w0);
         for (int k = 0; k < K_HEADER_FROM; k++) {
             if (b->cached[k] != strs[k] || !strs[k]) {
                 b->cached[k] = strs[k];
