@@ -786,12 +786,20 @@ static void shard_take(shard *sh, batch *b) {
             while (q->n && pq_at(q, 0)->token < d->token) pq_drop_front(q); /* cannot happen */
             if (!q->n || pq_at(q, 0)->token != d->token) continue;
             if (d->commit) {
-                const dp_rollup_table *t = &pq_at(q, 0)->table;
-                for (size_t k = 0; k < t->n; k++)
-                    if (dp_table_add(&sh->main, &t->entries[k]) != 0) {
-                        shard_oom(sh);
-                        break;
-                    }
+                dp_rollup_table *t = &pq_at(q, 0)->table;
+                if (sh->main.n == 0) {
+                    /* an empty main table takes the report's table whole:
+                     * a huge report is not copied (nor held twice) */
+                    dp_rollup_table old = sh->main;
+                    sh->main = *t;
+                    *t = old;
+                } else {
+                    for (size_t k = 0; k < t->n; k++)
+                        if (dp_table_add(&sh->main, &t->entries[k]) != 0) {
+                            shard_oom(sh);
+                            break;
+                        }
+                }
             }
             pq_drop_front(q);
         }
