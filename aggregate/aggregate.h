@@ -90,10 +90,12 @@ enum { DP_DEDUP_NEW = 0, DP_DEDUP_DUPLICATE = 1, DP_DEDUP_ERROR = -1 };
 
 /* state_dir NULL: within this run only. */
 dp_dedup *dp_dedup_open(const char *state_dir, dp_error *err);
-/* Whether an earlier run counted the identity (LMDB; fixed during a run). */
+/* Whether an earlier run counted the identity (LMDB; fixed during a run):
+ * 1 or 0, or -1 when the state cannot be read. */
 int dp_dedup_seen_before(dp_dedup *d, const uint8_t id[32]);
-/* Counts the identity if it is new: DP_DEDUP_NEW, else DP_DEDUP_DUPLICATE.
- * The caller decides in input order, so the first copy counts. */
+/* Counts the identity if it is new: DP_DEDUP_NEW, else DP_DEDUP_DUPLICATE,
+ * or DP_DEDUP_ERROR (memory, or the state cannot be read).  The caller
+ * decides in input order, so the first copy counts. */
 int dp_dedup_decide(dp_dedup *d, const uint8_t id[32]);
 /* Writes every committed identity to LMDB, in one durable transaction. */
 int dp_dedup_persist(dp_dedup *d, dp_error *err);

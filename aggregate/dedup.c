@@ -124,14 +124,16 @@ static slot *find(dp_dedup *d, const uint8_t *id) {
     return &d->slots[i];
 }
 
+/* 1 if an earlier run counted id, 0 if not, -1 if LMDB could not say:
+ * "not seen" on a failed read would count a report twice. */
 static int seen_before(dp_dedup *d, const uint8_t *id) {
     if (!d->env) return 0;
     MDB_txn *txn;
-    if (mdb_txn_begin(d->env, NULL, MDB_RDONLY, &txn) != 0) return 0;
+    if (mdb_txn_begin(d->env, NULL, MDB_RDONLY, &txn) != 0) return -1;
     MDB_val k = {ID_BYTES, (void *)id}, v;
-    int found = mdb_get(txn, d->dbi, &k, &v) == 0;
+    int rc = mdb_get(txn, d->dbi, &k, &v);
     mdb_txn_abort(txn);
-    return found;
+    return rc == 0 ? 1 : rc == MDB_NOTFOUND ? 0 : -1;
 }
 
 int dp_dedup_seen_before(dp_dedup *d, const uint8_t id[32]) {
@@ -140,7 +142,7 @@ int dp_dedup_seen_before(dp_dedup *d, const uint8_t id[32]) {
     pthread_mutex_lock(&d->lock);
     int seen = seen_before(d, id);
     pthread_mutex_unlock(&d->lock);
-    return seen;
+    return seen; /* -1: cannot tell */
 }
 
 int dp_dedup_decide(dp_dedup *d, const uint8_t id[32]) {
@@ -150,7 +152,10 @@ int dp_dedup_decide(dp_dedup *d, const uint8_t id[32]) {
         rc = DP_DEDUP_ERROR;
     } else {
         slot *s = find(d, id);
-        if (s->state == SLOT_COMMITTED || seen_before(d, id)) {
+        int before = s->state == SLOT_COMMITTED ? 1 : seen_before(d, id);
+        if (before < 0) {
+            rc = DP_DEDUP_ERROR;
+        } else if (before) {
             rc = DP_DEDUP_DUPLICATE;
         } else {
             memcpy(s->id, id, ID_BYTES);
@@ -166,7 +171,7 @@ int dp_dedup_decide(dp_dedup *d, const uint8_t id[32]) {
 int dp_dedup_persist(dp_dedup *d, dp_error *err) {
     if (!d->env) return 0;
     pthread_mutex_lock(&d->lock);
-    MDB_txn *txn;
+    MDB_txn *txn = NULL;
     int rc = mdb_txn_begin(d->env, NULL, 0, &txn);
     uint64_t now = (uint64_t)time(NULL);
     for (size_t i = 0; rc == 0 && i < d->cap; i++) {
@@ -177,7 +182,7 @@ int dp_dedup_persist(dp_dedup *d, dp_error *err) {
         d->persisted++;
     }
     if (rc == 0) rc = mdb_txn_commit(txn); /* durable: LMDB syncs on commit */
-    else mdb_txn_abort(txn);
+    else if (txn) mdb_txn_abort(txn);
     pthread_mutex_unlock(&d->lock);
     if (rc != 0) return dp_error_set(err, DP_ERR_IO, "state: cannot record seen reports: %s", mdb_strerror(rc));
     return 0;

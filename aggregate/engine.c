@@ -316,7 +316,8 @@ static int on_record(void *ctx, const dp_report *rep, const dp_record *rec) {
     int64_t width = e->cfg->window;
     size_t n = dp_window_split(rep->begin, rep->end, rec->count, width, w->shares, w->cap_shares);
     if (n > w->cap_shares) {
-        if (n > 100000) return -1; /* a range of 100000 windows is not a report */
+        /* ingest caps a report's range at a century (max_range_seconds):
+         * fewer than 900k hourly windows */
         dp_window_share *sh = realloc(w->shares, n * sizeof *sh);
         if (!sh) return -1;
         w->shares = sh;
@@ -484,7 +485,7 @@ static void advance_watermark(engine *e) {
             int commit = v == DP_DEDUP_NEW;
             if (v == DP_DEDUP_ERROR) {
                 dp_error err;
-                dp_error_set(&err, DP_ERR_NOMEM, "out of memory deciding duplicates");
+                dp_error_set(&err, DP_ERR_IO, "cannot decide duplicates (out of memory, or the state is unreadable)");
                 set_fatal(e, &err);
             }
             if (commit) {
@@ -536,7 +537,14 @@ static int on_report_begin(void *ctx, const dp_report *rep) {
     if (e->cfg->dedup) {
         uint8_t id[32];
         dp_dedup_identity(rep, id);
-        if (dp_dedup_seen_before(e->cfg->dedup, id)) {
+        int seen = dp_dedup_seen_before(e->cfg->dedup, id);
+        if (seen < 0) {
+            dp_error err;
+            dp_error_set(&err, DP_ERR_IO, "state: cannot read the LMDB of counted reports");
+            set_fatal(e, &err);
+            return -1;
+        }
+        if (seen) {
             w->st.duplicates++;
             fprintf(stderr, "dmarcpipe: %s: duplicate report (org_name=%s report_id=%s domain=%s begin=%lld), not counted\n",
                     rep->part, rep->org_name ? rep->org_name : "-", rep->report_id ? rep->report_id : "-",

@@ -44,7 +44,7 @@
 #   BUILD_DIR     build tree (default: <repo>/build)
 #   DMARCPIPE     dmarcpipe binary (default: $BUILD_DIR/dmarcpipe)
 #   DP_GEN_REPORT, DP_FLOOR   the bench tools (default: $BUILD_DIR/bench/...)
-#   TMPDIR        scratch (sink output: ~450 bytes per rollup, 4.5 GB for
+#   TMPDIR        scratch (sink output: ~430 bytes per rollup, 4.3 GB for
 #                 10M keys, removed after each run)
 #
 # Needs GNU time at /usr/bin/time (Debian package "time") for CPU time and
@@ -380,8 +380,11 @@ run_input() {  # run_input many|big WORKERS RUN-NUMBER
         "$3" "$1" "$2" "$r_wall" "$r_cpu" "$(awk -v k="$r_rss" 'BEGIN { print k / 1024 }')" >&2
 }
 
+# Others' load makes wall times meaningless on a small machine; the load
+# average before and after is printed so a reader can tell.
+load_start=$(cut -d ' ' -f 1 /proc/loadavg 2>/dev/null || echo n/a)
 if [ "$want_scaling" = 1 ] || [ "$want_floor" = 1 ]; then
-    echo "measuring: $runs runs, workers ${wcounts[*]}, nproc $ncpu ..." >&2
+    echo "measuring: $runs runs, workers ${wcounts[*]}, nproc $ncpu, load average $load_start ..." >&2
     for i in $(seq 1 "$runs"); do
         if [ "$want_floor" = 1 ]; then
             # floor, then the 1-worker run on the same file, then parse
@@ -412,10 +415,12 @@ median() {
             if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
+load_end=$(cut -d ' ' -f 1 /proc/loadavg 2>/dev/null || echo n/a)
 totals=ok
 machine=()
 echo
 echo "dmarcpipe run scaling: nproc $ncpu, nothing pinned, median of $runs run(s); $(uname -m), $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //')"
+echo "  1-minute load average: $load_start before the runs, $load_end after (our own runs count in the second; a first figure above 0.5 means someone else was busy)"
 
 if [ "$want_scaling" = 1 ]; then
     printf '  %-5s %-46s %7s %8s %9s %11s %8s %8s\n' input what workers wall_s cpu_s records/s "MB/s" speedup

@@ -37,6 +37,7 @@ typedef struct dp_ingest_limits {
     uint32_t max_auth_results; /* dkim+spf results in one record (1000) */
     uint32_t max_record_bytes; /* text kept for one record, and for the report
                                   header (metadata + policy) (1 MiB) */
+    int64_t max_range_seconds; /* end - begin of a report (a century) */
     int compute_sha256;        /* also hash each report's XML (off) */
 } dp_ingest_limits;
 

@@ -483,6 +483,14 @@ static void check_report_header(xml_ctx *x) {
              (long long)x->end);
         return;
     }
+    /* Reports cover a day, sometimes a week (test data: three years);
+     * more than a century is a broken clock, and would be spread over a
+     * million hourly windows. */
+    if ((uint64_t)x->end - (uint64_t)x->begin > (uint64_t)x->u->lim->max_range_seconds) {
+        FAIL(x, DP_ERR_VALIDATE, "date_range spans %lld days, more than %lld",
+             (long long)((x->end - x->begin) / 86400), (long long)(x->u->lim->max_range_seconds / 86400));
+        return;
+    }
 }
 
 /* Tells the consumer the report's header is complete; it may skip it. */

@@ -420,6 +420,15 @@ START_TEST(begin_after_end_rejected) {
 }
 END_TEST
 
+START_TEST(range_over_a_century_rejected) {
+    /* three years occur in test data and pass; a broken clock does not */
+    tu_assert_ok(tu_ingest_str(with_dates("<date_range><begin>1500000000</begin><end>1594608000</end></date_range>")), 1, 1);
+    tu_collect *c = tu_ingest_str(with_dates("<date_range><begin>0</begin><end>4000000000</end></date_range>"));
+    tu_assert_rejected(c, DP_ERR_VALIDATE);
+    tu_assert_contains(c->err.msg, "spans");
+}
+END_TEST
+
 START_TEST(missing_date_range_rejected) {
     tu_assert_rejected(tu_ingest_str(with_dates("")), DP_ERR_VALIDATE);
     tu_assert_rejected(tu_ingest_str(with_dates("<date_range><begin>1</begin></date_range>")), DP_ERR_VALIDATE);
@@ -886,6 +895,7 @@ int main(void) {
     tcase_add_test(tc, count_not_integer_rejected);
     tcase_add_test(tc, dates_are_unix_seconds);
     tcase_add_test(tc, begin_after_end_rejected);
+    tcase_add_test(tc, range_over_a_century_rejected);
     tcase_add_test(tc, missing_date_range_rejected);
     tcase_add_test(tc, report_id_angle_brackets_stripped);
     tcase_add_test(tc, pct_not_integer_has_no_pct);
