@@ -58,7 +58,7 @@ static void help(FILE *f) {
             "  --window 1h|1d        rollup window, UTC (default 1d)\n"
             "  --state DIR           remember counted reports across runs (LMDB)\n"
             "  --quarantine DIR      where rejected inputs go (default ./" DEFAULT_OUT "/quarantine)\n"
-            "  --flush-interval SEC  also flush every SEC seconds (default: at the end only)\n"
+            "  --flush-interval SEC  also flush every SEC seconds, 0 for never (default 60)\n"
             "  --max-keys N          flush a shard when it holds more keys (default 4M)\n"
             "  --ring-slots N        batches in each worker-to-shard ring (default 64)\n"
             "  --batch-items N       window shares in one batch (default 256)\n"
@@ -88,6 +88,7 @@ int dp_cmd_run(int argc, char **argv) {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     cfg.workers = cfg.shards = cores > 0 ? (unsigned)cores : 1;
     cfg.limits.compute_sha256 = 1;
+    cfg.flush_interval = 60;
     const char *sink_uris[MAX_SINKS];
     size_t n_sink_uris = 0;
     const char *reports_path = NULL, *state_dir = NULL, *quarantine = NULL;
@@ -140,7 +141,8 @@ int dp_cmd_run(int argc, char **argv) {
         case 't': state_dir = optarg; break;
         case 'q': quarantine = optarg; break;
         case 'f':
-            if (parse_count("--flush-interval", optarg, 86400, &v) != 0) return 2;
+            if (strcmp(optarg, "0") == 0) v = 0;
+            else if (parse_count("--flush-interval", optarg, 86400, &v) != 0) return 2;
             cfg.flush_interval = (double)v;
             break;
         case 'k':
