@@ -419,8 +419,11 @@ load_end=$(cut -d ' ' -f 1 /proc/loadavg 2>/dev/null || echo n/a)
 totals=ok
 machine=()
 echo
-echo "dmarcpipe run scaling: nproc $ncpu, nothing pinned, median of $runs run(s); $(uname -m), $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //')"
-echo "  1-minute load average: $load_start before the runs, $load_end after (our own runs count in the second; a first figure above 0.5 means someone else was busy)"
+echo "dmarcpipe run: nproc $ncpu, nothing pinned; $(uname -m), $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //')"
+if [ "$want_scaling" = 1 ] || [ "$want_floor" = 1 ]; then
+    echo "  median of $runs run(s); 1-minute load average $load_start before the runs, $load_end after"
+    echo "  (our own runs count in the second; a first figure above 0.5 means someone else was busy)"
+fi
 
 if [ "$want_scaling" = 1 ]; then
     printf '  %-5s %-46s %7s %8s %9s %11s %8s %8s\n' input what workers wall_s cpu_s records/s "MB/s" speedup
@@ -474,6 +477,12 @@ fi
 if [ "$want_keys" = 1 ]; then
     echo "measuring keys: baseline (1 report of $keys_per records), then $keys_total keys in $keys_reports reports, 2 workers, 2 shards ..." >&2
     kargs=(--workers 2 --shards 2 --max-keys 100000000)
+    # Nothing may be flushed before the end, or the peak would be the keys
+    # of one flush interval. Builds where --flush-interval 0 is refused
+    # flush only at the end by default.
+    if "$dmarcpipe" run --flush-interval 0 --help >/dev/null 2>&1; then
+        kargs+=(--flush-interval 0)
+    fi
     dp_run "$keys_base_stats" 1 1 "keys baseline" "${kargs[@]}" "$keys_base"
     base_rss=$r_rss base_keys=$r_rollups
     [ "$base_keys" = "$keys_per" ] ||
@@ -483,10 +492,10 @@ if [ "$want_keys" = 1 ]; then
         mismatch keys "$r_rollups rollups from $keys_total records with distinct IPs"
     echo
     line=$(awk -v k="$r_rollups" -v bk="$base_keys" -v rss="$r_rss" -v brss="$base_rss" \
-        -v s="$r_wall" -v c="$r_cpu" -v nr="$keys_reports" 'BEGIN {
+        -v s="$r_wall" -v c="$r_cpu" -v nr="$keys_reports" -v args="${kargs[*]}" 'BEGIN {
         per = k > bk ? (rss - brss) * 1024 / (k - bk) : 0
         ok = rss <= 2 * 1048576 ? "yes" : "NO"
-        printf "distinct keys: %d rollup keys (every record its own), %d reports, --workers 2 --shards 2 --max-keys 100000000\n", k, nr
+        printf "distinct keys: %d rollup keys (every record its own), %d reports, %s\n", k, nr, args
         printf "  %-40s %10.1f MiB\n", "peak RSS", rss / 1024
         printf "  %-40s %10.1f MiB (%d keys)\n", "peak RSS, baseline (1 report)", brss / 1024, bk
         printf "  %-40s %10.1f bytes\n", "RSS per key above the baseline", per
