@@ -48,6 +48,7 @@
 
 #include "aggregate_internal.h"
 #include "dp_buf.h"
+#include "dp_net.h"
 #include "sink.h"
 
 enum { OP_DATA = 0, OP_DEFER, OP_ABORT, OP_DECIDE };
@@ -149,6 +150,7 @@ typedef struct shard {
     uint32_t last_id[K__STRINGS]; /* a one-entry cache per field */
     dp_rollup_table main;
     struct pending_q *pending; /* per worker: reports not yet decided */
+    dp_buf *out;               /* per sink: formatted rollups not yet written */
     double last_flush;
     uint64_t rollups, flushes;
     size_t peak_keys, peak_bytes;
@@ -691,6 +693,26 @@ static uint32_t shard_intern(shard *sh, int k, const char *s) {
     return id;
 }
 
+#define BLOCK_BYTES (256u * 1024u)
+
+/* Writes what a shard formatted for sink k; 0 or -1 (recorded). */
+static int write_block(shard *sh, size_t k, uint64_t lines) {
+    dp_buf *out = &sh->out[k];
+    dp_error err;
+    int rc = 0;
+    if (out->failed) {
+        dp_error_set(&err, DP_ERR_NOMEM, "shard %u: out of memory formatting rollups", sh->id);
+        set_fatal(sh->e, &err);
+        rc = -1;
+    } else if (out->len && dp_sink_write_block(sh->e->cfg->sinks[k], out->data, out->len, lines, &err) != 0) {
+        set_fatal(sh->e, &err);
+        rc = -1;
+    }
+    dp_buf_reset(out);
+    out->failed = 0;
+    return rc;
+}
+
 static int shard_flush(shard *sh) {
     engine *e = sh->e;
     const dp_engine_config *cfg = e->cfg;
@@ -698,10 +720,11 @@ static int shard_flush(shard *sh) {
     if (sh->main.n > sh->peak_keys) sh->peak_keys = sh->main.n;
     size_t bytes = dp_table_bytes(&sh->main) + sh->strings.bytes;
     if (bytes > sh->peak_bytes) sh->peak_bytes = bytes;
+    uint64_t pending_lines = 0; /* formatted, not yet written */
     for (size_t i = 0; i < sh->main.n; i++) {
         const dp_rollup_entry *en = &sh->main.entries[i];
         char ip[INET6_ADDRSTRLEN];
-        inet_ntop(en->key.ip_family == 6 ? AF_INET6 : AF_INET, en->key.ip, ip, sizeof ip);
+        dp_format_ip(en->key.ip, en->key.ip_family, ip);
         const dp_intern *in = &sh->strings;
         dp_rollup r = {
             .window_start = en->key.window_start,
@@ -724,12 +747,27 @@ static int shard_flush(shard *sh) {
             .first_seen = en->key.window_start + en->first_off,
             .last_seen = en->key.window_start + en->last_off,
         };
+        pending_lines++;
+        int full = 0;
         for (size_t k = 0; k < cfg->n_sinks; k++) {
-            dp_error err;
-            if (dp_sink_write_rollup(cfg->sinks[k], &r, &err) != 0) {
-                set_fatal(e, &err);
-                rc = -1;
+            dp_sink *snk = cfg->sinks[k];
+            if (snk->ops->format_rollup) {
+                /* format here, in parallel with the other shards; only the
+                 * block write takes the sink's lock */
+                snk->ops->format_rollup(snk, &sh->out[k], &r);
+                full |= sh->out[k].len >= BLOCK_BYTES;
+            } else {
+                dp_error err;
+                if (dp_sink_write_rollup(snk, &r, &err) != 0) {
+                    set_fatal(e, &err);
+                    rc = -1;
+                }
             }
+        }
+        if (full || i + 1 == sh->main.n) {
+            for (size_t k = 0; k < cfg->n_sinks; k++)
+                if (cfg->sinks[k]->ops->format_rollup && write_block(sh, k, pending_lines) != 0) rc = -1;
+            pending_lines = 0;
         }
         sh->rollups++;
     }
@@ -870,10 +908,14 @@ static void *shard_main(void *arg) {
             continue;
         }
         if (done) break;
-        if (++idle < 64) {
+        /* Idle: back off to sleeping, up to 1 ms.  Rings hold many batches,
+         * so a sleeping shard delays nothing, and a polling one would take
+         * a core from the workers when shards outnumber free cores. */
+        if (++idle < 4) {
             sched_yield();
         } else {
-            struct timespec ts = {0, 200000}; /* 0.2 ms: idle, not spinning */
+            long ns = 50000L << (idle < 9 ? idle - 4 : 5);
+            struct timespec ts = {0, ns > 1000000 ? 1000000 : ns};
             nanosleep(&ts, NULL);
         }
     }
@@ -926,7 +968,8 @@ int dp_engine_run(const dp_engine_config *cfg, const char *const *inputs, size_t
         dp_intern_init(&sh->strings);
         dp_table_init(&sh->main);
         sh->pending = calloc(nw, sizeof *sh->pending);
-        if (!sh->pending) rc = dp_error_set(err, DP_ERR_NOMEM, "out of memory");
+        sh->out = calloc(cfg->n_sinks ? cfg->n_sinks : 1, sizeof *sh->out);
+        if (!sh->pending || !sh->out) rc = dp_error_set(err, DP_ERR_NOMEM, "out of memory");
     }
     unsigned started_s = 0, started_w = 0;
     for (; rc == 0 && started_s < ns; started_s++)
@@ -971,6 +1014,8 @@ int dp_engine_run(const dp_engine_config *cfg, const char *const *inputs, size_t
         dp_table_free(&sh->main);
         for (unsigned w = 0; sh->pending && w < nw; w++) pq_free(&sh->pending[w]);
         free(sh->pending);
+        for (size_t k = 0; sh->out && k < cfg->n_sinks; k++) dp_buf_free(&sh->out[k]);
+        free(sh->out);
     }
     for (size_t i = 0; e.rings && e.back && i < (size_t)nw * ns; i++) {
         void *p;

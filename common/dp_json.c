@@ -98,10 +98,20 @@ void dp_json_str(dp_buf *b, const char *s) {
 }
 
 void dp_json_key(dp_buf *b, int *first, const char *key) {
-    if (!*first) dp_buf_putc(b, ',');
+    /* Keys are the program's own ASCII literals, never input: they need no
+     * escaping, and skipping it is a third of the cost of a rollup line. */
+    size_t n = strlen(key);
+    if (dp_buf_reserve(b, n + 4) != 0) return;
+    char *o = b->data + b->len;
+    if (!*first) *o++ = ',';
     *first = 0;
-    dp_json_str(b, key);
-    dp_buf_putc(b, ':');
+    *o++ = '"';
+    memcpy(o, key, n);
+    o += n;
+    *o++ = '"';
+    *o++ = ':';
+    b->len = (size_t)(o - b->data);
+    b->data[b->len] = '\0';
 }
 
 void dp_json_kv_str(dp_buf *b, int *first, const char *key, const char *s) {

@@ -20,7 +20,8 @@ void dp_json_strn(dp_buf *b, const char *s, size_t n);
 void dp_json_str(dp_buf *b, const char *s);
 
 /* Object member helpers: write `"key":` preceded by a comma unless it is
- * the first member.  `first` is the caller's per-object flag. */
+ * the first member.  `first` is the caller's per-object flag.  Keys are
+ * written as they are: pass literals, never text from input. */
 void dp_json_key(dp_buf *b, int *first, const char *key);
 void dp_json_kv_str(dp_buf *b, int *first, const char *key, const char *s);
 void dp_json_kv_u64(dp_buf *b, int *first, const char *key, uint64_t v);

@@ -5,6 +5,8 @@
 #include <netinet/in.h>
 #include <string.h>
 
+#include "dp_net.h"
+
 static int is_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
 char *dp_trim(char *s, size_t *n) {
@@ -40,19 +42,8 @@ int dp_parse_ip(const char *s, size_t n, char *out, unsigned char *bytes, int *f
             *family = 6;
         }
     }
-    if (*family == 4) {
-        /* inet_ntop formats IPv4 with sprintf, a visible cost per record. */
-        char *o = out;
-        for (int i = 0; i < 4; i++) {
-            unsigned v = bytes[i];
-            if (v >= 100) *o++ = (char)('0' + v / 100);
-            if (v >= 10) *o++ = (char)('0' + v / 10 % 10);
-            *o++ = (char)('0' + v % 10);
-            *o++ = i < 3 ? '.' : '\0';
-        }
-        return 0;
-    }
-    return inet_ntop(AF_INET6, bytes, out, 46) ? 0 : -1;
+    dp_format_ip(bytes, *family, out);
+    return out[0] ? 0 : -1;
 }
 
 int dp_parse_u64(const char *s, size_t n, uint64_t *out) {

@@ -45,6 +45,21 @@ static int file_write_rollup(dp_sink *s, const dp_rollup *r, dp_error *err) {
     return put_line(fs, err);
 }
 
+static void file_format_rollup(const dp_sink *s, dp_buf *out, const dp_rollup *r) {
+    if (((const file_sink *)s)->csv) {
+        dp_rollup_to_csv(out, r);
+    } else {
+        dp_rollup_to_json(out, r);
+        dp_buf_putc(out, '\n');
+    }
+}
+
+static int file_write_block(dp_sink *s, const char *data, size_t len, dp_error *err) {
+    file_sink *fs = (file_sink *)s;
+    if (fwrite(data, 1, len, fs->f) != len) return io_error(fs, err, "write");
+    return 0;
+}
+
 static int file_write_report(dp_sink *s, const char *line, size_t len, dp_error *err) {
     file_sink *fs = (file_sink *)s;
     if (fwrite(line, 1, len, fs->f) != len) return io_error(fs, err, "write");
@@ -66,8 +81,20 @@ static void file_destroy(dp_sink *s) {
     free(fs);
 }
 
-static const dp_sink_ops FILE_ROLLUPS = {"file", file_write_rollup, NULL, file_flush, file_destroy};
-static const dp_sink_ops FILE_REPORTS = {"reports", NULL, file_write_report, file_flush, file_destroy};
+static const dp_sink_ops FILE_ROLLUPS = {
+    .name = "file",
+    .write_rollup = file_write_rollup,
+    .format_rollup = file_format_rollup,
+    .write_block = file_write_block,
+    .flush = file_flush,
+    .destroy = file_destroy,
+};
+static const dp_sink_ops FILE_REPORTS = {
+    .name = "reports",
+    .write_report = file_write_report,
+    .flush = file_flush,
+    .destroy = file_destroy,
+};
 
 dp_sink *dp_file_sink_open(const char *path, int reports, dp_error *err) {
     file_sink *fs = calloc(1, sizeof *fs);

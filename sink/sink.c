@@ -29,6 +29,14 @@ int dp_sink_write_rollup(dp_sink *s, const dp_rollup *r, dp_error *err) {
     return rc;
 }
 
+int dp_sink_write_block(dp_sink *s, const char *data, size_t len, uint64_t count, dp_error *err) {
+    pthread_mutex_lock(&s->lock);
+    int rc = s->ops->write_block(s, data, len, err);
+    if (rc == 0) s->rollups_written += count;
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
 int dp_sink_write_report_text(dp_sink *s, const char *line, dp_error *err) {
     pthread_mutex_lock(&s->lock);
     int rc = s->ops->write_report ? s->ops->write_report(s, line, strlen(line), err) : 0;

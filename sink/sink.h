@@ -49,6 +49,11 @@ typedef struct dp_sink dp_sink;
 typedef struct dp_sink_ops {
     const char *name;
     int (*write_rollup)(dp_sink *s, const dp_rollup *r, dp_error *err);
+    /* Optional, for sinks that write text: format one rollup (no lock, no
+     * state: any thread may call it at any time), then write many at once.
+     * Shards format in parallel and only the block write is serialised. */
+    void (*format_rollup)(const dp_sink *s, dp_buf *out, const dp_rollup *r);
+    int (*write_block)(dp_sink *s, const char *data, size_t len, dp_error *err);
     /* one reports-feed line, already JSON (dp_report_line_to_json) */
     int (*write_report)(dp_sink *s, const char *line, size_t len, dp_error *err); /* may be NULL */
     int (*flush)(dp_sink *s, dp_error *err);  /* make what was written durable */
@@ -71,6 +76,8 @@ dp_sink *dp_sink_open_reports(const char *path, dp_error *err);
 
 /* Thread-safe wrappers: lock, call, count, unlock. */
 int dp_sink_write_rollup(dp_sink *s, const dp_rollup *r, dp_error *err);
+/* `count` rollups formatted with ops->format_rollup, written in one go. */
+int dp_sink_write_block(dp_sink *s, const char *data, size_t len, uint64_t count, dp_error *err);
 int dp_sink_write_report(dp_sink *s, const dp_report_line *r, dp_error *err);
 /* The same from a line rendered earlier (the engine renders a report's line
  * when the report ends and writes it once the report is decided). */
