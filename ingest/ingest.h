@@ -160,5 +160,8 @@ struct dp_buf;
 /* Appends one record as a JSON object (no newline), with the report's
  * fields flattened in.  This is `dmarcpipe parse`'s output format. */
 void dp_record_to_json(struct dp_buf *out, const dp_report *rep, const dp_record *rec);
+/* The report's own fields as JSON object members (input, part, schema,
+ * metadata, errors, policy_*), for record lines and the reports feed. */
+void dp_report_fields_to_json(struct dp_buf *out, int *first, const dp_report *rep);
 
 #endif

@@ -9,21 +9,19 @@
 #include "dp_json.h"
 #include "ingest.h"
 
-void dp_record_to_json(dp_buf *b, const dp_report *rep, const dp_record *rec) {
-    int first = 1;
-    dp_buf_putc(b, '{');
-    dp_json_kv_str(b, &first, "input", rep->input);
-    dp_json_kv_str(b, &first, "part", rep->part);
-    dp_json_kv_str(b, &first, "schema", dp_schema_name(rep->schema));
-    dp_json_kv_str(b, &first, "version", rep->version);
-    dp_json_kv_str(b, &first, "org_name", rep->org_name);
-    dp_json_kv_str(b, &first, "email", rep->email);
-    dp_json_kv_str(b, &first, "extra_contact_info", rep->extra_contact_info);
-    dp_json_kv_str(b, &first, "report_id", rep->report_id);
-    dp_json_kv_i64(b, &first, "begin", rep->begin);
-    dp_json_kv_i64(b, &first, "end", rep->end);
-    dp_json_kv_str(b, &first, "generator", rep->generator);
-    dp_json_key(b, &first, "errors");
+void dp_report_fields_to_json(dp_buf *b, int *first, const dp_report *rep) {
+    dp_json_kv_str(b, first, "input", rep->input);
+    dp_json_kv_str(b, first, "part", rep->part);
+    dp_json_kv_str(b, first, "schema", dp_schema_name(rep->schema));
+    dp_json_kv_str(b, first, "version", rep->version);
+    dp_json_kv_str(b, first, "org_name", rep->org_name);
+    dp_json_kv_str(b, first, "email", rep->email);
+    dp_json_kv_str(b, first, "extra_contact_info", rep->extra_contact_info);
+    dp_json_kv_str(b, first, "report_id", rep->report_id);
+    dp_json_kv_i64(b, first, "begin", rep->begin);
+    dp_json_kv_i64(b, first, "end", rep->end);
+    dp_json_kv_str(b, first, "generator", rep->generator);
+    dp_json_key(b, first, "errors");
     dp_buf_putc(b, '[');
     for (size_t i = 0; i < rep->n_errors; i++) {
         if (i) dp_buf_putc(b, ',');
@@ -31,20 +29,25 @@ void dp_record_to_json(dp_buf *b, const dp_report *rep, const dp_record *rec) {
     }
     dp_buf_putc(b, ']');
     const dp_policy *p = &rep->policy;
-    dp_json_kv_str(b, &first, "policy_domain", p->domain);
-    dp_json_kv_str(b, &first, "policy_adkim", p->adkim);
-    dp_json_kv_str(b, &first, "policy_aspf", p->aspf);
-    dp_json_kv_str(b, &first, "policy_p", p->p);
-    dp_json_kv_str(b, &first, "policy_sp", p->sp);
-    dp_json_kv_str(b, &first, "policy_np", p->np);
-    dp_json_key(b, &first, "policy_pct");
+    dp_json_kv_str(b, first, "policy_domain", p->domain);
+    dp_json_kv_str(b, first, "policy_adkim", p->adkim);
+    dp_json_kv_str(b, first, "policy_aspf", p->aspf);
+    dp_json_kv_str(b, first, "policy_p", p->p);
+    dp_json_kv_str(b, first, "policy_sp", p->sp);
+    dp_json_kv_str(b, first, "policy_np", p->np);
+    dp_json_key(b, first, "policy_pct");
     if (p->has_pct) dp_buf_u64(b, p->pct);
     else dp_buf_puts(b, "null");
-    dp_json_kv_str(b, &first, "policy_fo", p->fo);
-    dp_json_kv_str(b, &first, "policy_testing", p->testing);
-    dp_json_kv_str(b, &first, "policy_discovery_method", p->discovery_method);
-    dp_json_kv_str(b, &first, "policy_psd", p->psd);
+    dp_json_kv_str(b, first, "policy_fo", p->fo);
+    dp_json_kv_str(b, first, "policy_testing", p->testing);
+    dp_json_kv_str(b, first, "policy_discovery_method", p->discovery_method);
+    dp_json_kv_str(b, first, "policy_psd", p->psd);
+}
 
+void dp_record_to_json(dp_buf *b, const dp_report *rep, const dp_record *rec) {
+    int first = 1;
+    dp_buf_putc(b, '{');
+    dp_report_fields_to_json(b, &first, rep);
     dp_json_kv_str(b, &first, "source_ip", rec->source_ip);
     dp_json_kv_u64(b, &first, "count", rec->count);
     dp_json_kv_str(b, &first, "disposition", rec->disposition);

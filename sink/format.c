@@ -77,41 +77,11 @@ void dp_rollup_to_csv(dp_buf *b, const dp_rollup *r) {
 
 void dp_report_line_to_json(dp_buf *b, const dp_report_line *line) {
     const dp_report *r = line->report;
-    const dp_policy *p = &r->policy;
     int first = 1;
     dp_buf_putc(b, '{');
     dp_json_kv_u64(b, &first, "v", DP_ROLLUP_SCHEMA_VERSION);
-    dp_json_kv_str(b, &first, "input", r->input);
-    dp_json_kv_str(b, &first, "part", r->part);
     dp_json_kv_str(b, &first, "sha256", line->sha256_hex);
-    dp_json_kv_str(b, &first, "schema", dp_schema_name(r->schema));
-    dp_json_kv_str(b, &first, "version", r->version);
-    dp_json_kv_str(b, &first, "org_name", r->org_name);
-    dp_json_kv_str(b, &first, "email", r->email);
-    dp_json_kv_str(b, &first, "extra_contact_info", r->extra_contact_info);
-    dp_json_kv_str(b, &first, "report_id", r->report_id);
-    dp_json_kv_i64(b, &first, "begin", r->begin);
-    dp_json_kv_i64(b, &first, "end", r->end);
-    dp_json_kv_str(b, &first, "generator", r->generator);
-    dp_json_key(b, &first, "errors");
-    dp_buf_putc(b, '[');
-    for (size_t i = 0; i < r->n_errors; i++) {
-        if (i) dp_buf_putc(b, ',');
-        dp_json_str(b, r->errors[i]);
-    }
-    dp_buf_putc(b, ']');
-    dp_json_kv_str(b, &first, "policy_domain", p->domain);
-    dp_json_kv_str(b, &first, "policy_adkim", p->adkim);
-    dp_json_kv_str(b, &first, "policy_aspf", p->aspf);
-    dp_json_kv_str(b, &first, "policy_p", p->p);
-    dp_json_kv_str(b, &first, "policy_sp", p->sp);
-    dp_json_kv_str(b, &first, "policy_np", p->np);
-    dp_json_key(b, &first, "policy_pct");
-    if (p->has_pct) dp_buf_u64(b, p->pct);
-    else dp_buf_puts(b, "null");
-    dp_json_kv_str(b, &first, "policy_fo", p->fo);
-    dp_json_kv_str(b, &first, "policy_testing", p->testing);
-    dp_json_kv_str(b, &first, "policy_discovery_method", p->discovery_method);
+    dp_report_fields_to_json(b, &first, r);
     dp_json_kv_u64(b, &first, "records", r->records);
     dp_json_kv_u64(b, &first, "messages", r->messages);
     dp_json_kv_u64(b, &first, "xml_bytes", r->xml_bytes);
