@@ -615,11 +615,7 @@ static void on_report_failed(void *ctx, const dp_report *rep, const dp_error *er
     worker *w = ctx;
     end_report(w, OP_ABORT);
     w->st.rejected++;
-    if (err->has_offset)
-        fprintf(stderr, "dmarcpipe: %s: %s: %s (offset %llu)\n", err->where, dp_error_stage(err->kind),
-                err->msg, (unsigned long long)err->offset);
-    else
-        fprintf(stderr, "dmarcpipe: %s: %s: %s\n", err->where, dp_error_stage(err->kind), err->msg);
+    dp_error_print(stderr, err);
     if (w->n_errs == w->cap_errs) {
         size_t cap = w->cap_errs ? 2 * w->cap_errs : 8;
         dp_error *ne = realloc(w->errs, cap * sizeof *ne);

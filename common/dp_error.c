@@ -41,6 +41,14 @@ void dp_error_clear(dp_error *err) {
     memset(err, 0, sizeof *err);
 }
 
+void dp_error_print(FILE *f, const dp_error *err) {
+    if (err->has_offset)
+        fprintf(f, "dmarcpipe: %s: %s: %s (offset %llu)\n", err->where, dp_error_stage(err->kind), err->msg,
+                (unsigned long long)err->offset);
+    else
+        fprintf(f, "dmarcpipe: %s: %s: %s\n", err->where, dp_error_stage(err->kind), err->msg);
+}
+
 const char *dp_error_stage(dp_errkind kind) {
     switch (kind) {
     case DP_OK: return "ok";

@@ -11,6 +11,7 @@
 #define DP_ERROR_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 typedef enum dp_errkind {
     DP_OK = 0,
@@ -43,6 +44,10 @@ int dp_error_set(dp_error *err, dp_errkind kind, const char *fmt, ...)
 void dp_error_set_offset(dp_error *err, uint64_t offset);
 void dp_error_set_where(dp_error *err, const char *where);
 void dp_error_clear(dp_error *err);
+
+/* Prints the error as one line: "dmarcpipe: WHERE: STAGE: MESSAGE
+ * (offset N)", the form every rejection takes on stderr. */
+void dp_error_print(FILE *f, const dp_error *err);
 
 /* Short stage name for an error kind: "unwrap", "mime", "xml", ... */
 const char *dp_error_stage(dp_errkind kind);

@@ -27,7 +27,4 @@ extern const char DP_CLI_LIMITS_HELP[];
  * is a file), in sorted order so runs are reproducible. */
 int dp_cli_walk(const char *path, int (*fn)(const char *file, void *ctx), void *ctx);
 
-/* Prints "dmarcpipe: WHERE: STAGE: MESSAGE (offset N)" on stderr. */
-void dp_cli_print_error(const dp_error *err);
-
 #endif

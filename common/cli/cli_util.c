@@ -99,11 +99,3 @@ int dp_cli_walk(const char *path, int (*fn)(const char *file, void *ctx), void *
     free(names);
     return rc;
 }
-
-void dp_cli_print_error(const dp_error *err) {
-    if (err->has_offset)
-        fprintf(stderr, "dmarcpipe: %s: %s: %s (offset %llu)\n", err->where, dp_error_stage(err->kind),
-                err->msg, (unsigned long long)err->offset);
-    else
-        fprintf(stderr, "dmarcpipe: %s: %s: %s\n", err->where, dp_error_stage(err->kind), err->msg);
-}

@@ -86,7 +86,7 @@ static int on_report_done(void *ctx, const dp_report *rep) {
 
 /* Prints a rejection and keeps it for the input's quarantine record. */
 static void remember_error(parse_state *st, const dp_error *err) {
-    dp_cli_print_error(err);
+    dp_error_print(stderr, err);
     if (st->n_errs == st->cap_errs) {
         size_t cap = st->cap_errs ? st->cap_errs * 2 : 8;
         dp_error *e = realloc(st->errs, cap * sizeof *e);
