@@ -30,10 +30,12 @@
  * so memory stays bounded; the worker holding the earliest unfinished input
  * never waits, so this cannot deadlock.
  *
- * Each shard thread alone owns its interner and tables.  It flushes its
- * rollups to the sinks at the end of the run, every --flush-interval, and
+ * Each shard thread alone owns its interner and tables while the run goes
+ * on.  It flushes its rollups to the sinks every --flush-interval and
  * whenever its table passes --max-keys; a flush emits partial rollups that
- * a warehouse adds up.
+ * a warehouse adds up.  At the end, once every thread has been joined, the
+ * tables are read-only and all of the run's threads format them together
+ * (final_flush_run).
  */
 
 #include <arpa/inet.h>
@@ -691,37 +693,41 @@ static uint32_t shard_intern(shard *sh, int k, const char *s) {
 
 #define BLOCK_BYTES (256u * 1024u)
 
-/* Writes what a shard formatted for sink k; 0 or -1 (recorded). */
-static int write_block(shard *sh, size_t k, uint64_t lines) {
-    dp_buf *out = &sh->out[k];
-    dp_error err;
+/* Writes what was formatted into `out` (one buffer per sink, `lines`
+ * rollups each) and empties it; 0 or -1 (recorded). */
+static int write_blocks(engine *e, dp_buf *out, uint64_t lines) {
+    const dp_engine_config *cfg = e->cfg;
     int rc = 0;
-    if (out->failed) {
-        dp_error_set(&err, DP_ERR_NOMEM, "shard %u: out of memory formatting rollups", sh->id);
-        set_fatal(sh->e, &err);
-        rc = -1;
-    } else if (out->len && dp_sink_write_block(sh->e->cfg->sinks[k], out->data, out->len, lines, &err) != 0) {
-        set_fatal(sh->e, &err);
-        rc = -1;
+    for (size_t k = 0; k < cfg->n_sinks; k++) {
+        if (!cfg->sinks[k]->ops->format_rollup) continue;
+        dp_error err;
+        if (out[k].failed) {
+            dp_error_set(&err, DP_ERR_NOMEM, "out of memory formatting rollups");
+            set_fatal(e, &err);
+            rc = -1;
+        } else if (out[k].len && dp_sink_write_block(cfg->sinks[k], out[k].data, out[k].len, lines, &err) != 0) {
+            set_fatal(e, &err);
+            rc = -1;
+        }
+        dp_buf_reset(&out[k]);
+        out[k].failed = 0;
     }
-    dp_buf_reset(out);
-    out->failed = 0;
     return rc;
 }
 
-static int shard_flush(shard *sh) {
-    engine *e = sh->e;
+/* Hands entries [begin, end) of a shard's table to the sinks, formatting
+ * into `out` (one buffer per sink, owned by the calling thread).  Reads the
+ * table and the interner only, so several threads may flush disjoint
+ * ranges of one shard at once (the final flush does). */
+static int flush_entries(engine *e, const shard *sh, size_t begin, size_t end, dp_buf *out) {
     const dp_engine_config *cfg = e->cfg;
+    const dp_intern *in = &sh->strings;
     int rc = 0;
-    if (sh->main.n > sh->peak_keys) sh->peak_keys = sh->main.n;
-    size_t bytes = dp_table_bytes(&sh->main) + sh->strings.bytes;
-    if (bytes > sh->peak_bytes) sh->peak_bytes = bytes;
     uint64_t pending_lines = 0; /* formatted, not yet written */
-    for (size_t i = 0; i < sh->main.n; i++) {
+    for (size_t i = begin; i < end; i++) {
         const dp_rollup_entry *en = &sh->main.entries[i];
         char ip[INET6_ADDRSTRLEN];
         dp_format_ip(en->key.ip, en->key.ip_family, ip);
-        const dp_intern *in = &sh->strings;
         dp_rollup r = {
             .window_start = en->key.window_start,
             .window_end = en->key.window_start + cfg->window,
@@ -748,10 +754,10 @@ static int shard_flush(shard *sh) {
         for (size_t k = 0; k < cfg->n_sinks; k++) {
             dp_sink *snk = cfg->sinks[k];
             if (snk->ops->format_rollup) {
-                /* format here, in parallel with the other shards; only the
+                /* format here, in parallel with other threads; only the
                  * block write takes the sink's lock */
-                snk->ops->format_rollup(snk, &sh->out[k], &r);
-                full |= sh->out[k].len >= BLOCK_BYTES;
+                snk->ops->format_rollup(snk, &out[k], &r);
+                full |= out[k].len >= BLOCK_BYTES;
             } else {
                 dp_error err;
                 if (dp_sink_write_rollup(snk, &r, &err) != 0) {
@@ -760,17 +766,104 @@ static int shard_flush(shard *sh) {
                 }
             }
         }
-        if (full || i + 1 == sh->main.n) {
-            for (size_t k = 0; k < cfg->n_sinks; k++)
-                if (cfg->sinks[k]->ops->format_rollup && write_block(sh, k, pending_lines) != 0) rc = -1;
+        if (full || i + 1 == end) {
+            if (write_blocks(e, out, pending_lines) != 0) rc = -1;
             pending_lines = 0;
         }
-        sh->rollups++;
     }
+    return rc;
+}
+
+static void shard_note_peak(shard *sh) {
+    if (sh->main.n > sh->peak_keys) sh->peak_keys = sh->main.n;
+    size_t bytes = dp_table_bytes(&sh->main) + sh->strings.bytes;
+    if (bytes > sh->peak_bytes) sh->peak_bytes = bytes;
+}
+
+/* A flush while the run goes on (--flush-interval, --max-keys): the shard
+ * thread writes its own table. */
+static int shard_flush(shard *sh) {
+    engine *e = sh->e;
+    shard_note_peak(sh);
+    int rc = flush_entries(e, sh, 0, sh->main.n, sh->out);
+    sh->rollups += sh->main.n;
     if (sh->main.n) sh->flushes++;
-    dp_table_clear(&sh->main, cfg->max_keys ? cfg->max_keys : SIZE_MAX);
+    dp_table_clear(&sh->main, e->cfg->max_keys ? e->cfg->max_keys : SIZE_MAX);
     sh->last_flush = now_s();
     return rc;
+}
+
+/* ---- the final flush: every thread of the run formats ------------------------
+ *
+ * At the end of a batch run the workers are idle and each shard would
+ * format its whole table alone, after the last byte was parsed: with one
+ * shard that is a serial tail of the run.  So the tables, no longer
+ * written, are cut into chunks and formatted by as many threads as the run
+ * had (workers + shards), each into buffers of its own.  Line order in the
+ * sinks is not part of the contract (a warehouse sums by key). */
+
+#define FINAL_CHUNK 4096
+
+typedef struct final_flush {
+    engine *e;
+    _Atomic size_t next_chunk;
+    size_t n_chunks;
+} final_flush;
+
+static void *final_flush_main(void *arg) {
+    final_flush *ff = arg;
+    engine *e = ff->e;
+    size_t n_out = e->cfg->n_sinks ? e->cfg->n_sinks : 1;
+    dp_buf *out = calloc(n_out, sizeof *out);
+    if (!out) {
+        dp_error err;
+        dp_error_set(&err, DP_ERR_NOMEM, "out of memory formatting rollups");
+        set_fatal(e, &err);
+        return NULL;
+    }
+    for (;;) {
+        size_t c = atomic_fetch_add_explicit(&ff->next_chunk, 1, memory_order_relaxed);
+        if (c >= ff->n_chunks) break;
+        /* chunk c: walk the shards' chunk counts to find its range */
+        for (unsigned s = 0; s < e->cfg->shards; s++) {
+            const shard *sh = &e->shards[s];
+            size_t chunks = (sh->main.n + FINAL_CHUNK - 1) / FINAL_CHUNK;
+            if (c < chunks) {
+                size_t begin = c * FINAL_CHUNK;
+                size_t end = begin + FINAL_CHUNK < sh->main.n ? begin + FINAL_CHUNK : sh->main.n;
+                flush_entries(e, sh, begin, end, out);
+                break;
+            }
+            c -= chunks;
+        }
+    }
+    for (size_t k = 0; k < n_out; k++) dp_buf_free(&out[k]);
+    free(out);
+    return NULL;
+}
+
+/* After every thread of the run has been joined. */
+static void final_flush_run(engine *e) {
+    final_flush ff = {.e = e};
+    for (unsigned s = 0; s < e->cfg->shards; s++) {
+        shard *sh = &e->shards[s];
+        shard_note_peak(sh);
+        ff.n_chunks += (sh->main.n + FINAL_CHUNK - 1) / FINAL_CHUNK;
+        sh->rollups += sh->main.n;
+        if (sh->main.n) sh->flushes++;
+    }
+    size_t n_threads = (size_t)e->cfg->workers + e->cfg->shards;
+    if (n_threads > ff.n_chunks) n_threads = ff.n_chunks;
+    if (n_threads > 64) n_threads = 64;
+    pthread_t th[64];
+    size_t started = 0;
+    /* this thread is one of them; a thread that cannot start is not needed */
+    for (; started + 1 < n_threads; started++)
+        if (pthread_create(&th[started], NULL, final_flush_main, &ff) != 0) break;
+    final_flush_main(&ff);
+    for (size_t i = 0; i < started; i++) pthread_join(th[i], NULL);
+    for (unsigned s = 0; s < e->cfg->shards; s++)
+        dp_table_clear(&e->shards[s].main, e->cfg->max_keys ? e->cfg->max_keys : SIZE_MAX);
 }
 
 /* ---- a shard's undecided reports --------------------------------------------- */
@@ -915,7 +1008,7 @@ static void *shard_main(void *arg) {
             nanosleep(&ts, NULL);
         }
     }
-    shard_flush(sh);
+    /* the table is flushed by final_flush_run(), by every thread at once */
     return NULL;
 }
 
@@ -978,6 +1071,7 @@ int dp_engine_run(const dp_engine_config *cfg, const char *const *inputs, size_t
     if (rc != 0) atomic_fetch_add(&e.workers_done, nw - started_w);
     for (unsigned w = 0; w < started_w; w++) pthread_join(e.workers[w].th, NULL);
     for (unsigned s = 0; s < started_s; s++) pthread_join(e.shards[s].th, NULL);
+    if (rc == 0 && started_s == ns) final_flush_run(&e);
 
     for (unsigned w = 0; e.workers && w < nw; w++) {
         worker *wk = &e.workers[w];
