@@ -97,8 +97,31 @@ int dp_dedup_seen_before(dp_dedup *d, const uint8_t id[32]);
  * or DP_DEDUP_ERROR (memory, or the state cannot be read).  The caller
  * decides in input order, so the first copy counts. */
 int dp_dedup_decide(dp_dedup *d, const uint8_t id[32]);
-/* Writes every committed identity to LMDB, in one durable transaction. */
-int dp_dedup_persist(dp_dedup *d, dp_error *err);
+/* What one epoch changes in the state besides its identities. */
+typedef struct dp_dedup_epoch {
+    const char *const *input_keys; /* inputs acknowledged (dp_cli input keys) */
+    size_t n_inputs;
+    uint64_t epoch;       /* the epoch's number, 0: leave as it is */
+    uint64_t ledger_next; /* where to read the ledger from next, 0: leave */
+} dp_dedup_epoch;
+
+/* Makes the identities decided since the last persist durable, with `ep`
+ * (NULL: identities only), in one durable LMDB transaction. */
+int dp_dedup_persist(dp_dedup *d, const dp_dedup_epoch *ep, dp_error *err);
+/* Forgets the identities decided since the last persist: their epoch was
+ * aborted and will be run again. */
+void dp_dedup_rollback(dp_dedup *d);
+/* Calls fn (if not NULL) on each identity decided since the last persist;
+ * returns how many there are. */
+size_t dp_dedup_pending(dp_dedup *d, void (*fn)(void *ctx, const uint8_t id[32]), void *ctx);
+/* Whether an epoch that committed took this input: 1, 0, -1 (unreadable). */
+int dp_dedup_input_done(dp_dedup *d, const char *key);
+/* The last committed epoch and the ledger's next offset (0 when unknown). */
+int dp_dedup_meta(dp_dedup *d, uint64_t *epoch, uint64_t *ledger_next);
+/* Records an epoch found in the ledger (committed, but the state never
+ * heard of it): its identities count as seen, its inputs as done. */
+int dp_dedup_apply_ledger(dp_dedup *d, const uint8_t (*ids)[32], size_t n_ids, const dp_dedup_epoch *ep,
+                          dp_error *err);
 void dp_dedup_close(dp_dedup *d);
 void dp_dedup_identity(const dp_report *rep, uint8_t out[32]);
 
@@ -122,10 +145,17 @@ typedef struct dp_engine_config {
     struct dp_sink *const *sinks; /* rollups go to each */
     size_t n_sinks;
     struct dp_sink *reports;      /* the inventory feed, or NULL */
+    /* Optional: asked before each input is taken, with the number taken so
+     * far; 0 ends the run there (an epoch: see cmd_run).  Inputs are taken
+     * in list order, so a run always takes a prefix of the list, and
+     * dp_engine_stats.inputs says how long.  Called with an engine lock
+     * held: keep it quick. */
+    int (*admit)(void *ctx, size_t taken);
+    void *admit_ctx;
 } dp_engine_config;
 
 typedef struct dp_engine_stats {
-    uint64_t inputs, inputs_rejected;
+    uint64_t inputs, inputs_rejected;       /* inputs taken: a prefix of the list */
     uint64_t reports, rejected, duplicates; /* accepted / rejected / skipped reports */
     uint64_t records, messages, xml_bytes;  /* of accepted reports */
     uint64_t rollups, flushes;              /* lines written per sink, shard flushes */

@@ -15,6 +15,18 @@
  * next run rather than losing them; exactly-once across crashes is the
  * Kafka sink's job (issue 4).
  *
+ * Runs that go in epochs (the Kafka sink: one transaction each) need more
+ * of the state, and this file keeps all of it in the same LMDB, so that one
+ * LMDB transaction moves everything an epoch changes at once:
+ *   - identities decided in the open epoch are "pending": dp_dedup_persist()
+ *     makes them durable after the epoch commits, dp_dedup_rollback()
+ *     forgets them when it is aborted and will be run again;
+ *   - the inputs an epoch took are acknowledged (db "inputs"), so a restart
+ *     does not read them again;
+ *   - the last committed epoch and where the ledger is read from (db
+ *     "meta"), so a restart after a crash between a commit and the state
+ *     write can catch up from the ledger (dp_dedup_apply_ledger()).
+ *
  * Lookups and decisions go through one mutex: it is taken once per report,
  * not per record, so it is far from the hot path.
  */
@@ -32,7 +44,9 @@
 
 #define ID_BYTES SHA256_DIGEST_SIZE
 
-enum { SLOT_EMPTY = 0, SLOT_COMMITTED };
+/* PENDING: decided in the open epoch; DONE: persisted, or counted by an
+ * epoch of this process that committed */
+enum { SLOT_EMPTY = 0, SLOT_PENDING, SLOT_DONE };
 
 typedef struct slot {
     uint8_t id[ID_BYTES];
@@ -44,7 +58,7 @@ struct dp_dedup {
     slot *slots;
     size_t cap, used;
     MDB_env *env;
-    MDB_dbi dbi;
+    MDB_dbi dbi, inputs_dbi, meta_dbi;
     uint64_t committed, persisted;
 };
 
@@ -80,9 +94,14 @@ dp_dedup *dp_dedup_open(const char *state_dir, dp_error *err) {
     MDB_txn *txn = NULL;
     int rc = mdb_env_create(&d->env);
     if (rc == 0) rc = mdb_env_set_mapsize(d->env, (size_t)64 << 30); /* sparse; grows on use */
+    if (rc == 0) rc = mdb_env_set_maxdbs(d->env, 4);
     if (rc == 0) rc = mdb_env_open(d->env, state_dir, MDB_NOTLS, 0644);
     if (rc == 0) rc = mdb_txn_begin(d->env, NULL, 0, &txn);
+    /* identities stay in the unnamed db, where earlier versions kept them;
+     * the named dbs' entries there have short keys, never 32 bytes */
     if (rc == 0) rc = mdb_dbi_open(txn, NULL, 0, &d->dbi);
+    if (rc == 0) rc = mdb_dbi_open(txn, "inputs", MDB_CREATE, &d->inputs_dbi);
+    if (rc == 0) rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &d->meta_dbi);
     if (rc == 0) {
         rc = mdb_txn_commit(txn);
         txn = NULL;
@@ -152,14 +171,14 @@ int dp_dedup_decide(dp_dedup *d, const uint8_t id[32]) {
         rc = DP_DEDUP_ERROR;
     } else {
         slot *s = find(d, id);
-        int before = s->state == SLOT_COMMITTED ? 1 : seen_before(d, id);
+        int before = s->state != SLOT_EMPTY ? 1 : seen_before(d, id);
         if (before < 0) {
             rc = DP_DEDUP_ERROR;
         } else if (before) {
             rc = DP_DEDUP_DUPLICATE;
         } else {
             memcpy(s->id, id, ID_BYTES);
-            s->state = SLOT_COMMITTED;
+            s->state = SLOT_PENDING;
             d->used++;
             d->committed++;
         }
@@ -168,23 +187,153 @@ int dp_dedup_decide(dp_dedup *d, const uint8_t id[32]) {
     return rc;
 }
 
-int dp_dedup_persist(dp_dedup *d, dp_error *err) {
-    if (!d->env) return 0;
-    pthread_mutex_lock(&d->lock);
-    MDB_txn *txn = NULL;
-    int rc = mdb_txn_begin(d->env, NULL, 0, &txn);
-    uint64_t now = (uint64_t)time(NULL);
-    for (size_t i = 0; rc == 0 && i < d->cap; i++) {
-        if (d->slots[i].state != SLOT_COMMITTED) continue;
-        MDB_val k = {ID_BYTES, d->slots[i].id}, v = {sizeof now, &now};
-        rc = mdb_put(txn, d->dbi, &k, &v, MDB_NOOVERWRITE);
-        if (rc == MDB_KEYEXIST) rc = 0;
-        d->persisted++;
+static int put_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t v) {
+    MDB_val k = {strlen(key), (void *)key}, val = {sizeof v, &v};
+    return mdb_put(txn, dbi, &k, &val, 0);
+}
+
+static int put_inputs(dp_dedup *d, MDB_txn *txn, const char *const *keys, size_t n, uint64_t now) {
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        MDB_val k = {strlen(keys[i]), (void *)keys[i]}, v = {sizeof now, &now};
+        if (k.mv_size == 0) continue;
+        if (k.mv_size > 511) k.mv_size = 511; /* LMDB's key limit; the key ends in the path */
+        rc = mdb_put(txn, d->inputs_dbi, &k, &v, 0);
     }
-    if (rc == 0) rc = mdb_txn_commit(txn); /* durable: LMDB syncs on commit */
-    else if (txn) mdb_txn_abort(txn);
+    return rc;
+}
+
+int dp_dedup_persist(dp_dedup *d, const dp_dedup_epoch *ep, dp_error *err) {
+    pthread_mutex_lock(&d->lock);
+    int rc = 0;
+    if (d->env) {
+        MDB_txn *txn = NULL;
+        rc = mdb_txn_begin(d->env, NULL, 0, &txn);
+        uint64_t now = (uint64_t)time(NULL);
+        for (size_t i = 0; rc == 0 && i < d->cap; i++) {
+            if (d->slots[i].state != SLOT_PENDING) continue;
+            MDB_val k = {ID_BYTES, d->slots[i].id}, v = {sizeof now, &now};
+            rc = mdb_put(txn, d->dbi, &k, &v, MDB_NOOVERWRITE);
+            if (rc == MDB_KEYEXIST) rc = 0;
+        }
+        if (rc == 0 && ep) rc = put_inputs(d, txn, ep->input_keys, ep->n_inputs, now);
+        if (rc == 0 && ep && ep->epoch) rc = put_u64(txn, d->meta_dbi, "epoch", ep->epoch);
+        if (rc == 0 && ep && ep->ledger_next) rc = put_u64(txn, d->meta_dbi, "ledger_next", ep->ledger_next);
+        if (rc == 0) rc = mdb_txn_commit(txn); /* durable: LMDB syncs on commit */
+        else if (txn) mdb_txn_abort(txn);
+    }
+    if (rc == 0)
+        for (size_t i = 0; i < d->cap; i++)
+            if (d->slots[i].state == SLOT_PENDING) {
+                d->slots[i].state = SLOT_DONE;
+                d->persisted++;
+            }
     pthread_mutex_unlock(&d->lock);
     if (rc != 0) return dp_error_set(err, DP_ERR_IO, "state: cannot record seen reports: %s", mdb_strerror(rc));
+    return 0;
+}
+
+void dp_dedup_rollback(dp_dedup *d) {
+    pthread_mutex_lock(&d->lock);
+    /* open addressing cannot just blank a slot (it would cut probe chains):
+     * rebuild the table from what is DONE */
+    slot *old = d->slots;
+    size_t cap = d->cap;
+    d->slots = NULL;
+    d->cap = d->used = 0;
+    for (size_t i = 0; i < cap; i++) {
+        if (old[i].state != SLOT_DONE) continue;
+        if ((d->used + 1) * 10 > d->cap * 7 && grow(d) != 0) break; /* memory: forget (LMDB still knows) */
+        slot *s = find(d, old[i].id);
+        *s = old[i];
+        d->used++;
+    }
+    for (size_t i = 0; i < cap; i++)
+        if (old[i].state == SLOT_PENDING) d->committed--;
+    free(old);
+    pthread_mutex_unlock(&d->lock);
+}
+
+size_t dp_dedup_pending(dp_dedup *d, void (*fn)(void *ctx, const uint8_t id[32]), void *ctx) {
+    pthread_mutex_lock(&d->lock);
+    size_t n = 0;
+    for (size_t i = 0; i < d->cap; i++)
+        if (d->slots[i].state == SLOT_PENDING) {
+            if (fn) fn(ctx, d->slots[i].id);
+            n++;
+        }
+    pthread_mutex_unlock(&d->lock);
+    return n;
+}
+
+int dp_dedup_input_done(dp_dedup *d, const char *key) {
+    if (!d->env || !*key) return 0;
+    pthread_mutex_lock(&d->lock);
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(d->env, NULL, MDB_RDONLY, &txn);
+    if (rc == 0) {
+        MDB_val k = {strlen(key) > 511 ? 511 : strlen(key), (void *)key}, v;
+        rc = mdb_get(txn, d->inputs_dbi, &k, &v);
+        mdb_txn_abort(txn);
+    }
+    pthread_mutex_unlock(&d->lock);
+    return rc == 0 ? 1 : rc == MDB_NOTFOUND ? 0 : -1;
+}
+
+int dp_dedup_meta(dp_dedup *d, uint64_t *epoch, uint64_t *ledger_next) {
+    *epoch = *ledger_next = 0;
+    if (!d->env) return 0;
+    pthread_mutex_lock(&d->lock);
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(d->env, NULL, MDB_RDONLY, &txn);
+    const char *names[2] = {"epoch", "ledger_next"};
+    uint64_t *outs[2] = {epoch, ledger_next};
+    for (int i = 0; rc == 0 && i < 2; i++) {
+        MDB_val k = {strlen(names[i]), (void *)names[i]}, v;
+        int g = mdb_get(txn, d->meta_dbi, &k, &v);
+        if (g == 0 && v.mv_size == sizeof(uint64_t)) memcpy(outs[i], v.mv_data, sizeof(uint64_t));
+        else if (g != MDB_NOTFOUND) rc = g ? g : MDB_CORRUPTED;
+    }
+    if (txn && rc != EINVAL) mdb_txn_abort(txn);
+    pthread_mutex_unlock(&d->lock);
+    return rc == 0 ? 0 : -1;
+}
+
+int dp_dedup_apply_ledger(dp_dedup *d, const uint8_t (*ids)[32], size_t n_ids, const dp_dedup_epoch *ep,
+                          dp_error *err) {
+    pthread_mutex_lock(&d->lock);
+    int rc = 0;
+    uint64_t now = (uint64_t)time(NULL);
+    for (size_t i = 0; rc == 0 && i < n_ids; i++) {
+        if ((d->used + 1) * 10 > d->cap * 7 && grow(d) != 0) {
+            rc = ENOMEM;
+            break;
+        }
+        slot *s = find(d, ids[i]);
+        if (s->state == SLOT_EMPTY) {
+            memcpy(s->id, ids[i], ID_BYTES);
+            d->used++;
+        }
+        s->state = SLOT_DONE;
+    }
+    if (rc == 0 && d->env) {
+        MDB_txn *txn = NULL;
+        rc = mdb_txn_begin(d->env, NULL, 0, &txn);
+        for (size_t i = 0; rc == 0 && i < n_ids; i++) {
+            MDB_val k = {ID_BYTES, (void *)ids[i]}, v = {sizeof now, &now};
+            rc = mdb_put(txn, d->dbi, &k, &v, MDB_NOOVERWRITE);
+            if (rc == MDB_KEYEXIST) rc = 0;
+        }
+        if (rc == 0) rc = put_inputs(d, txn, ep->input_keys, ep->n_inputs, now);
+        if (rc == 0 && ep->epoch) rc = put_u64(txn, d->meta_dbi, "epoch", ep->epoch);
+        if (rc == 0 && ep->ledger_next) rc = put_u64(txn, d->meta_dbi, "ledger_next", ep->ledger_next);
+        if (rc == 0) rc = mdb_txn_commit(txn);
+        else if (txn) mdb_txn_abort(txn);
+    }
+    pthread_mutex_unlock(&d->lock);
+    if (rc != 0)
+        return dp_error_set(err, DP_ERR_IO, "state: cannot record the ledger's epoch: %s",
+                            rc == ENOMEM ? "out of memory" : mdb_strerror(rc));
     return 0;
 }
 

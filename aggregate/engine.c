@@ -162,7 +162,8 @@ struct engine {
     const dp_engine_config *cfg;
     const char *const *inputs;
     size_t n_inputs;
-    _Atomic size_t next_input;
+    size_t next_input; /* inputs below it were taken (order_lock) */
+    int closed;        /* no more inputs will be taken (order_lock) */
     _Atomic unsigned workers_done;
     dp_ring *rings; /* [w * shards + s]: full batches, worker -> shard */
     dp_ring *back;  /* [w * shards + s]: empty batches, shard -> worker */
@@ -639,8 +640,20 @@ static void *worker_main(void *arg) {
     worker *w = arg;
     engine *e = w->e;
     for (;;) {
-        size_t i = atomic_fetch_add(&e->next_input, 1);
-        if (i >= e->n_inputs) break;
+        /* Inputs are taken in order, under the lock, so the ones a run takes
+         * are always a prefix of the list, however many workers there are:
+         * an epoch (cfg->admit) ends at a clean cut. */
+        pthread_mutex_lock(&e->order_lock);
+        size_t i = e->next_input;
+        int take = !e->closed && i < e->n_inputs && (!e->cfg->admit || e->cfg->admit(e->cfg->admit_ctx, i));
+        if (take) {
+            e->next_input++;
+        } else {
+            e->closed = 1;
+            pthread_cond_broadcast(&e->order_cond);
+        }
+        pthread_mutex_unlock(&e->order_lock);
+        if (!take) break;
         const char *path = e->inputs[i];
         dp_ingest_result res;
         dp_error err;
@@ -669,7 +682,7 @@ static void *worker_main(void *arg) {
      * workers are reading: only this worker can send them. */
     for (;;) {
         pthread_mutex_lock(&e->order_lock);
-        int all_decided = e->watermark == e->n_inputs;
+        int all_decided = e->watermark == e->next_input; /* final: closed */
         int empty = w->n_inbox == 0;
         if (!all_decided && empty) pthread_cond_wait(&e->order_cond, &e->order_lock);
         pthread_mutex_unlock(&e->order_lock);

@@ -259,7 +259,7 @@ START_TEST(dedup_decides_once_and_persists) {
     ck_assert_int_eq(dp_dedup_seen_before(d, x), 0);
     ck_assert_int_eq(dp_dedup_decide(d, x), DP_DEDUP_NEW);
     ck_assert_int_eq(dp_dedup_decide(d, x), DP_DEDUP_DUPLICATE);
-    ck_assert_int_eq(dp_dedup_persist(d, &err), 0);
+    ck_assert_int_eq(dp_dedup_persist(d, NULL, &err), 0);
     dp_dedup_close(d);
 
     d = dp_dedup_open(state, &err);
@@ -278,7 +278,75 @@ START_TEST(dedup_decides_once_and_persists) {
     /* without a state directory, nothing outlives the handle */
     d = dp_dedup_open(NULL, &err);
     ck_assert_int_eq(dp_dedup_decide(d, x), DP_DEDUP_NEW);
-    ck_assert_int_eq(dp_dedup_persist(d, &err), 0);
+    ck_assert_int_eq(dp_dedup_persist(d, NULL, &err), 0);
+    dp_dedup_close(d);
+}
+END_TEST
+
+static void count_id(void *ctx, const uint8_t id[32]) {
+    (void)id;
+    (*(int *)ctx)++;
+}
+
+/* Epochs: what an aborted epoch decided is forgotten, what a committed one
+ * decided is durable with its inputs and its number; an epoch found only in
+ * the ledger is applied the same way. */
+START_TEST(dedup_epochs_rollback_and_ledger) {
+    uint8_t x[32], y[32], z[32];
+    ident("org", "x", "dom", 100, x);
+    ident("org", "y", "dom", 100, y);
+    ident("org", "z", "dom", 100, z);
+    char state[512];
+    snprintf(state, sizeof state, "%s/state-epochs", tmpdir);
+    dp_error err;
+    dp_dedup *d = dp_dedup_open(state, &err);
+    ck_assert_msg(d != NULL, "%s", err.msg);
+    uint64_t epoch, next;
+    ck_assert_int_eq(dp_dedup_meta(d, &epoch, &next), 0);
+    ck_assert_uint_eq(epoch, 0);
+
+    /* epoch 1 decides x, then is aborted: x is new again */
+    ck_assert_int_eq(dp_dedup_decide(d, x), DP_DEDUP_NEW);
+    ck_assert_uint_eq(dp_dedup_pending(d, NULL, NULL), 1);
+    dp_dedup_rollback(d);
+    ck_assert_uint_eq(dp_dedup_pending(d, NULL, NULL), 0);
+    ck_assert_int_eq(dp_dedup_decide(d, x), DP_DEDUP_NEW);
+    int n = 0;
+    ck_assert_uint_eq(dp_dedup_pending(d, count_id, &n), 1);
+    ck_assert_int_eq(n, 1);
+    const char *keys[] = {"10:20:/in/a.xml", "11:21:/in/b.xml"};
+    dp_dedup_epoch ep = {keys, 2, 1, 7};
+    ck_assert_int_eq(dp_dedup_persist(d, &ep, &err), 0);
+    /* committed: a rollback no longer forgets x */
+    dp_dedup_rollback(d);
+    ck_assert_int_eq(dp_dedup_decide(d, x), DP_DEDUP_DUPLICATE);
+    dp_dedup_close(d);
+
+    d = dp_dedup_open(state, &err);
+    ck_assert_msg(d != NULL, "%s", err.msg);
+    ck_assert_int_eq(dp_dedup_meta(d, &epoch, &next), 0);
+    ck_assert_uint_eq(epoch, 1);
+    ck_assert_uint_eq(next, 7);
+    ck_assert_int_eq(dp_dedup_input_done(d, "10:20:/in/a.xml"), 1);
+    ck_assert_int_eq(dp_dedup_input_done(d, "10:21:/in/a.xml"), 0);
+    ck_assert_int_eq(dp_dedup_seen_before(d, x), 1);
+    /* epoch 2 committed in Kafka, but the process died before the state
+     * heard of it: the ledger brings it in */
+    uint8_t ids[2][32];
+    memcpy(ids[0], y, 32);
+    memcpy(ids[1], z, 32);
+    const char *keys2[] = {"12:22:/in/c.xml"};
+    dp_dedup_epoch ep2 = {keys2, 1, 2, 9};
+    ck_assert_int_eq(dp_dedup_apply_ledger(d, (const uint8_t(*)[32])ids, 2, &ep2, &err), 0);
+    ck_assert_int_eq(dp_dedup_decide(d, y), DP_DEDUP_DUPLICATE);
+    dp_dedup_close(d);
+
+    d = dp_dedup_open(state, &err);
+    ck_assert_int_eq(dp_dedup_seen_before(d, z), 1);
+    ck_assert_int_eq(dp_dedup_input_done(d, "12:22:/in/c.xml"), 1);
+    ck_assert_int_eq(dp_dedup_meta(d, &epoch, &next), 0);
+    ck_assert_uint_eq(epoch, 2);
+    ck_assert_uint_eq(next, 9);
     dp_dedup_close(d);
 }
 END_TEST
@@ -378,6 +446,7 @@ int main(void) {
     tcase_add_test(d, dedup_identity_covers_each_part);
     tcase_add_test(d, dedup_decides_once_and_persists);
     tcase_add_test(d, dedup_many_identities);
+    tcase_add_test(d, dedup_epochs_rollback_and_ledger);
     suite_add_tcase(s, d);
     TCase *f = tcase_create("format");
     tcase_add_test(f, csv_columns_follow_the_json_keys);
