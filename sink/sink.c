@@ -2,46 +2,59 @@
  *
  * Sinks are written by several threads at once (shards flush rollups,
  * workers add report lines), so the lock lives here, once, and sink
- * implementations are single-threaded code.
+ * implementations are single-threaded code, unless they declare themselves
+ * `concurrent` (Kafka's producer is thread-safe: a lock would only
+ * serialise the shards).
  */
 #include <string.h>
 
 #include "sink_internal.h"
 
-dp_sink *dp_sink_open(const char *uri, dp_error *err) {
+dp_sink *dp_sink_open_with(const char *uri, const dp_sink_options *opts, dp_error *err) {
+    static const dp_sink_options none = {0};
+    if (!opts) opts = &none;
     if (strcmp(uri, "-") == 0) return dp_file_sink_open("-", 0, err);
     if (strncmp(uri, "file:", 5) == 0 && uri[5]) return dp_file_sink_open(uri + 5, 0, err);
-    if (strncmp(uri, "kafka://", 8) == 0) {
-        dp_error_set(err, DP_ERR_USAGE, "sink %s: the Kafka sink is not built yet (issue 4)", uri);
-        return NULL;
-    }
-    dp_error_set(err, DP_ERR_USAGE, "sink '%s': expected file:PATH or - (stdout)", uri);
+    if (strncmp(uri, "kafka://", 8) == 0) return dp_kafka_sink_open(uri, opts, err);
+    dp_error_set(err, DP_ERR_USAGE, "sink '%s': expected file:PATH, - (stdout) or kafka://HOST:PORT/TOPIC", uri);
     return NULL;
+}
+
+dp_sink *dp_sink_open(const char *uri, dp_error *err) { return dp_sink_open_with(uri, NULL, err); }
+
+int dp_sink_has_epochs(const dp_sink *s) { return s->ops->epoch_commit != NULL; }
+
+static void sink_lock(dp_sink *s) {
+    if (!s->ops->concurrent) pthread_mutex_lock(&s->lock);
+}
+
+static void sink_unlock(dp_sink *s) {
+    if (!s->ops->concurrent) pthread_mutex_unlock(&s->lock);
 }
 
 dp_sink *dp_sink_open_reports(const char *path, dp_error *err) { return dp_file_sink_open(path, 1, err); }
 
 int dp_sink_write_rollup(dp_sink *s, const dp_rollup *r, dp_error *err) {
-    pthread_mutex_lock(&s->lock);
+    sink_lock(s);
     int rc = s->ops->write_rollup ? s->ops->write_rollup(s, r, err) : 0;
     if (rc == 0) s->rollups_written++;
-    pthread_mutex_unlock(&s->lock);
+    sink_unlock(s);
     return rc;
 }
 
 int dp_sink_write_block(dp_sink *s, const char *data, size_t len, uint64_t count, dp_error *err) {
-    pthread_mutex_lock(&s->lock);
+    sink_lock(s);
     int rc = s->ops->write_block(s, data, len, err);
     if (rc == 0) s->rollups_written += count;
-    pthread_mutex_unlock(&s->lock);
+    sink_unlock(s);
     return rc;
 }
 
 int dp_sink_write_report_text(dp_sink *s, const char *line, dp_error *err) {
-    pthread_mutex_lock(&s->lock);
+    sink_lock(s);
     int rc = s->ops->write_report ? s->ops->write_report(s, line, strlen(line), err) : 0;
     if (rc == 0) s->reports_written++;
-    pthread_mutex_unlock(&s->lock);
+    sink_unlock(s);
     return rc;
 }
 

@@ -5,13 +5,21 @@
  * new destination touches one file here and one line in dp_sink_open().
  *
  * Threads: shard threads write rollups and worker threads write reports, at
- * the same time; dp_sink_* calls lock the sink, so implementations need not.
+ * the same time; dp_sink_* calls lock the sink, so implementations need not
+ * (unless they say `concurrent`: the Kafka producer is thread-safe itself).
  * Memory: everything passed in is borrowed for the duration of the call.
+ *
+ * Epochs.  A sink that can commit atomically (Kafka: one transaction)
+ * fills epoch_begin/epoch_commit/epoch_abort; `dmarcpipe run` then works in
+ * epochs, and an input is acknowledged only once its epoch committed.  A
+ * sink without them is written through, and its flush() is its commit.
  */
 #ifndef DP_SINK_H
 #define DP_SINK_H
 
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,8 +54,18 @@ typedef struct dp_report_line {
 
 typedef struct dp_sink dp_sink;
 
+/* epoch_commit(): the epoch was aborted (e.g. the broker was away too
+ * long); run it again.  DP_SINK_STOPPED: aborted because a stop (SIGTERM)
+ * was asked for while waiting. */
+enum { DP_SINK_RETRY = 1, DP_SINK_STOPPED = 2 };
+
+/* Called with each committed ledger record, in order; `next` is the
+ * offset after it.  Non-zero stops the reading. */
+typedef int (*dp_ledger_fn)(void *ctx, const char *rec, size_t len, uint64_t next);
+
 typedef struct dp_sink_ops {
     const char *name;
+    int concurrent; /* thread-safe itself: the wrappers take no lock */
     int (*write_rollup)(dp_sink *s, const dp_rollup *r, dp_error *err);
     /* Optional, for sinks that write text: format one rollup (no lock, no
      * state: any thread may call it at any time), then write many at once.
@@ -58,19 +76,45 @@ typedef struct dp_sink_ops {
     int (*write_report)(dp_sink *s, const char *line, size_t len, dp_error *err); /* may be NULL */
     int (*flush)(dp_sink *s, dp_error *err);  /* make what was written durable */
     void (*destroy)(dp_sink *s);
+    /* Optional: epochs (see the top).  begin: before the epoch's first
+     * write.  commit: commits everything written since begin; 0 and
+     * *ledger_next (the ledger's offset after the epoch's last record, 0 if
+     * unknown), DP_SINK_RETRY, DP_SINK_STOPPED, or -1: cannot go on.
+     * abort: drop the epoch.
+     * ledger_write: one ledger record (what the epoch took), part of the
+     * epoch.  ledger_read: the committed ledger records from offset `from`. */
+    int (*epoch_begin)(dp_sink *s, dp_error *err);
+    int (*ledger_write)(dp_sink *s, const char *rec, size_t len, dp_error *err);
+    int (*epoch_commit)(dp_sink *s, uint64_t *ledger_next, dp_error *err);
+    void (*epoch_abort)(dp_sink *s);
+    int (*ledger_read)(dp_sink *s, uint64_t from, dp_ledger_fn fn, void *ctx, dp_error *err);
 } dp_sink_ops;
 
 struct dp_sink {
     const dp_sink_ops *ops;
     pthread_mutex_t lock;
-    uint64_t rollups_written, reports_written;
+    _Atomic uint64_t rollups_written, reports_written;
 };
+
+/* What a sink may need besides its URI (all optional). */
+typedef struct dp_sink_options {
+    const char *instance_id;        /* names the Kafka transactional.id; default "default" */
+    const char *reports_topic;      /* Kafka: the reports feed (default "dmarc.reports") */
+    const char *ledger_topic;       /* Kafka: default "dmarcpipe.ledger.<instance_id>" */
+    const char *config_file;        /* Kafka: librdkafka properties, key=value lines */
+    const char *const *props;       /* Kafka: -X key=value, applied last, in order */
+    size_t n_props;
+    const volatile sig_atomic_t *stop; /* set by SIGTERM: give up waiting */
+} dp_sink_options;
 
 /* Opens a sink from its URI:
  *   file:PATH   rollups as NDJSON, or CSV when PATH ends in ".csv"
  *   -           rollups as NDJSON on stdout
- * kafka:// arrives with issue 4 and is refused with that reason. */
+ *   kafka://HOST:PORT[,HOST:PORT...]/TOPIC
+ *               rollups as JSON messages in Kafka, in transactions; the
+ *               sink also carries the reports feed (opts->reports_topic) */
 dp_sink *dp_sink_open(const char *uri, dp_error *err);
+dp_sink *dp_sink_open_with(const char *uri, const dp_sink_options *opts, dp_error *err);
 /* The inventory feed: one JSON line per accepted report, into PATH. */
 dp_sink *dp_sink_open_reports(const char *path, dp_error *err);
 
@@ -83,6 +127,8 @@ int dp_sink_write_report(dp_sink *s, const dp_report_line *r, dp_error *err);
  * when the report ends and writes it once the report is decided). */
 int dp_sink_write_report_text(dp_sink *s, const char *line, dp_error *err);
 int dp_sink_flush(dp_sink *s, dp_error *err);
+/* Whether the sink works in epochs (has epoch_commit). */
+int dp_sink_has_epochs(const dp_sink *s);
 /* Flushes and frees.  0, or -1 when the final flush failed. */
 int dp_sink_close(dp_sink *s, dp_error *err);
 

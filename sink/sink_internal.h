@@ -6,5 +6,7 @@
 
 /* PATH, or "-" for stdout; `reports` selects the inventory feed. */
 dp_sink *dp_file_sink_open(const char *path, int reports, dp_error *err);
+/* kafka://HOST:PORT[,...]/TOPIC */
+dp_sink *dp_kafka_sink_open(const char *uri, const dp_sink_options *opts, dp_error *err);
 
 #endif

@@ -27,4 +27,34 @@ extern const char DP_CLI_LIMITS_HELP[];
  * is a file), in sorted order so runs are reproducible. */
 int dp_cli_walk(const char *path, int (*fn)(const char *file, void *ctx), void *ctx);
 
+/* A stable key for an input file: size, mtime and real path.  The state
+ * records the inputs a committed epoch took under it.  Malloc'd, or NULL
+ * when the file cannot be stat'ed. */
+char *dp_input_key(const char *path);
+
+/* ---- run_epochs.c: `dmarcpipe run` with a transactional sink -------------- */
+#include <signal.h>
+
+#include "aggregate.h"
+#include "sink.h"
+
+typedef struct dp_epoch_options {
+    dp_sink *sink;        /* the transactional sink (has epoch_commit) */
+    const char *instance; /* --instance-id, written into the ledger */
+    size_t epoch_inputs;  /* at most this many inputs per epoch (0: no cap) */
+    double epoch_seconds; /* stop taking inputs after this long (0: no cap) */
+    const volatile sig_atomic_t *stop; /* SIGTERM: end the epoch, then stop */
+} dp_epoch_options;
+
+typedef struct dp_epoch_stats {
+    dp_engine_stats engine; /* summed over committed epochs */
+    uint64_t epochs, epochs_retried, recovered_epochs, inputs_done_before;
+    int stopped;
+} dp_epoch_stats;
+
+/* Runs `base` (its dedup must have the state) over the inputs in epochs,
+ * each committed in o->sink with its ledger.  0, or -1 (err). */
+int dp_run_epochs(const dp_engine_config *base, const dp_epoch_options *o, char **inputs, size_t n_inputs,
+                  dp_epoch_stats *out, dp_error *err);
+
 #endif

@@ -5,9 +5,15 @@
  * embedded default writes ./dmarcpipe-out/rollups.ndjson and the report
  * inventory ./dmarcpipe-out/reports.ndjson, and rejected inputs go to
  * ./dmarcpipe-out/quarantine/ with their reasons.
+ *
+ * With a transactional sink (kafka://) the run goes in epochs, exactly
+ * once: see run_epochs.c.  SIGTERM and SIGINT then end the open epoch
+ * cleanly and exit 0.  The signal flag is this program's one piece of
+ * global state: a signal handler has nowhere else to write.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +26,14 @@
 
 #define DEFAULT_OUT "dmarcpipe-out"
 #define MAX_SINKS 16
+#define MAX_PROPS 256
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig) {
+    (void)sig;
+    stop_requested = 1;
+}
 
 typedef struct paths {
     char **v;
@@ -50,8 +64,8 @@ static void help(FILE *f) {
             "./" DEFAULT_OUT "/reports.ndjson (one line per accepted report: metadata, policy,\n"
             "totals, input, sha256 of the XML).\n\n"
             "Options:\n"
-            "  --sink URI            file:PATH (NDJSON; CSV when PATH ends in .csv) or - (stdout);\n"
-            "                        repeatable\n"
+            "  --sink URI            file:PATH (NDJSON; CSV when PATH ends in .csv), - (stdout),\n"
+            "                        or kafka://HOST:PORT[,HOST:PORT...]/TOPIC; repeatable\n"
             "  --reports PATH        write the report inventory to PATH\n"
             "  --workers N           parser threads (default: number of cores)\n"
             "  --shards M            aggregator threads (default: number of cores)\n"
@@ -61,7 +75,20 @@ static void help(FILE *f) {
             "  --flush-interval SEC  also flush every SEC seconds, 0 for never (default 60)\n"
             "  --max-keys N          flush a shard when it holds more keys (default 4M)\n"
             "  --ring-slots N        batches in each worker-to-shard ring (default 64)\n"
-            "  --batch-items N       window shares in one batch (default 256)\n"
+            "  --batch-items N       window shares in one batch (default 256)\n\n"
+            "Kafka (exactly once: each epoch is one transaction, inputs are acknowledged\n"
+            "in the state only after it commits):\n"
+            "  --instance-id ID      names the transactional.id dmarcpipe-ID and the ledger;\n"
+            "                        stable across restarts (default \"default\")\n"
+            "  --reports-topic NAME  one message per accepted report (default dmarc.reports)\n"
+            "  --ledger-topic NAME   the epochs' ledger (default dmarcpipe.ledger.ID)\n"
+            "  -X KEY=VALUE          a librdkafka property, as kcat takes it; repeatable\n"
+            "  --kafka-config FILE   librdkafka properties, KEY=VALUE lines (applied before\n"
+            "                        DMARCPIPE_KAFKA_* variables, e.g. DMARCPIPE_KAFKA_SASL_PASSWORD,\n"
+            "                        and -X); values are never printed\n"
+            "  --epoch-inputs N      at most N inputs per epoch (default 1000); an epoch also\n"
+            "                        ends after --flush-interval seconds\n"
+            "  --state DIR           default ./" DEFAULT_OUT "/state with a Kafka sink\n"
             "  -h, --help            this help\n\n%s",
             DP_CLI_LIMITS_HELP);
 }
@@ -92,6 +119,9 @@ int dp_cmd_run(int argc, char **argv) {
     const char *sink_uris[MAX_SINKS];
     size_t n_sink_uris = 0;
     const char *reports_path = NULL, *state_dir = NULL, *quarantine = NULL;
+    dp_sink_options sopts = {.stop = &stop_requested};
+    const char *props[MAX_PROPS];
+    uint64_t epoch_inputs = 1000;
     static const struct option opts[] = {
         {"sink", required_argument, NULL, 'S'},
         {"reports", required_argument, NULL, 'R'},
@@ -108,14 +138,33 @@ int dp_cmd_run(int argc, char **argv) {
         {"max-ratio", required_argument, NULL, 'L'},
         {"max-depth", required_argument, NULL, 'L'},
         {"max-text", required_argument, NULL, 'L'},
+        {"instance-id", required_argument, NULL, 'I'},
+        {"reports-topic", required_argument, NULL, 'T'},
+        {"ledger-topic", required_argument, NULL, 'G'},
+        {"kafka-config", required_argument, NULL, 'C'},
+        {"epoch-inputs", required_argument, NULL, 'E'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int c, idx;
     uint64_t v;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
+    while ((c = getopt_long(argc, argv, "hX:", opts, &idx)) != -1) {
         switch (c) {
+        case 'I': sopts.instance_id = optarg; break;
+        case 'T': sopts.reports_topic = optarg; break;
+        case 'G': sopts.ledger_topic = optarg; break;
+        case 'C': sopts.config_file = optarg; break;
+        case 'X':
+            if (sopts.n_props == MAX_PROPS) {
+                fprintf(stderr, "dmarcpipe run: at most %d -X options\n", MAX_PROPS);
+                return 2;
+            }
+            props[sopts.n_props++] = optarg;
+            break;
+        case 'E':
+            if (parse_count("--epoch-inputs", optarg, UINT32_MAX, &epoch_inputs) != 0) return 2;
+            break;
         case 'S':
             if (n_sink_uris == MAX_SINKS) {
                 fprintf(stderr, "dmarcpipe run: at most %d sinks\n", MAX_SINKS);
@@ -192,12 +241,33 @@ int dp_cmd_run(int argc, char **argv) {
     int rc = 0;
     dp_sink *sinks[MAX_SINKS] = {0};
     dp_sink *reports = NULL;
+    sopts.props = props;
+    /* SIGTERM (Kubernetes) and ^C: end the open epoch cleanly */
+    for (size_t i = 0; i < n_sink_uris; i++)
+        if (strncmp(sink_uris[i], "kafka://", 8) == 0) {
+            struct sigaction sa = {0};
+            sa.sa_handler = on_stop_signal;
+            sigemptyset(&sa.sa_mask);
+            sigaction(SIGTERM, &sa, NULL);
+            sigaction(SIGINT, &sa, NULL);
+            break;
+        }
+    dp_sink *txn_sink = NULL;
     for (size_t i = 0; i < n_sink_uris; i++) {
-        if (!(sinks[i] = dp_sink_open(sink_uris[i], &err))) {
+        if (!(sinks[i] = dp_sink_open_with(sink_uris[i], &sopts, &err))) {
             fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
             rc = 2;
             goto out;
         }
+    }
+    for (size_t i = 0; i < n_sink_uris; i++) {
+        if (!dp_sink_has_epochs(sinks[i])) continue;
+        if (txn_sink) {
+            fprintf(stderr, "dmarcpipe run: at most one Kafka sink (one transaction per epoch)\n");
+            rc = 2;
+            goto out;
+        }
+        txn_sink = sinks[i];
     }
     if (reports_path && !(reports = dp_sink_open_reports(reports_path, &err))) {
         fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
@@ -206,7 +276,16 @@ int dp_cmd_run(int argc, char **argv) {
     }
     cfg.sinks = sinks;
     cfg.n_sinks = n_sink_uris;
-    cfg.reports = reports;
+    /* with Kafka, the reports feed is a topic in the same transactions */
+    cfg.reports = reports ? reports : txn_sink;
+    if (txn_sink && !state_dir) {
+        state_dir = DEFAULT_OUT "/state";
+        if (dp_mkdir_p(DEFAULT_OUT) != 0) {
+            fprintf(stderr, "dmarcpipe run: cannot create %s: %s\n", DEFAULT_OUT, strerror(errno));
+            rc = 3;
+            goto out;
+        }
+    }
     if (!(cfg.dedup = dp_dedup_open(state_dir, &err))) {
         fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
         rc = 3;
@@ -216,7 +295,17 @@ int dp_cmd_run(int argc, char **argv) {
     paths in = {0};
     for (int i = optind; i < argc; i++) dp_cli_walk(argv[i], add_path, &in);
     dp_engine_stats st;
-    if (dp_engine_run(&cfg, (const char *const *)in.v, in.n, &st, &err) != 0) {
+    dp_epoch_stats es = {0};
+    if (txn_sink) {
+        dp_epoch_options eo = {txn_sink, sopts.instance_id ? sopts.instance_id : "default", (size_t)epoch_inputs,
+                               cfg.flush_interval, &stop_requested};
+        cfg.flush_interval = 0; /* an epoch is the flush */
+        if (dp_run_epochs(&cfg, &eo, in.v, in.n, &es, &err) != 0) {
+            fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
+            rc = 3;
+        }
+        st = es.engine;
+    } else if (dp_engine_run(&cfg, (const char *const *)in.v, in.n, &st, &err) != 0) {
         fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
         rc = 3;
     }
@@ -231,7 +320,7 @@ int dp_cmd_run(int argc, char **argv) {
         fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
         rc = 3;
     }
-    if (rc == 0 && dp_dedup_persist(cfg.dedup, &err) != 0) {
+    if (rc == 0 && !txn_sink && dp_dedup_persist(cfg.dedup, NULL, &err) != 0) {
         fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
         rc = 3;
     }
@@ -247,7 +336,11 @@ int dp_cmd_run(int argc, char **argv) {
             (unsigned long long)st.duplicates, (unsigned long long)st.records,
             (unsigned long long)st.messages, (unsigned long long)st.rollups, sink_uris[0],
             n_sink_uris > 1 ? ", ..." : "", st.records / secs, st.xml_bytes / secs / 1e6);
-    if (rc == 0 && st.inputs_rejected) rc = 1;
+    if (txn_sink)
+        fprintf(stderr, "  epochs:   %llu committed, %llu run again, %llu recovered from the ledger%s\n",
+                (unsigned long long)es.epochs, (unsigned long long)es.epochs_retried,
+                (unsigned long long)es.recovered_epochs, es.stopped ? "; stopped by a signal" : "");
+    if (rc == 0 && st.inputs_rejected && !es.stopped) rc = 1;
     for (size_t i = 0; i < in.n; i++) free(in.v[i]);
     free(in.v);
 out:

@@ -1,0 +1,630 @@
+/* kafka_sink — rollups into Kafka, exactly once, for the warehouse.
+ *
+ * One transactional producer (librdkafka) carries three topics: the
+ * rollups (the URI's topic; key "policy_domain|source_ip", value the
+ * rollup's JSON, schema version included), the reports feed (one JSON
+ * message per accepted report) and the ledger (one record per epoch, naming
+ * what the epoch took; written by `dmarcpipe run`, opaque here).  Each
+ * epoch is one transaction: a read_committed consumer sees all of an epoch
+ * or none of it, and the ledger record commits with the data it describes.
+ *
+ * Errors, by librdkafka's classes:
+ *   - a write that fails while the epoch is open marks the epoch failed and
+ *     is otherwise ignored (later writes of the epoch are skipped: it will
+ *     be run again), so the engine never stops for a broker that is away;
+ *   - commit: retriable errors call commit again (the broker may be down:
+ *     we wait, checking for SIGTERM); anything else ends the epoch;
+ *   - an epoch that ends without commit is dropped by destroying the
+ *     producer (queue purged) and making a new one: init_transactions with
+ *     the same transactional.id fences the old producer and aborts its open
+ *     transaction, and gives the new one a bumped epoch.  That one path
+ *     covers abortable errors, fatal errors (the "sequence desynchronization"
+ *     of librdkafka 2.0.2 after disconnects), and 2.0.2's commit that fails
+ *     after an abort until the producer epoch is bumped; it is also what a
+ *     restart after kill -9 does.
+ *
+ * Memory stays bounded: the producer queue is capped
+ * (queue.buffering.max.kbytes), and a write that finds it full polls and
+ * waits, which backs up the shards, the rings and the workers.
+ *
+ * Configuration: our defaults (zstd, linger and batch sizes tuned for
+ * throughput, transaction timeouts), then a properties file, then
+ * DMARCPIPE_KAFKA_* environment variables (DMARCPIPE_KAFKA_SASL_PASSWORD ->
+ * sasl.password), then -X options.  Values are never printed: a property
+ * that librdkafka refuses is named without its value.
+ *
+ * Threads: the producer is thread-safe, so this sink is `concurrent`:
+ * shards produce at once without the sink lock.  Epoch calls come from the
+ * one thread that drives the run, between engine runs.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sink_internal.h"
+
+extern char **environ;
+
+#define ENV_PREFIX "DMARCPIPE_KAFKA_"
+#define COMMIT_TIMEOUT_MS 10000 /* per attempt: SIGTERM is checked between */
+
+typedef struct kv {
+    char *key, *value;
+} kv;
+
+typedef struct kafka_sink {
+    dp_sink base;
+    char *uri, *brokers, *topic, *reports_topic, *ledger_topic, *txn_id, *instance;
+    kv *props; /* user properties, in the order they apply */
+    size_t n_props;
+    const volatile sig_atomic_t *stop;
+    rd_kafka_t *rk;
+    rd_kafka_topic_t *rkt_rollups, *rkt_reports, *rkt_ledger;
+    int in_txn;
+    _Atomic int epoch_failed;
+    pthread_mutex_t err_lock;
+    char epoch_err[512]; /* the first failure of the epoch */
+    int64_t ledger_offset; /* from the ledger record's delivery report */
+    char ledger_marker;    /* its address tags the ledger record */
+} kafka_sink;
+
+static const dp_sink_ops KAFKA_OPS;
+
+static void sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int stopping(const kafka_sink *ks) { return ks->stop && *ks->stop; }
+
+static void note_epoch_error(kafka_sink *ks, const char *fmt, const char *what) {
+    pthread_mutex_lock(&ks->err_lock);
+    if (!ks->epoch_err[0]) snprintf(ks->epoch_err, sizeof ks->epoch_err, fmt, what);
+    pthread_mutex_unlock(&ks->err_lock);
+    atomic_store(&ks->epoch_failed, 1);
+}
+
+/* ---- configuration ---------------------------------------------------------- */
+
+static int sensitive(const char *key) {
+    static const char *const words[] = {"password", "secret", "key", "token", "jaas", "credential", "sasl.oauthbearer.config"};
+    for (size_t i = 0; i < sizeof words / sizeof *words; i++)
+        if (strstr(key, words[i])) return 1;
+    return 0;
+}
+
+static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, const char *from, dp_error *err) {
+    char errstr[512];
+    if (rd_kafka_conf_set(conf, key, value, errstr, sizeof errstr) == RD_KAFKA_CONF_OK) return 0;
+    /* librdkafka's message quotes the value: print it only when harmless */
+    return dp_error_set(err, DP_ERR_USAGE, "kafka: %s: property '%s' refused%s%s", from, key,
+                        sensitive(key) ? "" : ": ", sensitive(key) ? "" : errstr);
+}
+
+static int add_prop(kafka_sink *ks, const char *key, size_t key_len, const char *value) {
+    kv *p = realloc(ks->props, (ks->n_props + 1) * sizeof *p);
+    if (!p) return -1;
+    ks->props = p;
+    p[ks->n_props].key = strndup(key, key_len);
+    p[ks->n_props].value = strdup(value);
+    if (!p[ks->n_props].key || !p[ks->n_props].value) {
+        free(p[ks->n_props].key);
+        free(p[ks->n_props].value);
+        return -1;
+    }
+    ks->n_props++;
+    return 0;
+}
+
+static char *trim(char *s) {
+    while (isspace((unsigned char)*s)) s++;
+    size_t n = strlen(s);
+    while (n && isspace((unsigned char)s[n - 1])) s[--n] = '\0';
+    return s;
+}
+
+/* key=value lines; '#' and '!' start comments (Java properties style) */
+static int load_file(kafka_sink *ks, const char *path, dp_error *err) {
+    FILE *f = fopen(path, "r");
+    if (!f) return dp_error_set(err, DP_ERR_IO, "kafka: cannot read config %s: %s", path, strerror(errno));
+    char line[8192];
+    int lineno = 0, rc = 0;
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        lineno++;
+        char *s = trim(line);
+        if (!*s || *s == '#' || *s == '!') continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            rc = dp_error_set(err, DP_ERR_USAGE, "kafka: %s:%d: expected key=value", path, lineno);
+            break;
+        }
+        *eq = '\0';
+        char *key = trim(s);
+        if (add_prop(ks, key, strlen(key), trim(eq + 1)) != 0) rc = dp_error_set(err, DP_ERR_NOMEM, "out of memory");
+    }
+    fclose(f);
+    return rc;
+}
+
+/* DMARCPIPE_KAFKA_SASL_PASSWORD=x -> sasl.password=x */
+static int load_env(kafka_sink *ks, dp_error *err) {
+    for (char **e = environ; e && *e; e++) {
+        if (strncmp(*e, ENV_PREFIX, strlen(ENV_PREFIX)) != 0) continue;
+        const char *name = *e + strlen(ENV_PREFIX);
+        const char *eq = strchr(name, '=');
+        if (!eq || eq == name) continue;
+        char key[256];
+        size_t n = (size_t)(eq - name);
+        if (n >= sizeof key) continue;
+        for (size_t i = 0; i < n; i++) key[i] = name[i] == '_' ? '.' : (char)tolower((unsigned char)name[i]);
+        key[n] = '\0';
+        if (add_prop(ks, key, n, eq + 1) != 0) return dp_error_set(err, DP_ERR_NOMEM, "out of memory");
+    }
+    return 0;
+}
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    (void)rk;
+    /* the consumer that reads the ledger is told producer properties too */
+    if (strcmp(fac, "CONFWARN") == 0) return;
+    if (level <= 4) fprintf(stderr, "dmarcpipe: kafka: %s: %s\n", fac, buf);
+}
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    (void)rk;
+    kafka_sink *ks = opaque;
+    if (m->err) {
+        /* our own purge (an epoch being dropped) is not news */
+        if (m->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE && m->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
+            note_epoch_error(ks, "delivery failed: %s", rd_kafka_err2str(m->err));
+        return;
+    }
+    if (m->_private == &ks->ledger_marker && m->offset > ks->ledger_offset) ks->ledger_offset = m->offset;
+}
+
+static rd_kafka_conf_t *make_conf(kafka_sink *ks, int producer, dp_error *err) {
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    int rc = conf_set(conf, "bootstrap.servers", ks->brokers, ks->uri, err);
+    if (producer) {
+        /* throughput: large zstd batches; a flush epoch is not latency
+         * sensitive.  Memory: the queue is capped (backpressure). */
+        static const char *const defaults[][2] = {
+            {"transactional.id", NULL},
+            {"compression.type", "zstd"},
+            {"linger.ms", "50"},
+            {"batch.size", "1000000"},
+            {"batch.num.messages", "100000"},
+            {"queue.buffering.max.messages", "1000000"},
+            {"queue.buffering.max.kbytes", "262144"},
+            {"transaction.timeout.ms", "120000"},
+            {"message.timeout.ms", "110000"},
+        };
+        for (size_t i = 0; rc == 0 && i < sizeof defaults / sizeof *defaults; i++)
+            rc = conf_set(conf, defaults[i][0], defaults[i][1] ? defaults[i][1] : ks->txn_id, "default", err);
+        rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+        rd_kafka_conf_set_opaque(conf, ks);
+    } else {
+        rc = rc ? rc : conf_set(conf, "isolation.level", "read_committed", "default", err);
+        rc = rc ? rc : conf_set(conf, "enable.partition.eof", "true", "default", err);
+        rc = rc ? rc : conf_set(conf, "enable.auto.commit", "false", "default", err);
+    }
+    for (size_t i = 0; rc == 0 && i < ks->n_props; i++) {
+        /* the consumer reads what the producer committed: its isolation
+         * level is not the user's to change */
+        if (!producer && strcmp(ks->props[i].key, "isolation.level") == 0) continue;
+        rc = conf_set(conf, ks->props[i].key, ks->props[i].value, "configuration", err);
+    }
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    if (rc != 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    return conf;
+}
+
+/* ---- the producer's lifecycle ----------------------------------------------- */
+
+static void producer_drop(kafka_sink *ks) {
+    if (!ks->rk) return;
+    /* nothing of an uncommitted epoch may linger: purge, then destroy; the
+     * next init_transactions aborts what the broker still holds open */
+    rd_kafka_purge(ks->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_poll(ks->rk, 0);
+    if (ks->rkt_rollups) rd_kafka_topic_destroy(ks->rkt_rollups);
+    if (ks->rkt_reports) rd_kafka_topic_destroy(ks->rkt_reports);
+    if (ks->rkt_ledger) rd_kafka_topic_destroy(ks->rkt_ledger);
+    ks->rkt_rollups = ks->rkt_reports = ks->rkt_ledger = NULL;
+    rd_kafka_destroy(ks->rk);
+    ks->rk = NULL;
+    ks->in_txn = 0;
+}
+
+/* Creates the producer and registers its transactional.id, waiting (with
+ * backoff) while the broker cannot be reached.  0, DP_SINK_STOPPED or -1. */
+static int producer_start(kafka_sink *ks, dp_error *err) {
+    long backoff = 500;
+    for (int attempt = 0;; attempt++) {
+        if (!ks->rk) {
+            rd_kafka_conf_t *conf = make_conf(ks, 1, err);
+            if (!conf) return -1;
+            char errstr[512];
+            ks->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+            if (!ks->rk) {
+                rd_kafka_conf_destroy(conf);
+                return dp_error_set(err, DP_ERR_USAGE, "kafka %s: cannot create a producer: %s", ks->uri, errstr);
+            }
+            ks->rkt_rollups = rd_kafka_topic_new(ks->rk, ks->topic, NULL);
+            ks->rkt_reports = rd_kafka_topic_new(ks->rk, ks->reports_topic, NULL);
+            ks->rkt_ledger = rd_kafka_topic_new(ks->rk, ks->ledger_topic, NULL);
+            if (!ks->rkt_rollups || !ks->rkt_reports || !ks->rkt_ledger) {
+                producer_drop(ks);
+                return dp_error_set(err, DP_ERR_NOMEM, "kafka %s: cannot create topic handles", ks->uri);
+            }
+        }
+        rd_kafka_error_t *e = rd_kafka_init_transactions(ks->rk, 30000);
+        if (!e) return 0;
+        int retriable = rd_kafka_error_is_retriable(e), fatal = rd_kafka_error_is_fatal(e);
+        fprintf(stderr, "dmarcpipe: kafka %s: cannot start transactions (%s)%s\n", ks->uri, rd_kafka_error_string(e),
+                retriable || fatal ? "; retrying" : "");
+        rd_kafka_error_destroy(e);
+        if (!retriable && !fatal && attempt > 0)
+            return dp_error_set(err, DP_ERR_IO, "kafka %s: cannot start transactions", ks->uri);
+        if (!retriable) producer_drop(ks); /* fatal, or a first odd failure: a fresh producer */
+        for (long waited = 0; waited < backoff; waited += 100) {
+            if (stopping(ks)) return DP_SINK_STOPPED;
+            sleep_ms(100);
+        }
+        if (backoff < 30000) backoff *= 2;
+    }
+}
+
+/* ---- writes ----------------------------------------------------------------- */
+
+/* Produces one message; waits while the queue is full.  0, or -1 for an
+ * error that running the epoch again cannot fix. */
+static int produce(kafka_sink *ks, rd_kafka_topic_t *rkt, int32_t partition, const void *key, size_t key_len,
+                   const void *value, size_t len, void *opaque, dp_error *err) {
+    if (atomic_load_explicit(&ks->epoch_failed, memory_order_relaxed) || !ks->rk) return 0; /* will be run again */
+    for (;;) {
+        rd_kafka_resp_err_t e =
+            rd_kafka_producev(ks->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(partition),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, key_len),
+                              RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) return 0;
+        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            /* backpressure; delivery reports free the queue (or fail the
+             * epoch, after message.timeout.ms, when the broker is away) */
+            rd_kafka_poll(ks->rk, 50);
+            if (atomic_load_explicit(&ks->epoch_failed, memory_order_relaxed)) return 0;
+            continue;
+        }
+        if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE || e == RD_KAFKA_RESP_ERR__INVALID_ARG)
+            return dp_error_set(err, DP_ERR_IO, "kafka %s: topic %s: %s", ks->uri, rd_kafka_topic_name(rkt),
+                                rd_kafka_err2str(e));
+        note_epoch_error(ks, "produce failed: %s", rd_kafka_err2str(e));
+        return 0;
+    }
+}
+
+/* Each rollup is framed for write_block: u32 key length, key, u32 value
+ * length, value (the JSON), lengths in host order (the frame never leaves
+ * the process). */
+static void put_u32_at(dp_buf *b, size_t at, size_t v) {
+    uint32_t u = (uint32_t)v;
+    if (!b->failed) memcpy(b->data + at, &u, sizeof u);
+}
+
+static void kafka_format_rollup(const dp_sink *s, dp_buf *out, const dp_rollup *r) {
+    (void)s;
+    uint32_t zero = 0;
+    size_t at = out->len;
+    dp_buf_append(out, &zero, sizeof zero);
+    if (r->policy_domain) dp_buf_puts(out, r->policy_domain);
+    dp_buf_putc(out, '|');
+    if (r->source_ip) dp_buf_puts(out, r->source_ip);
+    put_u32_at(out, at, out->len - at - sizeof zero);
+    at = out->len;
+    dp_buf_append(out, &zero, sizeof zero);
+    dp_rollup_to_json(out, r);
+    put_u32_at(out, at, out->len - at - sizeof zero);
+}
+
+static int kafka_write_block(dp_sink *s, const char *data, size_t len, dp_error *err) {
+    kafka_sink *ks = (kafka_sink *)s;
+    size_t at = 0, n = 0;
+    while (at + 2 * sizeof(uint32_t) <= len) {
+        uint32_t kl, vl;
+        memcpy(&kl, data + at, sizeof kl);
+        const char *key = data + at + sizeof kl;
+        memcpy(&vl, key + kl, sizeof vl);
+        const char *value = key + kl + sizeof vl;
+        if (produce(ks, ks->rkt_rollups, RD_KAFKA_PARTITION_UA, key, kl, value, vl, NULL, err) != 0) return -1;
+        at = (size_t)(value + vl - data);
+        if ((++n & 1023) == 0 && ks->rk) rd_kafka_poll(ks->rk, 0); /* serve delivery reports */
+    }
+    if (ks->rk) rd_kafka_poll(ks->rk, 0);
+    return 0;
+}
+
+static int kafka_write_rollup(dp_sink *s, const dp_rollup *r, dp_error *err) {
+    dp_buf b = DP_BUF_INIT;
+    kafka_format_rollup(s, &b, r);
+    int rc = b.failed ? dp_error_set(err, DP_ERR_NOMEM, "out of memory") : kafka_write_block(s, b.data, b.len, err);
+    dp_buf_free(&b);
+    return rc;
+}
+
+static int kafka_write_report(dp_sink *s, const char *line, size_t len, dp_error *err) {
+    kafka_sink *ks = (kafka_sink *)s;
+    while (len && line[len - 1] == '\n') len--;
+    return produce(ks, ks->rkt_reports, RD_KAFKA_PARTITION_UA, NULL, 0, line, len, NULL, err);
+}
+
+static int kafka_flush(dp_sink *s, dp_error *err) {
+    (void)s;
+    (void)err;
+    return 0; /* what counts is committed by epoch_commit */
+}
+
+/* ---- epochs ----------------------------------------------------------------- */
+
+static int kafka_epoch_begin(dp_sink *s, dp_error *err) {
+    kafka_sink *ks = (kafka_sink *)s;
+    atomic_store(&ks->epoch_failed, 0);
+    ks->epoch_err[0] = '\0';
+    ks->ledger_offset = -1;
+    for (;;) {
+        if (!ks->rk) {
+            int rc = producer_start(ks, err);
+            if (rc != 0) return rc;
+        }
+        rd_kafka_error_t *e = rd_kafka_begin_transaction(ks->rk);
+        if (!e) {
+            ks->in_txn = 1;
+            return 0;
+        }
+        fprintf(stderr, "dmarcpipe: kafka %s: cannot begin a transaction (%s); new producer\n", ks->uri,
+                rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        producer_drop(ks);
+        if (stopping(ks)) return DP_SINK_STOPPED;
+        sleep_ms(500);
+    }
+}
+
+static void kafka_epoch_abort(dp_sink *s) { producer_drop((kafka_sink *)s); }
+
+/* Ledger records go to partition 0, so one reader sees every epoch in
+ * order; the delivery report of each tells where the ledger continues. */
+static int kafka_ledger_write(dp_sink *s, const char *rec, size_t len, dp_error *err) {
+    kafka_sink *ks = (kafka_sink *)s;
+    if (!ks->rk || !ks->in_txn) return dp_error_set(err, DP_ERR_USAGE, "kafka %s: ledger without an epoch", ks->uri);
+    return produce(ks, ks->rkt_ledger, 0, ks->instance, strlen(ks->instance), rec, len, &ks->ledger_marker, err);
+}
+
+static int kafka_epoch_commit(dp_sink *s, uint64_t *ledger_next, dp_error *err) {
+    kafka_sink *ks = (kafka_sink *)s;
+    *ledger_next = 0;
+    if (!ks->rk || !ks->in_txn) return dp_error_set(err, DP_ERR_USAGE, "kafka %s: commit without an epoch", ks->uri);
+    int waited = 0;
+    while (!atomic_load(&ks->epoch_failed)) {
+        rd_kafka_error_t *e = rd_kafka_commit_transaction(ks->rk, COMMIT_TIMEOUT_MS);
+        if (!e) {
+            ks->in_txn = 0;
+            rd_kafka_poll(ks->rk, 0); /* the ledger record's delivery report */
+            if (ks->ledger_offset >= 0) *ledger_next = (uint64_t)ks->ledger_offset + 1;
+            return 0;
+        }
+        if (rd_kafka_error_is_retriable(e) && !stopping(ks)) {
+            if (!waited++)
+                fprintf(stderr, "dmarcpipe: kafka %s: commit waits (%s); retrying\n", ks->uri,
+                        rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            continue;
+        }
+        note_epoch_error(ks, "commit failed: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        break;
+    }
+    dp_error_set(err, DP_ERR_IO, "kafka %s: epoch aborted: %s", ks->uri,
+                 stopping(ks) ? "stopping" : ks->epoch_err[0] ? ks->epoch_err : "unknown error");
+    producer_drop(ks);
+    return stopping(ks) ? DP_SINK_STOPPED : DP_SINK_RETRY;
+}
+
+/* The committed ledger records from `from`, with a consumer of our own
+ * (read_committed).  A ledger topic that does not exist yet is empty. */
+static int kafka_ledger_read(dp_sink *s, uint64_t from, dp_ledger_fn fn, void *ctx, dp_error *err) {
+    kafka_sink *ks = (kafka_sink *)s;
+    rd_kafka_conf_t *conf = make_conf(ks, 0, err);
+    if (!conf) return -1;
+    char errstr[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        return dp_error_set(err, DP_ERR_USAGE, "kafka %s: cannot create a consumer: %s", ks->uri, errstr);
+    }
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, ks->ledger_topic, NULL);
+    int rc = 0, exists = 0;
+    for (long backoff = 500;;) {
+        const rd_kafka_metadata_t *md = NULL;
+        rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            exists = md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                     md->topics[0].partition_cnt > 0;
+            rd_kafka_metadata_destroy(md);
+            break;
+        }
+        fprintf(stderr, "dmarcpipe: kafka %s: cannot read the ledger's metadata (%s); retrying\n", ks->uri,
+                rd_kafka_err2str(e));
+        if (stopping(ks)) {
+            rc = DP_SINK_STOPPED;
+            break;
+        }
+        sleep_ms(backoff);
+        if (backoff < 30000) backoff *= 2;
+    }
+    if (rc == 0 && exists) {
+        if (rd_kafka_consume_start(rkt, 0, from ? (int64_t)from : RD_KAFKA_OFFSET_BEGINNING) != 0) {
+            rc = dp_error_set(err, DP_ERR_IO, "kafka %s: cannot read the ledger %s: %s", ks->uri, ks->ledger_topic,
+                              rd_kafka_err2str(rd_kafka_last_error()));
+        } else {
+            for (;;) {
+                rd_kafka_message_t *m = rd_kafka_consume(rkt, 0, 1000);
+                if (!m) {
+                    if (stopping(ks)) {
+                        rc = DP_SINK_STOPPED;
+                        break;
+                    }
+                    continue;
+                }
+                if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                    rd_kafka_message_destroy(m);
+                    break;
+                }
+                if (m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE || m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
+                    rc = dp_error_set(err, DP_ERR_IO,
+                                      "kafka %s: ledger %s: offset %llu is gone (retention?); the state cannot be "
+                                      "checked against it",
+                                      ks->uri, ks->ledger_topic, (unsigned long long)from);
+                    rd_kafka_message_destroy(m);
+                    break;
+                }
+                if (m->err) {
+                    fprintf(stderr, "dmarcpipe: kafka %s: reading the ledger: %s; retrying\n", ks->uri,
+                            rd_kafka_message_errstr(m));
+                    rd_kafka_message_destroy(m);
+                    continue;
+                }
+                int stop = fn(ctx, m->payload, m->len, (uint64_t)m->offset + 1);
+                rd_kafka_message_destroy(m);
+                if (stop) {
+                    rc = -1;
+                    dp_error_set(err, DP_ERR_IO, "kafka %s: ledger %s: a record could not be applied", ks->uri,
+                                 ks->ledger_topic);
+                    break;
+                }
+            }
+            rd_kafka_consume_stop(rkt, 0);
+        }
+    }
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
+static void kafka_destroy(dp_sink *s) {
+    kafka_sink *ks = (kafka_sink *)s;
+    if (ks->rk && ks->in_txn) {
+        /* an epoch left open (an error elsewhere, or SIGTERM): abort it
+         * cleanly if the broker answers soon; producer_drop() otherwise */
+        rd_kafka_error_t *e = rd_kafka_abort_transaction(ks->rk, 5000);
+        if (e) rd_kafka_error_destroy(e);
+    }
+    producer_drop(ks);
+    for (size_t i = 0; i < ks->n_props; i++) {
+        free(ks->props[i].key);
+        free(ks->props[i].value);
+    }
+    free(ks->props);
+    free(ks->uri);
+    free(ks->brokers);
+    free(ks->topic);
+    free(ks->reports_topic);
+    free(ks->ledger_topic);
+    free(ks->txn_id);
+    free(ks->instance);
+    pthread_mutex_destroy(&ks->err_lock);
+    free(ks);
+}
+
+static const dp_sink_ops KAFKA_OPS = {
+    .name = "kafka",
+    .concurrent = 1,
+    .write_rollup = kafka_write_rollup,
+    .format_rollup = kafka_format_rollup,
+    .write_block = kafka_write_block,
+    .write_report = kafka_write_report,
+    .flush = kafka_flush,
+    .destroy = kafka_destroy,
+    .epoch_begin = kafka_epoch_begin,
+    .ledger_write = kafka_ledger_write,
+    .epoch_commit = kafka_epoch_commit,
+    .epoch_abort = kafka_epoch_abort,
+    .ledger_read = kafka_ledger_read,
+};
+
+static int valid_topic(const char *t) {
+    if (!*t || strlen(t) > 249) return 0;
+    for (; *t; t++)
+        if (!isalnum((unsigned char)*t) && *t != '.' && *t != '_' && *t != '-') return 0;
+    return 1;
+}
+
+dp_sink *dp_kafka_sink_open(const char *uri, const dp_sink_options *o, dp_error *err) {
+    const char *rest = uri + strlen("kafka://");
+    const char *slash = strchr(rest, '/');
+    if (!slash || slash == rest || !valid_topic(slash + 1)) {
+        dp_error_set(err, DP_ERR_USAGE, "sink '%s': expected kafka://HOST:PORT[,HOST:PORT...]/TOPIC", uri);
+        return NULL;
+    }
+    kafka_sink *ks = calloc(1, sizeof *ks);
+    if (!ks) {
+        dp_error_set(err, DP_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    ks->base.ops = &KAFKA_OPS;
+    pthread_mutex_init(&ks->base.lock, NULL);
+    pthread_mutex_init(&ks->err_lock, NULL);
+    ks->stop = o->stop;
+    const char *instance = o->instance_id ? o->instance_id : "default";
+    ks->uri = strdup(uri);
+    ks->brokers = strndup(rest, (size_t)(slash - rest));
+    ks->topic = strdup(slash + 1);
+    ks->reports_topic = strdup(o->reports_topic ? o->reports_topic : "dmarc.reports");
+    ks->instance = strdup(instance);
+    size_t n = strlen(instance) + 32;
+    ks->txn_id = malloc(n);
+    ks->ledger_topic = o->ledger_topic ? strdup(o->ledger_topic) : malloc(n);
+    int rc = 0;
+    if (!ks->uri || !ks->brokers || !ks->topic || !ks->reports_topic || !ks->instance || !ks->txn_id ||
+        !ks->ledger_topic) {
+        rc = dp_error_set(err, DP_ERR_NOMEM, "out of memory");
+    } else {
+        snprintf(ks->txn_id, n, "dmarcpipe-%s", instance);
+        if (!o->ledger_topic) snprintf(ks->ledger_topic, n, "dmarcpipe.ledger.%s", instance);
+        if (!valid_topic(ks->reports_topic) || !valid_topic(ks->ledger_topic))
+            rc = dp_error_set(err, DP_ERR_USAGE, "kafka %s: topic names are [A-Za-z0-9._-]{1,249} (reports %s, ledger %s)",
+                              uri, ks->reports_topic, ks->ledger_topic);
+    }
+    if (rc == 0 && o->config_file) rc = load_file(ks, o->config_file, err);
+    if (rc == 0) rc = load_env(ks, err);
+    for (size_t i = 0; rc == 0 && i < o->n_props; i++) {
+        const char *eq = strchr(o->props[i], '=');
+        if (!eq || eq == o->props[i])
+            rc = dp_error_set(err, DP_ERR_USAGE, "kafka: -X expects key=value, got '%.*s...'",
+                              (int)(eq ? eq - o->props[i] : 0), o->props[i]);
+        else if (add_prop(ks, o->props[i], (size_t)(eq - o->props[i]), eq + 1) != 0)
+            rc = dp_error_set(err, DP_ERR_NOMEM, "out of memory");
+    }
+    if (rc == 0) {
+        /* check the whole configuration now, before any input is read */
+        rd_kafka_conf_t *conf = make_conf(ks, 1, err);
+        if (!conf) rc = -1;
+        else rd_kafka_conf_destroy(conf);
+    }
+    if (rc == 0) {
+        rc = producer_start(ks, err);
+        if (rc == DP_SINK_STOPPED) rc = dp_error_set(err, DP_ERR_IO, "kafka %s: stopped while waiting for the broker", uri);
+    }
+    if (rc != 0) {
+        kafka_destroy(&ks->base);
+        return NULL;
+    }
+    return &ks->base;
+}
