@@ -1,0 +1,42 @@
+# Kafka tests: the Kafka sink against a real broker (Apache Kafka 3.9.1,
+# KRaft, from Maven Central: see README.md here).  A CTest fixture starts
+# one broker per build tree before the first test that needs it and stops
+# it after the last; every test uses topics of its own.  Label `kafka`.
+#
+#   kafka_broker_start / _stop   the fixture (tests/kafka/start, stop)
+#   kafka_exactly_once_kill      20 x SIGKILL at random moments, restarts:
+#                                read_committed totals equal the truth
+#   kafka_exactly_once_sigterm   SIGTERM mid-run exits 0; then completed
+#   kafka_broker_restart         the broker stops mid-run and comes back
+#                                (a broker of its own): the run resumes
+#
+# include()d from tests/CMakeLists.txt after the dmarcpipe target exists.
+find_program(DP_KCAT kcat)
+find_program(DP_JAVA java)
+find_program(DP_MVN mvn)
+if(NOT DP_KCAT OR NOT DP_JAVA OR NOT DP_MVN OR NOT Python3_Interpreter_FOUND OR NOT TARGET dmarcpipe)
+  message(STATUS "kafka tests disabled: needs kcat, java, mvn, python3 (deploy/install-deps)")
+  return()
+endif()
+
+set(DP_KAFKA_SCRIPTS ${CMAKE_CURRENT_LIST_DIR})
+set(DP_KAFKA_BROKER_DIR ${CMAKE_BINARY_DIR}/kafka-broker)
+set(DP_KAFKA_EO ${Python3_EXECUTABLE} ${DP_KAFKA_SCRIPTS}/test_exactly_once.py
+    --dmarcpipe $<TARGET_FILE:dmarcpipe> --corpus ${CMAKE_SOURCE_DIR}/tests/data/corpus)
+
+# a broker left by an interrupted run is stopped first
+add_test(NAME kafka_broker_start
+  COMMAND sh -c "'${DP_KAFKA_SCRIPTS}/stop' --dir '${DP_KAFKA_BROKER_DIR}' >/dev/null 2>&1; exec '${DP_KAFKA_SCRIPTS}/start' --dir '${DP_KAFKA_BROKER_DIR}'")
+set_tests_properties(kafka_broker_start PROPERTIES FIXTURES_SETUP kafka LABELS kafka TIMEOUT 300)
+add_test(NAME kafka_broker_stop COMMAND ${DP_KAFKA_SCRIPTS}/stop --dir ${DP_KAFKA_BROKER_DIR})
+set_tests_properties(kafka_broker_stop PROPERTIES FIXTURES_CLEANUP kafka LABELS kafka TIMEOUT 120)
+
+add_test(NAME kafka_exactly_once_kill
+  COMMAND ${DP_KAFKA_EO} --mode kill --kills 20 --bootstrap-file ${DP_KAFKA_BROKER_DIR}/bootstrap)
+add_test(NAME kafka_exactly_once_sigterm
+  COMMAND ${DP_KAFKA_EO} --mode sigterm --epoch-inputs 1 --bootstrap-file ${DP_KAFKA_BROKER_DIR}/bootstrap)
+set_tests_properties(kafka_exactly_once_kill kafka_exactly_once_sigterm PROPERTIES
+  FIXTURES_REQUIRED kafka LABELS kafka TIMEOUT 600)
+
+add_test(NAME kafka_broker_restart COMMAND ${DP_KAFKA_EO} --mode restart --epoch-inputs 1)
+set_tests_properties(kafka_broker_restart PROPERTIES LABELS kafka TIMEOUT 600)
