@@ -9,6 +9,8 @@
 #   kafka_exactly_once_sigterm   SIGTERM mid-run exits 0; then completed
 #   kafka_broker_restart         the broker stops mid-run and comes back
 #                                (a broker of its own): the run resumes
+#   kafka_warehouse_sql          rollups consumed read_committed, loaded into
+#                                SQLite with the warehouse schema, checked
 #
 # include()d from tests/CMakeLists.txt after the dmarcpipe target exists.
 find_program(DP_KCAT kcat)
@@ -40,3 +42,10 @@ set_tests_properties(kafka_exactly_once_kill kafka_exactly_once_sigterm PROPERTI
 
 add_test(NAME kafka_broker_restart COMMAND ${DP_KAFKA_EO} --mode restart --epoch-inputs 1)
 set_tests_properties(kafka_broker_restart PROPERTIES LABELS kafka TIMEOUT 600)
+
+# the warehouse path: Kafka -> read_committed consumer -> SQLite (STRICT
+# schema of deploy/warehouse/sqlite.sql) -> totals checked with SQL
+add_test(NAME kafka_warehouse_sql
+  COMMAND ${DP_KAFKA_SCRIPTS}/test_warehouse.sh $<TARGET_FILE:dmarcpipe>
+          ${CMAKE_SOURCE_DIR}/tests/data/corpus ${DP_KAFKA_BROKER_DIR}/bootstrap)
+set_tests_properties(kafka_warehouse_sql PROPERTIES FIXTURES_REQUIRED kafka LABELS kafka TIMEOUT 300)

@@ -1,10 +1,15 @@
 /* test_json — JSON text from report strings (common/dp_json.h): escaping is
  * total, valid UTF-8 passes through, invalid bytes become U+FFFD; and the
- * `dmarcpipe parse` record line (dp_record_to_json). */
+ * `dmarcpipe parse` record line (dp_record_to_json); and a rollup line (the
+ * file sink's line, the Kafka sink's message value) loads in a real JSON
+ * parser (jansson, strict UTF-8) whatever bytes its strings hold. */
+#include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "dp_buf.h"
 #include "dp_json.h"
+#include "sink.h"
 #include "test_util.h"
 
 #define FFFD "\xEF\xBF\xBD"
@@ -151,6 +156,60 @@ START_TEST(record_json_fields) {
 }
 END_TEST
 
+/* Random strings: control characters, quotes, backslashes, valid UTF-8 of
+ * every length, and invalid bytes.  Every rollup must load in jansson,
+ * which refuses control characters and invalid UTF-8; valid strings must
+ * come back byte for byte. */
+static size_t random_text(unsigned *seed, char *out, size_t cap, int *valid) {
+    static const char *const pieces[] = {"\"", "\\", "\x01", "\x1f", "\n", "\t", "\x7f", "a", "|", "/",
+                                         "\xC3\xBC", "\xE2\x82\xAC", "\xF0\x9F\x98\x80", "\xEF\xBB\xBF",
+                                         "\xFF", "\xC0\x80", "\xED\xA0\x80", "\xE2\x82", "\x80", "\xF4\x90\x80\x80"};
+    size_t n = 0, k = (size_t)(rand_r(seed) % 12);
+    *valid = 1;
+    for (size_t i = 0; i < k; i++) {
+        size_t p = (size_t)rand_r(seed) % (sizeof pieces / sizeof *pieces);
+        size_t len = strlen(pieces[p]);
+        if (n + len >= cap) break;
+        memcpy(out + n, pieces[p], len);
+        n += len;
+        if (p >= 14) *valid = 0;
+    }
+    out[n] = '\0';
+    return n;
+}
+
+START_TEST(rollup_json_loads_in_a_real_parser) {
+    unsigned seed = 12345;
+    for (int iter = 0; iter < 20000; iter++) {
+        char text[4][64];
+        int valid[4];
+        for (int i = 0; i < 4; i++) random_text(&seed, text[i], sizeof text[i], &valid[i]);
+        dp_rollup r = {.window_start = 1700000000, .window_end = 1700086400, .reporter = text[0],
+                       .policy_domain = text[1], .header_from = text[2], .source_ip = "192.0.2.1",
+                       .disposition = "none", .dkim = "pass", .spf = "fail", .override = NULL,
+                       .dkim_domain = text[3], .dkim_selector = text[0], .dkim_result = "pass",
+                       .spf_domain = text[1], .spf_result = "fail", .messages = (uint64_t)1 << 62, /* jansson: signed 64-bit */
+                       .records = 1, .first_seen = 1700000000, .last_seen = 1700086399};
+        dp_buf b = DP_BUF_INIT;
+        dp_rollup_to_json(&b, &r);
+        ck_assert(!b.failed);
+        json_error_t err;
+        json_t *j = json_loadb(b.data, b.len, JSON_REJECT_DUPLICATES, &err);
+        ck_assert_msg(j != NULL, "iteration %d: %s: %s", iter, err.text, b.data);
+        const char *fields[4] = {"reporter", "policy_domain", "header_from", "dkim_domain"};
+        for (int i = 0; i < 4; i++) {
+            const char *got = json_string_value(json_object_get(j, fields[i]));
+            ck_assert_ptr_nonnull(got);
+            if (valid[i]) ck_assert_str_eq(got, text[i]);
+        }
+        ck_assert(json_is_null(json_object_get(j, "override")));
+        ck_assert_int_eq(json_integer_value(json_object_get(j, "v")), DP_ROLLUP_SCHEMA_VERSION);
+        json_decref(j);
+        dp_buf_free(&b);
+    }
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("json");
     TCase *tc = tu_tcase("json");
@@ -162,6 +221,7 @@ int main(void) {
     tcase_add_test(tc, worst_case_expansion);
     tcase_add_test(tc, members_and_null);
     tcase_add_test(tc, record_json_fields);
+    tcase_add_test(tc, rollup_json_loads_in_a_real_parser);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
