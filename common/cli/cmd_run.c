@@ -114,7 +114,6 @@ int dp_cmd_run(int argc, char **argv) {
     dp_engine_config_default(&cfg);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     cfg.workers = cfg.shards = cores > 0 ? (unsigned)cores : 1;
-    cfg.limits.compute_sha256 = 1;
     cfg.flush_interval = 60;
     const char *sink_uris[MAX_SINKS];
     size_t n_sink_uris = 0;
@@ -278,6 +277,8 @@ int dp_cmd_run(int argc, char **argv) {
     cfg.n_sinks = n_sink_uris;
     /* with Kafka, the reports feed is a topic in the same transactions */
     cfg.reports = reports ? reports : txn_sink;
+    /* the XML's SHA-256 is a field of the reports feed, and only there */
+    cfg.limits.compute_sha256 = cfg.reports != NULL;
     if (txn_sink && !state_dir) {
         state_dir = DEFAULT_OUT "/state";
         if (dp_mkdir_p(DEFAULT_OUT) != 0) {
