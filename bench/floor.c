@@ -10,6 +10,13 @@
  *   expat_inflate   decompress straight into XML_GetBuffer() and run a bare
  *                   expat parser (no handlers at all) with XML_ParseBuffer()
  *
+ * With --raw, two more floors over the decompressed bytes, held in memory
+ * (decompressed once, untimed):
+ *
+ *   expat_raw       the bare expat parser alone, 64 KiB per XML_Parse()
+ *   memcpy          copying them, 64 KiB at a time, into one 64 KiB buffer:
+ *                   the memory bandwidth every consumer pays at least
+ *
  * Input is gzip (multi-member allowed, as pigz and appending writers
  * produce), zstd (any number of frames), or plain XML, picked by magic
  * bytes. The compressed file is read into memory before timing, so disk and
@@ -283,6 +290,70 @@ static int bench_run_expat(const bench_input *bi, bench_result *res) {
     return rc;
 }
 
+/* The whole decompressed input, for the --raw floors. */
+static unsigned char *bench_inflate_all(const bench_input *bi, size_t *len) {
+    bench_dec d;
+    if (bench_dec_init(&d, bi->codec, bi->in, bi->in_len) != 0) return NULL;
+    size_t cap = 1u << 20, n = 0;
+    unsigned char *out = malloc(cap);
+    int eof = 0;
+    while (out && !eof) {
+        if (cap - n < BENCH_CHUNK) {
+            unsigned char *g = realloc(out, cap * 2);
+            if (!g) {
+                free(out);
+                out = NULL;
+                break;
+            }
+            out = g;
+            cap *= 2;
+        }
+        n += bench_dec_read(&d, out + n, BENCH_CHUNK, &eof);
+        if (d.err) {
+            fprintf(stderr, "dp-floor: %s\n", d.err);
+            free(out);
+            out = NULL;
+        }
+    }
+    bench_dec_free(&d);
+    *len = n;
+    return out;
+}
+
+static int bench_run_expat_raw(const unsigned char *xml, size_t len, bench_result *res) {
+    double t0 = bench_now();
+    XML_Parser p = XML_ParserCreate(NULL);
+    if (!p) return -1;
+    int rc = 0;
+    for (size_t at = 0; at < len || at == 0; at += BENCH_CHUNK) {
+        size_t n = len - at < BENCH_CHUNK ? len - at : BENCH_CHUNK;
+        if (XML_Parse(p, (const char *)xml + at, (int)n, at + n >= len) != XML_STATUS_OK) {
+            fprintf(stderr, "dp-floor: XML error at line %lu: %s\n", (unsigned long)XML_GetCurrentLineNumber(p),
+                    XML_ErrorString(XML_GetErrorCode(p)));
+            rc = -1;
+            break;
+        }
+        if (len == 0) break;
+    }
+    XML_ParserFree(p);
+    res->seconds = bench_now() - t0;
+    res->bytes = len;
+    return rc;
+}
+
+static void bench_run_memcpy(const unsigned char *src, size_t len, unsigned char *dst, bench_result *res) {
+    double t0 = bench_now();
+    volatile unsigned char sink = 0;
+    for (size_t at = 0; at < len; at += BENCH_CHUNK) {
+        size_t n = len - at < BENCH_CHUNK ? len - at : BENCH_CHUNK;
+        memcpy(dst, src + at, n);
+        sink ^= dst[n - 1]; /* keep the copy */
+    }
+    (void)sink;
+    res->seconds = bench_now() - t0;
+    res->bytes = len;
+}
+
 static int bench_cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -342,23 +413,26 @@ static unsigned char *bench_slurp(const char *path, size_t *len) {
 }
 
 static void bench_usage(FILE *f) {
-    fputs("usage: dp-floor [--runs N] [--only inflate|expat] [-v]"
+    fputs("usage: dp-floor [--runs N] [--only inflate|expat] [--raw] [-v]"
 #ifdef BENCH_HAVE_XML_REPARSE_DEFERRAL
           " [--reparse-deferral on|off]"
 #endif
           " FILE|-\n"
           "  FILE is gzip, zstd or plain XML (detected by magic bytes); - is stdin.\n"
           "  Prints one line: floor inflate_mbps=.. expat_inflate_mbps=.. bytes=..\n"
-          "  (MB = 10^6 bytes of decompressed XML, median of --runs, default 5).\n",
+          "  (MB = 10^6 bytes of decompressed XML, median of --runs, default 5).\n"
+          "  --raw adds expat_raw_mbps (bare expat over the decompressed bytes in\n"
+          "  memory) and memcpy_mbps (copying them in 64 KiB chunks).\n",
           f);
 }
 
 int main(int argc, char **argv) {
-    int runs = 5, verbose = 0, do_inflate = 1, do_expat = 1;
+    int runs = 5, verbose = 0, do_inflate = 1, do_expat = 1, do_raw = 0;
     bench_input bi = {.reparse_deferral = -1};
     static const struct option opts[] = {
         {"runs", required_argument, NULL, 'r'},
         {"only", required_argument, NULL, 'O'},
+        {"raw", no_argument, NULL, 'W'},
         {"reparse-deferral", required_argument, NULL, 'R'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
@@ -392,6 +466,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "dp-floor: this expat has no XML_SetReparseDeferralEnabled\n");
             return 2;
 #endif
+        case 'W': do_raw = 1; break;
         case 'v': verbose = 1; break;
         case 'h': bench_usage(stdout); return 0;
         default: bench_usage(stderr); return 2;
@@ -409,8 +484,16 @@ int main(int argc, char **argv) {
 
     double *t_inf = calloc((size_t)runs, sizeof(double));
     double *t_xml = calloc((size_t)runs, sizeof(double));
+    double *t_raw = calloc((size_t)runs, sizeof(double));
+    double *t_cpy = calloc((size_t)runs, sizeof(double));
     unsigned char *buf = malloc(BENCH_CHUNK);
-    if (!t_inf || !t_xml || !buf) {
+    size_t raw_len = 0;
+    unsigned char *raw = do_raw ? bench_inflate_all(&bi, &raw_len) : NULL;
+    if (do_raw && !raw) {
+        fprintf(stderr, "dp-floor: cannot hold the decompressed input in memory\n");
+        return 1;
+    }
+    if (!t_inf || !t_xml || !t_raw || !t_cpy || !buf) {
         fprintf(stderr, "dp-floor: out of memory\n");
         return 1;
     }
@@ -435,6 +518,14 @@ int main(int argc, char **argv) {
             }
             bytes = b.bytes;
         }
+        if (do_raw) {
+            bench_result r = {0}, m = {0};
+            if (bench_run_expat_raw(raw, raw_len, &r) != 0) { rc = 1; break; }
+            bench_run_memcpy(raw, raw_len, buf, &m);
+            t_raw[i] = r.seconds;
+            t_cpy[i] = m.seconds;
+            bytes = raw_len;
+        }
         if (verbose)
             fprintf(stderr, "run %d: inflate_s=%.4f expat_inflate_s=%.4f bytes=%llu\n",
                     i + 1, t_inf[i], t_xml[i], (unsigned long long)bytes);
@@ -447,16 +538,22 @@ int main(int argc, char **argv) {
         printf("floor");
         if (do_inflate) printf(" inflate_mbps=%.1f", (double)bytes / si / 1e6);
         if (do_expat) printf(" expat_inflate_mbps=%.1f", (double)bytes / sx / 1e6);
+        double sr = do_raw ? bench_median(t_raw, runs) : 0, sc = do_raw ? bench_median(t_cpy, runs) : 0;
+        if (do_raw) printf(" expat_raw_mbps=%.1f memcpy_mbps=%.1f", (double)bytes / sr / 1e6, (double)bytes / sc / 1e6);
         printf(" bytes=%llu compressed_bytes=%llu", (unsigned long long)bytes,
                (unsigned long long)bi.in_len);
         if (do_inflate) printf(" inflate_s=%.4f", si);
         if (do_expat) printf(" expat_inflate_s=%.4f", sx);
+        if (do_raw) printf(" expat_raw_s=%.4f memcpy_s=%.6f", sr, sc);
         printf(" codec=%s runs=%d", bench_codec_names[bi.codec], runs);
         if (bi.codec == BENCH_GZIP && do_inflate) printf(" members=%d", members);
         printf("\n");
     }
     free(t_inf);
     free(t_xml);
+    free(t_raw);
+    free(t_cpy);
+    free(raw);
     free(buf);
     free(in);
     return rc;
