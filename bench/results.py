@@ -1,0 +1,316 @@
+#!/usr/bin/env python3
+"""results.py -- bench/run's report: RESULTS.md and the plots.
+
+Reads the `bench NAME key=value ...<TAB>cmd=COMMAND` lines that bench/run
+collected (every line carries the command that produced it), and writes
+RESULTS.md: the machine, the versions, the date and the commit, then one
+section per benchmark, each figure next to its baseline from the same run
+and the command that reproduces it.  Plots are PNG files drawn by gnuplot:
+throughput against workers, RSS against report size, dmarcpipe against
+parsedmarc.  A section whose lines are missing says so.
+
+usage: results.py --lines FILE --out DIR --repo DIR --dmarcpipe BIN [--quick]
+"""
+import argparse
+import collections
+import datetime
+import glob
+import os
+import platform
+import re
+import shutil
+import subprocess
+
+
+def parse_lines(path):
+    out = collections.defaultdict(list)
+    with open(path) as f:
+        for raw in f:
+            raw = raw.rstrip("\n")
+            if not raw.startswith("bench "):
+                continue
+            body, _, cmd = raw.partition("\tcmd=")
+            parts = body.split()
+            kv = {"_cmd": cmd}
+            for p in parts[2:]:
+                k, eq, v = p.partition("=")
+                if eq:
+                    kv[k] = v
+            out[parts[1]].append(kv)
+    return out
+
+
+def sh(*cmd):
+    try:
+        return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              timeout=30).stdout.strip()
+    except Exception:
+        return "n/a"
+
+
+def num(d, k, default=None):
+    try:
+        return float(d[k])
+    except (KeyError, ValueError):
+        return default
+
+
+def machine(args):
+    cpu = "n/a"
+    for line in sh("lscpu").splitlines():
+        if line.startswith("Model name:"):
+            cpu = line.split(":", 1)[1].strip()
+    mem = "n/a"
+    try:
+        with open("/proc/meminfo") as f:
+            kib = int(f.readline().split()[1])
+            mem = "%.1f GiB" % (kib / 1048576)
+    except OSError:
+        pass
+    def pkg(name):
+        v = sh("dpkg-query", "-W", "-f=${Version}", name)
+        return v if v and "no packages" not in v else "n/a"
+    pm = "n/a"
+    venv = os.environ.get("PARSEDMARC_VENV") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "dmarcpipe", "parsedmarc-venv")
+    if os.path.exists(os.path.join(venv, "bin", "pip")):
+        for line in sh(os.path.join(venv, "bin", "pip"), "show", "parsedmarc").splitlines():
+            if line.startswith("Version:"):
+                pm = line.split(":", 1)[1].strip()
+    kafka = "n/a"
+    pom = os.path.join(args.repo, "tests", "kafka", "pom.xml")
+    if os.path.exists(pom):
+        text = open(pom).read()
+        m = re.search(r"<kafka\.version>([^<]+)</kafka\.version>", text) or \
+            re.search(r"<artifactId>kafka_2\.13</artifactId>\s*<version>([^<$]+)<", text)
+        kafka = m.group(1) if m else "n/a"
+    return [
+        ("date (UTC)", datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M")),
+        ("commit", sh("git", "-C", args.repo, "rev-parse", "--short", "HEAD")),
+        ("dmarcpipe", sh(args.dmarcpipe, "--version").splitlines()[0] if os.path.exists(args.dmarcpipe) else "n/a"),
+        ("CPU", "%s, %d cores online" % (cpu, os.cpu_count() or 0)),
+        ("memory", mem),
+        ("OS", "%s, kernel %s" % (sh("sh", "-c", ". /etc/os-release; echo $PRETTY_NAME"), platform.release())),
+        ("compiler", sh("cc", "--version").splitlines()[0]),
+        ("expat / zlib / zstd / libarchive", " / ".join(pkg(p) for p in
+                                                         ("libexpat1", "zlib1g", "libzstd1", "libarchive13"))),
+        ("librdkafka / kcat / Kafka broker", "%s / %s / %s" % (pkg("librdkafka1"), pkg("kcat"), kafka)),
+        ("parsedmarc (PyPI)", pm),
+        ("load average before the write-up", " ".join(open("/proc/loadavg").read().split()[:3])),
+    ]
+
+
+def table(rows, head):
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def cmd_list(entries):
+    seen = []
+    for e in entries:
+        if e["_cmd"] and e["_cmd"] not in seen:
+            seen.append(e["_cmd"])
+    return "\n".join("    " + c for c in seen)
+
+
+def gnuplot(out_dir, name, script, data):
+    if not shutil.which("gnuplot"):
+        return None
+    dat = os.path.join(out_dir, name + ".dat")
+    with open(dat, "w") as f:
+        f.write(data)
+    png = name + ".png"
+    full = ("set terminal pngcairo size 900,540 noenhanced font 'sans,11'\n"
+            "set output '%s'\nset grid\nset key top left\n" % os.path.join(out_dir, png)) + \
+        script.replace("DATA", dat)
+    p = subprocess.run(["gnuplot"], input=full, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    os.unlink(dat)
+    if p.returncode != 0:
+        print("results.py: gnuplot failed for %s: %s" % (name, p.stderr[-500:]))
+        return None
+    return png
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lines", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--repo", required=True)
+    ap.add_argument("--dmarcpipe", required=True)
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    L = parse_lines(args.lines)
+    md = ["# dmarcpipe benchmark results", ""]
+    if args.quick:
+        md += ["**--quick run**: tiny inputs and one run each. It shows that the benchmarks work; "
+               "its figures mean nothing.", ""]
+    md += ["Written by `bench/run` (see `bench/README.md`). Every figure comes with the command that "
+           "measured it; run that command to reproduce it. The machines are shared and noisy: figures are "
+           "medians, and what carries meaning is each ratio to a baseline measured in the same run.", ""]
+    md += ["## Machine", "", table(machine(args), ["", ""]), ""]
+
+    summary = []
+
+    # ---- floors
+    md += ["## Floors", ""]
+    fl = L.get("floor", [])
+    if fl:
+        rows = []
+        for e in fl:
+            codec = e.get("codec")
+            rows.append((codec, "%.0f MiB" % (num(e, "bytes", 0) / 1048576),
+                         e.get("inflate_mbps", "-"), e.get("expat_inflate_mbps", "-"),
+                         e.get("expat_raw_mbps", "-"), e.get("memcpy_mbps", "-")))
+        md += ["MB/s of decompressed XML (10^6 bytes), median of the runs; one core.", "",
+               table(rows, ["file", "XML", "decompress only", "expat fed by decompress", "bare expat (in memory)",
+                            "memcpy"]), "", "```", cmd_list(fl), "```", ""]
+    else:
+        md += ["(not measured in this run)", ""]
+
+    # ---- parse vs floor
+    md += ["## `dmarcpipe parse` against the floor", ""]
+    pv = [e for e in L.get("parse_vs_floor", []) if "ratio_pct" in e]
+    if pv:
+        rows = [("%.0f MiB" % (num(e, "bytes", 0) / 1048576), e.get("floor_mbps"), e.get("dmarcpipe_mbps"),
+                 "**%s%%**" % e.get("ratio_pct"), "%.1f MiB" % (num(e, "rss_kib", 0) / 1024), e.get("totals"))
+                for e in pv]
+        md += ["One core, the same gzipped report; the floor is expat fed by inflate (dp-floor).", "",
+               table(rows, ["XML", "floor MB/s", "parse MB/s", "parse / floor", "peak RSS", "totals"]), "",
+               "```", cmd_list(pv), "```", ""]
+        summary.append(("parse / floor (ingest issue: parse near the floor)", "%s%%" % pv[-1]["ratio_pct"]))
+    else:
+        md += ["(not measured in this run)", ""]
+
+    # ---- run scaling
+    md += ["## `dmarcpipe run`: workers, the floor, distinct keys", ""]
+    rs = L.get("run_scaling", [])
+    plot_tp = None
+    if rs:
+        rows = [(e.get("input"), e.get("workers"), e.get("shards"), e.get("records"), e.get("wall_s"),
+                 e.get("records_per_s"), e.get("mbps"), "**%sx**" % e.get("speedup"),
+                 "%.0f MiB" % (num(e, "rss_kib", 0) / 1024)) for e in rs]
+        md += [table(rows, ["input", "workers", "shards", "records", "wall s", "records/s", "MB/s",
+                            "speedup vs 1", "peak RSS"]), ""]
+        many2 = [e for e in rs if e.get("input") == "many" and e.get("workers") == "2"]
+        if many2:
+            summary.append(("run, 2 workers vs 1 on many reports (target >= 1.7x)", many2[0]["speedup"] + "x"))
+        data = ""
+        for inp in ("many", "big"):
+            pts = sorted((int(e["workers"]), num(e, "records_per_s", 0)) for e in rs if e.get("input") == inp)
+            data += "".join("%d %f\n" % p for p in pts) + "\n\n"
+        plot_tp = gnuplot(args.out, "throughput-vs-workers",
+                          "set title 'dmarcpipe run: records/s against workers (shards = workers)'\n"
+                          "set xlabel 'workers'\nset ylabel 'records/s'\nset yrange [0:*]\n"
+                          "plot 'DATA' index 0 with linespoints lw 2 title 'many reports', "
+                          "'' index 1 with linespoints lw 2 title 'one big report'\n", data)
+    rf = L.get("run_vs_floor", [])
+    if rf:
+        e = rf[-1]
+        md += ["Run against the floor, one worker and one shard, same big report, interleaved runs:", "",
+               table([("floor (dp-floor, expat + inflate)", e.get("floor_s"), "100%"),
+                      ("`dmarcpipe run --workers 1 --shards 1`", e.get("run_s"), "**%s%%**" % e.get("wall_ratio_pct")),
+                      ("`dmarcpipe parse --summary`", e.get("parse_s"), "%s%%" % e.get("parse_ratio_pct"))],
+                     ["measure", "wall s (median)", "of the floor's rate"]), ""]
+        summary.append(("run / floor, one worker (target >= 75%)", "%s%%" % e.get("wall_ratio_pct")))
+    rk = L.get("run_keys", [])
+    if rk:
+        e = rk[-1]
+        md += ["Distinct keys: peak RSS %.1f MiB with %s keys, %s bytes per key above the baseline "
+               "(target: at most 2 GiB)." % (num(e, "peak_rss_kib", 0) / 1024, e.get("keys"), e.get("bytes_per_key")), ""]
+        summary.append(("peak RSS with %s distinct keys (target <= 2 GiB)" % e.get("keys"),
+                        "%.0f MiB" % (num(e, "peak_rss_kib", 0) / 1024)))
+    if rs or rf or rk:
+        md += ["```", cmd_list(rs + rf + rk), "```", ""]
+        if plot_tp:
+            md += ["![throughput against workers](%s)" % plot_tp, ""]
+    else:
+        md += ["(not measured in this run)", ""]
+
+    # ---- RSS vs size
+    md += ["## Peak RSS against report size", ""]
+    rv = L.get("rss_vs_size", [])
+    pmr = [e for e in L.get("parsedmarc", []) if e.get("xml_bytes")]
+    if rv:
+        rows = [(e.get("tool"), "%.0f MiB" % (num(e, "xml_bytes", 0) / 1048576), e.get("wall_s"),
+                 "%.1f MiB" % (num(e, "rss_kib", 0) / 1024)) for e in rv + pmr]
+        md += ["One gzipped report of each size; dmarcpipe streams it, so its memory does not grow with it.", "",
+               table(rows, ["tool", "XML", "wall s", "peak RSS"]), "", "```", cmd_list(rv), "```", ""]
+        data = ""
+        tools = []
+        for t in sorted(set(e["tool"] for e in rv + pmr)):
+            pts = sorted((num(e, "xml_bytes", 0) / 1e6, num(e, "rss_kib", 0) / 1024) for e in rv + pmr
+                         if e.get("tool") == t)
+            data += "".join("%f %f\n" % p for p in pts) + "\n\n"
+            tools.append(t)
+        plots = ", ".join("'DATA' index %d with linespoints lw 2 title '%s'" % (i, t) if i == 0 else
+                          "'' index %d with linespoints lw 2 title '%s'" % (i, t) for i, t in enumerate(tools))
+        png = gnuplot(args.out, "rss-vs-report-size",
+                      "set title 'peak RSS against report size'\nset logscale x\nset logscale y\n"
+                      "set xlabel 'uncompressed XML, MB'\nset ylabel 'peak RSS, MiB'\nplot " + plots + "\n", data)
+        if png:
+            md += ["![RSS against report size](%s)" % png, ""]
+        big = [e for e in rv if e.get("tool") == "dmarcpipe-parse"]
+        if big:
+            e = max(big, key=lambda x: num(x, "xml_bytes", 0))
+            summary.append(("parse peak RSS on a %.0f MiB report" % (num(e, "xml_bytes", 0) / 1048576),
+                            "%.1f MiB" % (num(e, "rss_kib", 0) / 1024)))
+    else:
+        md += ["(not measured in this run)", ""]
+
+    # ---- parsedmarc
+    md += ["## Against parsedmarc", ""]
+    pm = [e for e in L.get("parsedmarc", []) if not e.get("xml_bytes")]
+    cmp_md = sorted(glob.glob(os.path.join(args.out, "parsedmarc", "**", "*.md"), recursive=True))
+    if pm or cmp_md:
+        if pm:
+            keys = [k for k in pm[0] if k != "_cmd"]
+            md += [table([[e.get(k, "") for k in keys] for e in pm], keys), "", "```", cmd_list(pm), "```", ""]
+            data = ""
+            corpora = []
+            for c in sorted(set(e.get("corpus", "") for e in pm)):
+                rows = [e for e in pm if e.get("corpus", "") == c]
+                corpora.append(c)
+                data += "".join('"%s" %f\n' % (e.get("tool"), num(e, "records_per_s", 0)) for e in rows) + "\n\n"
+            plots = ", ".join(("'DATA' index %d using 2:xtic(1) title '%s'" if i == 0 else
+                               "'' index %d using 2:xtic(1) title '%s'") % (i, c) for i, c in enumerate(corpora))
+            png = gnuplot(args.out, "dmarcpipe-vs-parsedmarc",
+                          "set title 'records/s, dmarcpipe against parsedmarc (same inputs)'\n"
+                          "set style data histogram\nset style fill solid 0.7\nset logscale y\n"
+                          "set ylabel 'records/s (log)'\nset xtics rotate by -20\nplot " + plots + "\n", data)
+            if png:
+                md += ["![dmarcpipe against parsedmarc](%s)" % png, ""]
+        for f in cmp_md:
+            md += ["### %s" % os.path.relpath(f, args.out), ""]
+            with open(f) as fh:
+                md += [fh.read().strip(), ""]
+    else:
+        md += ["(not measured in this run)", ""]
+
+    # ---- kafka
+    md += ["## Kafka sink against kcat", ""]
+    kk = L.get("kafka_vs_kcat", [])
+    if kk:
+        keys = [k for k in kk[0] if k != "_cmd"]
+        md += [table([[e.get(k, "") for k in keys] for e in kk], keys), "", "```", cmd_list(kk), "```", ""]
+    else:
+        md += ["(not measured in this run)", ""]
+
+    # ---- anything else
+    known = {"floor", "parse_vs_floor", "run_scaling", "run_vs_floor", "run_keys", "rss_vs_size", "parsedmarc",
+             "kafka_vs_kcat"}
+    for name in sorted(set(L) - known):
+        keys = [k for k in L[name][0] if k != "_cmd"]
+        md += ["## %s" % name, "", table([[e.get(k, "") for k in keys] for e in L[name]], keys), "", "```",
+               cmd_list(L[name]), "```", ""]
+
+    head = ["## Summary", ""]
+    head += [table(summary, ["measure", "this run"]) if summary else "(no figures)", ""]
+    i = md.index("## Floors")
+    md = md[:i] + head + md[i:]
+    with open(os.path.join(args.out, "RESULTS.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+
+
+if __name__ == "__main__":
+    main()
