@@ -425,6 +425,7 @@ static int kafka_epoch_commit(dp_sink *s, uint64_t *ledger_next, dp_error *err) 
                 fprintf(stderr, "dmarcpipe: kafka %s: commit waits (%s); retrying\n", ks->uri,
                         rd_kafka_error_string(e));
             rd_kafka_error_destroy(e);
+            sleep_ms(100); /* some retriable answers come at once */
             continue;
         }
         note_epoch_error(ks, "commit failed: %s", rd_kafka_error_string(e));
