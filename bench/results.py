@@ -264,6 +264,11 @@ def main():
     cmp_md = sorted(glob.glob(os.path.join(args.out, "parsedmarc", "**", "*.md"), recursive=True))
     if pm or cmp_md:
         if pm:
+            for c in sorted(set(e.get("corpus", "") for e in pm)):
+                by = {e.get("tool"): num(e, "records_per_s", 0) for e in pm if e.get("corpus") == c}
+                if by.get("parsedmarc") and by.get("dmarcpipe-parse"):
+                    summary.append(("records/s, `dmarcpipe parse` / parsedmarc, %s corpus" % c,
+                                    "%.0fx" % (by["dmarcpipe-parse"] / by["parsedmarc"])))
             keys = [k for k in pm[0] if k != "_cmd"]
             md += [table([[e.get(k, "") for k in keys] for e in pm], keys), "", "```", cmd_list(pm), "```", ""]
             data = ""
@@ -283,7 +288,11 @@ def main():
         for f in cmp_md:
             md += ["### %s" % os.path.relpath(f, args.out), ""]
             with open(f) as fh:
-                md += [fh.read().strip(), ""]
+                # its headings go under this section's
+                md += [re.sub(r"(?m)^(#+) ", lambda m: "#" * (len(m.group(1)) + 2) + " ", fh.read().strip()), ""]
+            m = re.search(r"Totals check: \*\*(\w+)\*\*", open(f).read())
+            if m:
+                summary.append(("parsedmarc vs dmarcpipe, real corpus, files both accept: totals", m.group(1)))
     else:
         md += ["(not measured in this run)", ""]
 
