@@ -168,11 +168,35 @@ static int load_env(kafka_sink *ks, dp_error *err) {
     return 0;
 }
 
+/* librdkafka's own messages may quote a property's value ("Unrecognized
+ * sasl.oauthbearer.config beginning at: ..."): every sensitive value, and
+ * each word of it, is blanked before a line is printed. */
+static void redact(const kafka_sink *ks, char *line) {
+    for (size_t i = 0; ks && i < ks->n_props; i++) {
+        if (!sensitive(ks->props[i].key) || !ks->props[i].value[0]) continue;
+        const char *v = ks->props[i].value;
+        for (const char *w = v; *w;) {
+            while (*w && isspace((unsigned char)*w)) w++;
+            size_t n = 0;
+            while (w[n] && !isspace((unsigned char)w[n])) n++;
+            char word[256];
+            if (n >= 3 && n < sizeof word) { /* short words would blank ordinary text */
+                memcpy(word, w, n);
+                word[n] = '\0';
+                for (char *hit = line; (hit = strstr(hit, word)) != NULL; hit += n) memset(hit, '*', n);
+            }
+            w += n;
+        }
+    }
+}
+
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    (void)rk;
     /* the consumer that reads the ledger is told producer properties too */
-    if (strcmp(fac, "CONFWARN") == 0) return;
-    if (level <= 4) fprintf(stderr, "dmarcpipe: kafka: %s: %s\n", fac, buf);
+    if (strcmp(fac, "CONFWARN") == 0 || level > 4) return;
+    char line[1024];
+    snprintf(line, sizeof line, "%s", buf);
+    redact(rd_kafka_opaque(rk), line);
+    fprintf(stderr, "dmarcpipe: kafka: %s: %s\n", fac, line);
 }
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
@@ -212,6 +236,10 @@ static rd_kafka_conf_t *make_conf(kafka_sink *ks, int producer, dp_error *err) {
         rc = rc ? rc : conf_set(conf, "isolation.level", "read_committed", "default", err);
         rc = rc ? rc : conf_set(conf, "enable.partition.eof", "true", "default", err);
         rc = rc ? rc : conf_set(conf, "enable.auto.commit", "false", "default", err);
+        /* the ledger is read to its end once, at start: do not wait out
+         * the default 500 ms fetch wait to learn that the end is reached */
+        rc = rc ? rc : conf_set(conf, "fetch.wait.max.ms", "10", "default", err);
+        rd_kafka_conf_set_opaque(conf, ks);
     }
     for (size_t i = 0; rc == 0 && i < ks->n_props; i++) {
         /* the consumer reads what the producer committed: its isolation
@@ -231,6 +259,14 @@ static rd_kafka_conf_t *make_conf(kafka_sink *ks, int producer, dp_error *err) {
 
 static void producer_drop(kafka_sink *ks) {
     if (!ks->rk) return;
+    if (ks->in_txn) {
+        /* Abort first: librdkafka 2.0.2 asserts (and kills the process)
+         * when a producer is destroyed while the request that adds the
+         * epoch's partitions to the transaction is still in flight.  When
+         * the broker is away this gives up after 5 s. */
+        rd_kafka_error_t *e = rd_kafka_abort_transaction(ks->rk, 5000);
+        if (e) rd_kafka_error_destroy(e);
+    }
     /* nothing of an uncommitted epoch may linger: purge, then destroy; the
      * next init_transactions aborts what the broker still holds open */
     rd_kafka_purge(ks->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
@@ -248,7 +284,8 @@ static void producer_drop(kafka_sink *ks) {
  * backoff) while the broker cannot be reached.  0, DP_SINK_STOPPED or -1. */
 static int producer_start(kafka_sink *ks, dp_error *err) {
     long backoff = 500;
-    for (int attempt = 0;; attempt++) {
+    int odd = 0, quiet = 0;
+    for (;;) {
         if (!ks->rk) {
             rd_kafka_conf_t *conf = make_conf(ks, 1, err);
             if (!conf) return -1;
@@ -266,13 +303,18 @@ static int producer_start(kafka_sink *ks, dp_error *err) {
                 return dp_error_set(err, DP_ERR_NOMEM, "kafka %s: cannot create topic handles", ks->uri);
             }
         }
-        rd_kafka_error_t *e = rd_kafka_init_transactions(ks->rk, 30000);
+        /* short attempts, so SIGTERM is seen within a second or two */
+        rd_kafka_error_t *e = rd_kafka_init_transactions(ks->rk, 2000);
         if (!e) return 0;
         int retriable = rd_kafka_error_is_retriable(e), fatal = rd_kafka_error_is_fatal(e);
+        if (retriable && rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR__TIMED_OUT && quiet++ < 15 && !stopping(ks)) {
+            rd_kafka_error_destroy(e); /* still connecting: try again at once, quietly */
+            continue;
+        }
         fprintf(stderr, "dmarcpipe: kafka %s: cannot start transactions (%s)%s\n", ks->uri, rd_kafka_error_string(e),
                 retriable || fatal ? "; retrying" : "");
         rd_kafka_error_destroy(e);
-        if (!retriable && !fatal && attempt > 0)
+        if (!retriable && !fatal && odd++ > 0)
             return dp_error_set(err, DP_ERR_IO, "kafka %s: cannot start transactions", ks->uri);
         if (!retriable) producer_drop(ks); /* fatal, or a first odd failure: a fresh producer */
         for (long waited = 0; waited < backoff; waited += 100) {
@@ -521,13 +563,7 @@ static int kafka_ledger_read(dp_sink *s, uint64_t from, dp_ledger_fn fn, void *c
 
 static void kafka_destroy(dp_sink *s) {
     kafka_sink *ks = (kafka_sink *)s;
-    if (ks->rk && ks->in_txn) {
-        /* an epoch left open (an error elsewhere, or SIGTERM): abort it
-         * cleanly if the broker answers soon; producer_drop() otherwise */
-        rd_kafka_error_t *e = rd_kafka_abort_transaction(ks->rk, 5000);
-        if (e) rd_kafka_error_destroy(e);
-    }
-    producer_drop(ks);
+    producer_drop(ks); /* an epoch left open is aborted there */
     for (size_t i = 0; i < ks->n_props; i++) {
         free(ks->props[i].key);
         free(ks->props[i].value);

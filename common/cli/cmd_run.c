@@ -255,7 +255,7 @@ int dp_cmd_run(int argc, char **argv) {
     for (size_t i = 0; i < n_sink_uris; i++) {
         if (!(sinks[i] = dp_sink_open_with(sink_uris[i], &sopts, &err))) {
             fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
-            rc = 2;
+            rc = stop_requested ? 0 : 2; /* SIGTERM while waiting for the broker: a clean stop */
             goto out;
         }
     }
