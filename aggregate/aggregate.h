@@ -161,6 +161,7 @@ typedef struct dp_engine_stats {
     uint64_t rollups, flushes;              /* lines written per sink, shard flushes */
     uint64_t peak_keys, peak_table_bytes;   /* summed over shards */
     double seconds;
+    double final_flush_seconds; /* of which: the final flush (formatting and sink writes) */
 } dp_engine_stats;
 
 void dp_engine_config_default(dp_engine_config *c);

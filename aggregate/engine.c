@@ -47,6 +47,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "aggregate_internal.h"
 #include "dp_buf.h"
@@ -866,6 +867,15 @@ static void final_flush_run(engine *e) {
         if (sh->main.n) sh->flushes++;
     }
     size_t n_threads = (size_t)e->cfg->workers + e->cfg->shards;
+    /* A sink with threads of its own (Kafka: librdkafka compresses and
+     * sends in one thread per broker, which is the bottleneck) needs a core
+     * left to it: more formatting threads than cores - 1 only starve it. */
+    for (size_t k = 0; k < e->cfg->n_sinks; k++)
+        if (e->cfg->sinks[k]->ops->concurrent) {
+            long cores = sysconf(_SC_NPROCESSORS_ONLN);
+            size_t cap = cores > 2 ? (size_t)cores - 1 : 1;
+            if (n_threads > cap) n_threads = cap;
+        }
     if (n_threads > ff.n_chunks) n_threads = ff.n_chunks;
     if (n_threads > 64) n_threads = 64;
     pthread_t th[64];
@@ -1084,7 +1094,11 @@ int dp_engine_run(const dp_engine_config *cfg, const char *const *inputs, size_t
     if (rc != 0) atomic_fetch_add(&e.workers_done, nw - started_w);
     for (unsigned w = 0; w < started_w; w++) pthread_join(e.workers[w].th, NULL);
     for (unsigned s = 0; s < started_s; s++) pthread_join(e.shards[s].th, NULL);
-    if (rc == 0 && started_s == ns) final_flush_run(&e);
+    if (rc == 0 && started_s == ns) {
+        double tf = now_s();
+        final_flush_run(&e);
+        out->final_flush_seconds = now_s() - tf;
+    }
 
     for (unsigned w = 0; e.workers && w < nw; w++) {
         worker *wk = &e.workers[w];

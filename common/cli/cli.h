@@ -49,6 +49,9 @@ typedef struct dp_epoch_options {
 typedef struct dp_epoch_stats {
     dp_engine_stats engine; /* summed over committed epochs */
     uint64_t epochs, epochs_retried, recovered_epochs, inputs_done_before;
+    /* the sink's own time in committed epochs: the final flush (rollups
+     * formatted and produced) plus the ledger and the commit */
+    double sink_seconds;
     int stopped;
 } dp_epoch_stats;
 

@@ -337,10 +337,15 @@ int dp_cmd_run(int argc, char **argv) {
             (unsigned long long)st.duplicates, (unsigned long long)st.records,
             (unsigned long long)st.messages, (unsigned long long)st.rollups, sink_uris[0],
             n_sink_uris > 1 ? ", ..." : "", st.records / secs, st.xml_bytes / secs / 1e6);
-    if (txn_sink)
+    if (txn_sink) {
         fprintf(stderr, "  epochs:   %llu committed, %llu run again, %llu recovered from the ledger%s\n",
                 (unsigned long long)es.epochs, (unsigned long long)es.epochs_retried,
                 (unsigned long long)es.recovered_epochs, es.stopped ? "; stopped by a signal" : "");
+        /* the sink's own rate: producing the rollups through the commit */
+        fprintf(stderr, "  kafka:    %llu rollups produced and committed in %.3f s (%.0f rollups/s)\n",
+                (unsigned long long)st.rollups, es.sink_seconds,
+                es.sink_seconds > 0 ? st.rollups / es.sink_seconds : 0.0);
+    }
     if (rc == 0 && st.inputs_rejected && !es.stopped) rc = 1;
     for (size_t i = 0; i < in.n; i++) free(in.v[i]);
     free(in.v);

@@ -288,8 +288,10 @@ int dp_run_epochs(const dp_engine_config *base, const dp_epoch_options *o, char 
             for (size_t i = 0; i < taken; i++) ledger_add(&lw, lw.inputs, keys[at + i]);
             ledger_flush_part(&lw);
             uint64_t next = 0;
+            double tc = now_s();
             int c = lw.failed ? -1 : snk->ops->epoch_commit(snk, &next, err);
             if (c == 0) {
+                out->sink_seconds += st.final_flush_seconds + (now_s() - tc);
                 dp_dedup_epoch de = {(const char *const *)keys + at, taken, epoch, next};
                 if (dp_dedup_persist(dedup, &de, err) != 0) {
                     /* committed, but not recorded: the next start reads it
