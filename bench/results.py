@@ -106,11 +106,17 @@ def table(rows, head):
     return "\n".join(out)
 
 
+REPO = None  # set in main(): commands are shown relative to the checkout
+
+
 def cmd_list(entries):
     seen = []
     for e in entries:
-        if e["_cmd"] and e["_cmd"] not in seen:
-            seen.append(e["_cmd"])
+        c = e["_cmd"]
+        if REPO:
+            c = c.replace(REPO + "/", "").replace(REPO, ".")
+        if c and c not in seen:
+            seen.append(c)
     return "\n".join("    " + c for c in seen)
 
 
@@ -140,6 +146,8 @@ def main():
     ap.add_argument("--dmarcpipe", required=True)
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
+    global REPO
+    REPO = os.path.abspath(args.repo)
     L = parse_lines(args.lines)
     md = ["# dmarcpipe benchmark results", ""]
     if args.quick:
@@ -261,7 +269,7 @@ def main():
     # ---- parsedmarc
     md += ["## Against parsedmarc", ""]
     pm = [e for e in L.get("parsedmarc", []) if not e.get("xml_bytes")]
-    cmp_md = sorted(glob.glob(os.path.join(args.out, "parsedmarc", "**", "*.md"), recursive=True))
+    cmp_md = sorted(glob.glob(os.path.join(args.out, "parsedmarc-compare", "*.md")))
     if pm or cmp_md:
         if pm:
             for c in sorted(set(e.get("corpus", "") for e in pm)):
@@ -300,6 +308,10 @@ def main():
     md += ["## Kafka sink against kcat", ""]
     kk = L.get("kafka_vs_kcat", [])
     if kk:
+        e = kk[-1]
+        if num(e, "sink_inner_vs_kcat"):
+            summary.append(("Kafka sink rollups/s, measured in the run, / kcat's (target >= 100%)",
+                            "%.0f%%" % (100 * num(e, "sink_inner_vs_kcat"))))
         keys = [k for k in kk[0] if k != "_cmd"]
         md += [table([[e.get(k, "") for k in keys] for e in kk], keys), "", "```", cmd_list(kk), "```", ""]
     else:
