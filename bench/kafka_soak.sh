@@ -7,7 +7,9 @@
 # keeps going for as long as you give it.  It never times anything.
 #
 # Usage: bench/kafka_soak.sh [--rounds N] [--kills N] [--restarts N] [--corpus DIR]
-# Defaults: 5 rounds of 100 kills (500 SIGKILLs), then 5 broker restarts;
+# Defaults: 20 rounds of 30 kills (600 SIGKILLs), each round over 10 copies
+# of the corpus, one input per epoch, so that kills land mid-run; then 5
+# broker restarts;
 # corpus tests/data/corpus.  Each round uses a fresh random seed (printed,
 # so a failure can be replayed with tests/kafka/test_exactly_once.py --seed).
 # Environment: BUILD_DIR (default <repo>/build).
@@ -16,7 +18,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
 build=${BUILD_DIR:-$repo/build}
-rounds=5 kills=100 restarts=5 corpus=$repo/tests/data/corpus
+rounds=20 kills=30 restarts=5 corpus=$repo/tests/data/corpus
 while [ $# -gt 0 ]; do
   case $1 in
     --rounds) rounds=$2; shift 2 ;;
@@ -33,9 +35,10 @@ bootstrap=$("$repo/tests/kafka/start" --dir "$bdir/broker" 2>/dev/null)
 echo "$bootstrap" >"$bdir/bootstrap"
 start=$(date +%s)
 for r in $(seq 1 "$rounds"); do
-  "${eo[@]}" --mode kill --kills "$kills" --seed "$((start + r))" --bootstrap-file "$bdir/bootstrap"
+  "${eo[@]}" --mode kill --kills "$kills" --copies 10 --epoch-inputs 1 --max-kill-delay 1.0 \
+    --seed "$((start + r))" --bootstrap-file "$bdir/bootstrap"
 done
 for r in $(seq 1 "$restarts"); do
-  "${eo[@]}" --mode restart --epoch-inputs 1 --seed "$((start + 1000 + r))"
+  "${eo[@]}" --mode restart --epoch-inputs 1 --copies 5 --seed "$((start + 1000 + r))"
 done
 echo "kafka_soak: $((rounds * kills)) SIGKILLs in $rounds rounds and $restarts broker restarts, every total exact, in $(( $(date +%s) - start )) s"

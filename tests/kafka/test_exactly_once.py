@@ -198,6 +198,9 @@ def main():
     ap.add_argument("--epoch-inputs", type=int, default=3)
     ap.add_argument("--down-seconds", type=float, default=5)
     ap.add_argument("--seed", type=int, default=int(time.time()))
+    ap.add_argument("--copies", type=int, default=1,
+                    help="run over N copies of the corpus (more work per run, so that kills land mid-run; "
+                         "the copies are duplicates, so the truth does not change)")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
     args.dmarcpipe = os.path.abspath(args.dmarcpipe)
@@ -209,6 +212,11 @@ def main():
     names = {"rollups": "eo.rollups." + tag, "reports": "eo.reports." + tag, "instance": "eo-" + tag}
     broker_dir = None
     try:
+        if args.copies > 1:
+            base = os.path.join(work, "corpus")
+            for i in range(args.copies):
+                shutil.copytree(args.corpus, os.path.join(base, "copy-%d" % i))
+            args.corpus = base
         truth = ground_truth(args, work)
         if args.mode == "restart":
             broker_dir = os.path.join(work, "broker")

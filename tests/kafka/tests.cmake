@@ -34,13 +34,14 @@ add_test(NAME kafka_broker_stop COMMAND ${DP_KAFKA_SCRIPTS}/stop --dir ${DP_KAFK
 set_tests_properties(kafka_broker_stop PROPERTIES FIXTURES_CLEANUP kafka LABELS kafka TIMEOUT 120)
 
 add_test(NAME kafka_exactly_once_kill
-  COMMAND ${DP_KAFKA_EO} --mode kill --kills 20 --bootstrap-file ${DP_KAFKA_BROKER_DIR}/bootstrap)
+  COMMAND ${DP_KAFKA_EO} --mode kill --kills 20 --copies 10 --epoch-inputs 1 --max-kill-delay 1.0
+          --bootstrap-file ${DP_KAFKA_BROKER_DIR}/bootstrap)
 add_test(NAME kafka_exactly_once_sigterm
-  COMMAND ${DP_KAFKA_EO} --mode sigterm --epoch-inputs 1 --bootstrap-file ${DP_KAFKA_BROKER_DIR}/bootstrap)
+  COMMAND ${DP_KAFKA_EO} --mode sigterm --epoch-inputs 1 --copies 5 --bootstrap-file ${DP_KAFKA_BROKER_DIR}/bootstrap)
 set_tests_properties(kafka_exactly_once_kill kafka_exactly_once_sigterm PROPERTIES
   FIXTURES_REQUIRED kafka LABELS kafka TIMEOUT 600)
 
-add_test(NAME kafka_broker_restart COMMAND ${DP_KAFKA_EO} --mode restart --epoch-inputs 1)
+add_test(NAME kafka_broker_restart COMMAND ${DP_KAFKA_EO} --mode restart --epoch-inputs 1 --copies 5)
 set_tests_properties(kafka_broker_restart PROPERTIES LABELS kafka TIMEOUT 600)
 
 # the warehouse path: Kafka -> read_committed consumer -> SQLite (STRICT
