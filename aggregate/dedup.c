@@ -192,14 +192,30 @@ static int put_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t v) {
     return mdb_put(txn, dbi, &k, &val, 0);
 }
 
-static int put_inputs(dp_dedup *d, MDB_txn *txn, const char *const *keys, size_t n, uint64_t now) {
+/* An identity, with the time it was counted; one already there stays. */
+static int put_id(dp_dedup *d, MDB_txn *txn, const uint8_t *id, uint64_t now) {
+    MDB_val k = {ID_BYTES, (void *)id}, v = {sizeof now, &now};
+    int rc = mdb_put(txn, d->dbi, &k, &v, MDB_NOOVERWRITE);
+    return rc == MDB_KEYEXIST ? 0 : rc;
+}
+
+/* An input key as an LMDB key: LMDB's default limit is 511 bytes, and the
+ * key ends in the path, so a longer one is cut there. */
+static MDB_val input_key(const char *key) {
+    size_t n = strlen(key);
+    return (MDB_val){n > 511 ? 511 : n, (void *)key};
+}
+
+/* What an epoch changes besides its identities: its inputs, its number and
+ * the ledger position, in the caller's LMDB transaction. */
+static int put_epoch(dp_dedup *d, MDB_txn *txn, const dp_dedup_epoch *ep, uint64_t now) {
     int rc = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        MDB_val k = {strlen(keys[i]), (void *)keys[i]}, v = {sizeof now, &now};
-        if (k.mv_size == 0) continue;
-        if (k.mv_size > 511) k.mv_size = 511; /* LMDB's key limit; the key ends in the path */
-        rc = mdb_put(txn, d->inputs_dbi, &k, &v, 0);
+    for (size_t i = 0; rc == 0 && i < ep->n_inputs; i++) {
+        MDB_val k = input_key(ep->input_keys[i]), v = {sizeof now, &now};
+        if (k.mv_size) rc = mdb_put(txn, d->inputs_dbi, &k, &v, 0);
     }
+    if (rc == 0 && ep->epoch) rc = put_u64(txn, d->meta_dbi, "epoch", ep->epoch);
+    if (rc == 0 && ep->ledger_next) rc = put_u64(txn, d->meta_dbi, "ledger_next", ep->ledger_next);
     return rc;
 }
 
@@ -210,15 +226,9 @@ int dp_dedup_persist(dp_dedup *d, const dp_dedup_epoch *ep, dp_error *err) {
         MDB_txn *txn = NULL;
         rc = mdb_txn_begin(d->env, NULL, 0, &txn);
         uint64_t now = (uint64_t)time(NULL);
-        for (size_t i = 0; rc == 0 && i < d->cap; i++) {
-            if (d->slots[i].state != SLOT_PENDING) continue;
-            MDB_val k = {ID_BYTES, d->slots[i].id}, v = {sizeof now, &now};
-            rc = mdb_put(txn, d->dbi, &k, &v, MDB_NOOVERWRITE);
-            if (rc == MDB_KEYEXIST) rc = 0;
-        }
-        if (rc == 0 && ep) rc = put_inputs(d, txn, ep->input_keys, ep->n_inputs, now);
-        if (rc == 0 && ep && ep->epoch) rc = put_u64(txn, d->meta_dbi, "epoch", ep->epoch);
-        if (rc == 0 && ep && ep->ledger_next) rc = put_u64(txn, d->meta_dbi, "ledger_next", ep->ledger_next);
+        for (size_t i = 0; rc == 0 && i < d->cap; i++)
+            if (d->slots[i].state == SLOT_PENDING) rc = put_id(d, txn, d->slots[i].id, now);
+        if (rc == 0 && ep) rc = put_epoch(d, txn, ep, now);
         if (rc == 0) rc = mdb_txn_commit(txn); /* durable: LMDB syncs on commit */
         else if (txn) mdb_txn_abort(txn);
     }
@@ -272,7 +282,7 @@ int dp_dedup_input_done(dp_dedup *d, const char *key) {
     MDB_txn *txn;
     int rc = mdb_txn_begin(d->env, NULL, MDB_RDONLY, &txn);
     if (rc == 0) {
-        MDB_val k = {strlen(key) > 511 ? 511 : strlen(key), (void *)key}, v;
+        MDB_val k = input_key(key), v;
         rc = mdb_get(txn, d->inputs_dbi, &k, &v);
         mdb_txn_abort(txn);
     }
@@ -284,8 +294,9 @@ int dp_dedup_meta(dp_dedup *d, uint64_t *epoch, uint64_t *ledger_next) {
     *epoch = *ledger_next = 0;
     if (!d->env) return 0;
     pthread_mutex_lock(&d->lock);
-    MDB_txn *txn;
+    MDB_txn *txn = NULL;
     int rc = mdb_txn_begin(d->env, NULL, MDB_RDONLY, &txn);
+    int begun = rc == 0;
     const char *names[2] = {"epoch", "ledger_next"};
     uint64_t *outs[2] = {epoch, ledger_next};
     for (int i = 0; rc == 0 && i < 2; i++) {
@@ -294,7 +305,7 @@ int dp_dedup_meta(dp_dedup *d, uint64_t *epoch, uint64_t *ledger_next) {
         if (g == 0 && v.mv_size == sizeof(uint64_t)) memcpy(outs[i], v.mv_data, sizeof(uint64_t));
         else if (g != MDB_NOTFOUND) rc = g ? g : MDB_CORRUPTED;
     }
-    if (txn && rc != EINVAL) mdb_txn_abort(txn);
+    if (begun) mdb_txn_abort(txn);
     pthread_mutex_unlock(&d->lock);
     return rc == 0 ? 0 : -1;
 }
@@ -319,14 +330,8 @@ int dp_dedup_apply_ledger(dp_dedup *d, const uint8_t (*ids)[32], size_t n_ids, c
     if (rc == 0 && d->env) {
         MDB_txn *txn = NULL;
         rc = mdb_txn_begin(d->env, NULL, 0, &txn);
-        for (size_t i = 0; rc == 0 && i < n_ids; i++) {
-            MDB_val k = {ID_BYTES, (void *)ids[i]}, v = {sizeof now, &now};
-            rc = mdb_put(txn, d->dbi, &k, &v, MDB_NOOVERWRITE);
-            if (rc == MDB_KEYEXIST) rc = 0;
-        }
-        if (rc == 0) rc = put_inputs(d, txn, ep->input_keys, ep->n_inputs, now);
-        if (rc == 0 && ep->epoch) rc = put_u64(txn, d->meta_dbi, "epoch", ep->epoch);
-        if (rc == 0 && ep->ledger_next) rc = put_u64(txn, d->meta_dbi, "ledger_next", ep->ledger_next);
+        for (size_t i = 0; rc == 0 && i < n_ids; i++) rc = put_id(d, txn, ids[i], now);
+        if (rc == 0) rc = put_epoch(d, txn, ep, now);
         if (rc == 0) rc = mdb_txn_commit(txn);
         else if (txn) mdb_txn_abort(txn);
     }
