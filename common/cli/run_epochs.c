@@ -61,7 +61,8 @@ char *dp_input_key(const char *path) {
 
 typedef struct recovery {
     dp_dedup *dedup;
-    uint64_t state_epoch;
+    uint64_t known_epoch; /* the state's last epoch before the catch-up */
+    uint64_t state_epoch; /* ... and after the records applied so far */
     const char *instance;
     uint64_t epochs, reports, inputs;
     dp_error *err;
@@ -109,10 +110,14 @@ static int apply_record(void *ctx, const char *rec, size_t len, uint64_t next) {
         dp_dedup_epoch de = {keys, n_in, ep, next};
         rc = dp_dedup_apply_ledger(r->dedup, (const uint8_t(*)[32])ids, n_ids, &de, r->err);
         if (rc == 0) {
-            if (ep > r->state_epoch || r->epochs == 0) r->epochs++;
+            /* an epoch may come in several parts; count it once, and only
+             * if the state did not know it */
+            if (ep > r->known_epoch) {
+                if (ep != r->state_epoch) r->epochs++;
+                r->reports += n_ids;
+                r->inputs += n_in;
+            }
             r->state_epoch = ep;
-            r->reports += n_ids;
-            r->inputs += n_in;
         }
     } else {
         dp_error_set(r->err, DP_ERR_IO, "ledger record before offset %llu is malformed", (unsigned long long)next);
@@ -218,7 +223,7 @@ int dp_run_epochs(const dp_engine_config *base, const dp_epoch_options *o, char 
     uint64_t state_epoch, ledger_next;
     if (dp_dedup_meta(dedup, &state_epoch, &ledger_next) != 0)
         return dp_error_set(err, DP_ERR_IO, "state: cannot read the epoch and ledger position");
-    recovery rec = {dedup, state_epoch, o->instance, 0, 0, 0, err};
+    recovery rec = {dedup, state_epoch, state_epoch, o->instance, 0, 0, 0, err};
     int rc = snk->ops->ledger_read(snk, ledger_next, apply_record, &rec, err);
     if (rc == DP_SINK_STOPPED) return 0;
     if (rc != 0) return -1;
