@@ -231,7 +231,6 @@ static rd_kafka_conf_t *make_conf(kafka_sink *ks, int producer, dp_error *err) {
         for (size_t i = 0; rc == 0 && i < sizeof defaults / sizeof *defaults; i++)
             rc = conf_set(conf, defaults[i][0], defaults[i][1] ? defaults[i][1] : ks->txn_id, "default", err);
         rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
-        rd_kafka_conf_set_opaque(conf, ks);
     } else {
         rc = rc ? rc : conf_set(conf, "isolation.level", "read_committed", "default", err);
         rc = rc ? rc : conf_set(conf, "enable.partition.eof", "true", "default", err);
@@ -239,7 +238,6 @@ static rd_kafka_conf_t *make_conf(kafka_sink *ks, int producer, dp_error *err) {
         /* the ledger is read to its end once, at start: do not wait out
          * the default 500 ms fetch wait to learn that the end is reached */
         rc = rc ? rc : conf_set(conf, "fetch.wait.max.ms", "10", "default", err);
-        rd_kafka_conf_set_opaque(conf, ks);
     }
     for (size_t i = 0; rc == 0 && i < ks->n_props; i++) {
         /* the consumer reads what the producer committed: its isolation
@@ -247,6 +245,7 @@ static rd_kafka_conf_t *make_conf(kafka_sink *ks, int producer, dp_error *err) {
         if (!producer && strcmp(ks->props[i].key, "isolation.level") == 0) continue;
         rc = conf_set(conf, ks->props[i].key, ks->props[i].value, "configuration", err);
     }
+    rd_kafka_conf_set_opaque(conf, ks); /* for dr_cb, and log_cb's redaction */
     rd_kafka_conf_set_log_cb(conf, log_cb);
     if (rc != 0) {
         rd_kafka_conf_destroy(conf);
