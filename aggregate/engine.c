@@ -402,11 +402,14 @@ static void end_report(worker *w, int op) {
         if (!w->touched[s]) continue;
         batch *b = w->open[s];
         if (op == OP_ABORT && !w->sent[s]) {
-            /* the shard never saw this report: just forget the items */
+            /* The shard never saw this report: the batch goes back to the
+             * free list unsent.  It must not stay open: it carries this
+             * report's token and cached name offsets, and the next
+             * report's items would be filed under the dead token. */
             if (b) {
-                b->n = 0;
-                dp_buf_reset(&b->arena);
-                dp_buf_putc(&b->arena, '\0');
+                b->next = w->free_list;
+                w->free_list = b;
+                w->open[s] = NULL;
             }
         } else {
             if (!b && !(b = batch_get(w))) {

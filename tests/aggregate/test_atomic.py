@@ -15,6 +15,12 @@ the shards when the failure is found.
     line for line.
   * A failed copy does not block a later good copy of the same identity:
     the good copy counts, whether it comes before or after the bad one.
+  * A report that fails before any of its records left the worker (default
+    batch size), followed on the same worker by a good report with other
+    names: the good report counts in full and under its own names (the
+    worker's half-filled batch of the failed report once carried the old
+    report's token and cached name offsets into the next report, whose
+    rollups were then dropped).
   * expected.py (from `dmarcpipe parse`) agrees on the totals.
 
 usage: test_atomic.py DMARCPIPE DP_GEN_REPORT
@@ -143,6 +149,34 @@ def test_failed_copy_does_not_block(t, dmarcpipe, tmp):
             t.eq(f"{tag} (w{workers}): accepted", r.summary.get("accepted"), 1)
 
 
+def test_unsent_failure_then_good(t, dmarcpipe, tmp):
+    d = os.path.join(tmp, "unsent")
+    bad = (dptest.report_head("first.example", "fails-early", "a.example", DAY0, DAY0 + 86400)
+           + dptest.record_xml("192.0.2.1", 5, "a.example")
+           + bad_record() + dptest.REPORT_TAIL)
+    good = dptest.report_xml("second-reporter.example", "counts", "b.example", DAY0,
+                             DAY0 + 86400, [("198.51.100.1", 7), ("198.51.100.2", 11)])
+    dptest.write(os.path.join(d, "1-bad.xml"), bad)
+    dptest.write(os.path.join(d, "2-good.xml"), good)
+    dptest.write(os.path.join(d, "3-bad.xml"), bad.replace("fails-early", "fails-again"))
+    dptest.write(os.path.join(d, "4-good.xml"), good.replace("counts", "counts-too")
+                 .replace("b.example", "c.example"))
+    for shards in (1, 3):
+        tag = f"failure before any batch left, then a good report (w1 s{shards})"
+        r = dptest.run(dmarcpipe, os.path.join(tmp, f"unsent-s{shards}"), [d],
+                       "--workers", 1, "--shards", shards)
+        t.eq(f"{tag}: accepted / rejected", (r.summary.get("accepted"), r.summary.get("rejected")),
+             (2, 2))
+        t.eq(f"{tag}: rollup messages are the good reports'", r.messages, 36)
+        t.eq(f"{tag}: rollups carry the good reports' names",
+             sorted((x["reporter"], x["policy_domain"], x["source_ip"], x["messages"])
+                    for x in r.rollups),
+             [("second-reporter.example", "b.example", "198.51.100.1", 7),
+              ("second-reporter.example", "b.example", "198.51.100.2", 11),
+              ("second-reporter.example", "c.example", "198.51.100.1", 7),
+              ("second-reporter.example", "c.example", "198.51.100.2", 11)])
+
+
 def main(argv):
     if len(argv) != 3:
         print(__doc__, file=sys.stderr)
@@ -153,6 +187,7 @@ def main(argv):
         t.run(test_zip_second_fails, t, dmarcpipe, tmp)
         t.run(test_fail_mid_report, t, dmarcpipe, gen_bin, tmp)
         t.run(test_failed_copy_does_not_block, t, dmarcpipe, tmp)
+        t.run(test_unsent_failure_then_good, t, dmarcpipe, tmp)
     t.finish()
 
 
