@@ -18,6 +18,10 @@
 #   aggregate_dedup        --state across runs; .xml/.xml.gz/.zip copies;
 #                          conflicting copies: the first in input order counts
 #   aggregate_atomic       a report counts whole or not at all
+#   aggregate_mixed        randomized (fixed seeds): good, duplicate and failing
+#                          reports mixed, in random worker/shard/batch/ring/
+#                          max-keys configurations, against a good-only run
+#                          and rollups computed in Python
 #   aggregate_csv          the CSV sink carries the NDJSON rows
 #   aggregate_stress       4 workers, 3 shards, 2-slot rings, 1-item batches
 #                          against 1x1, over the corpus and 300 generated
@@ -77,10 +81,12 @@ add_test(NAME aggregate_dedup
           ${DP_AGG_CORPUS})
 add_test(NAME aggregate_atomic
   COMMAND ${Python3_EXECUTABLE} ${DP_AGG_DIR}/test_atomic.py ${DP_AGG_BIN} ${DP_AGG_GEN})
+add_test(NAME aggregate_mixed
+  COMMAND ${Python3_EXECUTABLE} ${DP_AGG_DIR}/test_mixed.py ${DP_AGG_BIN})
 add_test(NAME aggregate_csv
   COMMAND ${Python3_EXECUTABLE} ${DP_AGG_DIR}/test_csv.py ${DP_AGG_BIN} ${DP_AGG_CORPUS})
 set_tests_properties(aggregate_equivalence aggregate_independent aggregate_flush
-                     aggregate_dedup aggregate_atomic aggregate_csv
+                     aggregate_dedup aggregate_atomic aggregate_mixed aggregate_csv
   PROPERTIES LABELS aggregate TIMEOUT ${DP_AGG_TIMEOUT} ENVIRONMENT "${DP_AGG_TSAN_ENV}")
 
 add_test(NAME aggregate_stress
