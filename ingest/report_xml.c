@@ -188,6 +188,12 @@ typedef struct xml_ctx {
     unsigned char *stack;
     uint32_t depth;
     uint64_t text_in_elem; /* bytes of text directly in the open element */
+    /* Whether on_text is installed.  It is not while a known container
+     * (<record>, <row>, ...) is the innermost open element: the text
+     * there is the indentation between elements, two calls per line of a
+     * pretty-printed report, none of it kept.  Text everywhere else (the
+     * leaves we keep, unknown elements) is seen and held to the limit. */
+    int text_handler_on;
 
     /* Input bytes fed to expat, and that count when expat last reported
      * an event.  A growing gap means expat is buffering one token (a
@@ -616,6 +622,22 @@ static int open_child(xml_ctx *x, tok t, tok parent) {
     return 0;
 }
 
+static void XMLCALL on_text(void *ud, const XML_Char *s, int len);
+
+/* Installs on_text for the element now innermost: t, with `capture` the
+ * field it feeds.  Text is wanted in the leaves we keep and in unknown
+ * elements (T_OTHER: also every element outside <feedback>), whose text
+ * is held to max_text_bytes; a known container's own text is dropped
+ * unseen, and a huge run of it is caught by the markup-token guard in
+ * dp_xml_parse_report(). */
+static void want_text(xml_ctx *x, tok t, field capture) {
+    int on = capture != F_NONE || t == T_OTHER;
+    if (on != x->text_handler_on) {
+        XML_SetCharacterDataHandler(x->parser, on ? on_text : NULL);
+        x->text_handler_on = on;
+    }
+}
+
 static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **atts) {
     /* Attributes (RFC 9990's lang, and others) carry nothing we keep,
      * except the root's namespace declaration. */
@@ -689,6 +711,7 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
     x->text_in_elem = 0;
     x->capture = x->feedback_open ? classify(t, parent, grand) : F_NONE;
     x->text_len = 0;
+    want_text(x, t, x->capture);
 }
 
 static void XMLCALL on_text(void *ud, const XML_Char *s, int len) {
@@ -782,8 +805,10 @@ static void XMLCALL on_end(void *ud, const XML_Char *name) {
         x->capture = F_NONE;
         if (x->failed) return;
     }
-    /* text after a child closes belongs to the parent again (mixed content) */
+    /* text after a child closes belongs to the parent again (mixed content);
+     * a parent never captures (a child's start ended its capture) */
     x->text_in_elem = 0;
+    want_text(x, parent, F_NONE);
     if (!x->feedback_open) return;
     if (t == T_FEEDBACK && (x->depth == 0 || (x->depth == 1 && x->wrapper_seen))) {
         x->feedback_open = 0;
@@ -924,6 +949,7 @@ int dp_xml_parse_report(dp_unwrap *u, dp_peek_stream *ps, const char *part) {
     XML_SetUserData(x.parser, &x);
     XML_SetElementHandler(x.parser, on_start, on_end);
     XML_SetCharacterDataHandler(x.parser, on_text);
+    x.text_handler_on = 1;
     XML_SetStartDoctypeDeclHandler(x.parser, on_doctype);
     XML_SetEntityDeclHandler(x.parser, on_entity_decl);
     XML_SetUnknownEncodingHandler(x.parser, on_unknown_encoding, NULL);
@@ -954,11 +980,13 @@ int dp_xml_parse_report(dp_unwrap *u, dp_peek_stream *ps, const char *part) {
         total += (uint64_t)n;
         x.fed = total;
         /* The slack covers expat holding back a chunk or two while it waits
-         * for the rest of an ordinary token. */
+         * for the rest of an ordinary token.  Text in a known container
+         * raises no event either (want_text), so a huge run of it between
+         * two elements ends here too. */
         if (x.fed - x.fed_at_event > (uint64_t)lim->max_text_bytes + 8u * READ_CHUNK) {
             dp_error_set(&x.err, DP_ERR_LIMIT,
                          "one markup token (a comment, processing instruction, tag or attribute) "
-                         "exceeds %llu bytes",
+                         "or run of text between elements exceeds %llu bytes",
                          (unsigned long long)lim->max_text_bytes + 8u * READ_CHUNK);
             dp_error_set_offset(&x.err, x.fed_at_event);
             x.failed = 1;

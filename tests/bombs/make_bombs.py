@@ -304,6 +304,11 @@ def build(outdir):
     }
     for name, (a, b) in big_tokens.items():
         put(name, gzip_bytes(Deflated(a, fill, 100, b + RECORD % b"1" + TAIL)))
+    # 100 MB of text straight inside <record>, a container whose own text
+    # the parser does not even look at: no event for 100 MB.
+    rec = (RECORD % b"1").split(b"<row>")
+    put("container_text_100mb.xml.gz",
+        gzip_bytes(Deflated(HEAD + rec[0], fill, 100, b"<row>" + rec[1] + TAIL)))
     # Each leaf under the 64 KiB text cap, but 1000 auth_results x 4 leaves
     # make one 256 MB record; 1000 <error>s make 64 MB of report metadata.
     v = sparse(64000, rnd)
@@ -385,6 +390,7 @@ CASES = {
     "processing_instruction_100mb.xml.gz": (r": limit: ", "a 100 MB processing instruction"),
     "attribute_100mb.xml.gz": (r": limit: ", "a 100 MB attribute value on <org_name>"),
     "element_name_100mb.xml.gz": (r": limit: ", "a 100 MB element name"),
+    "container_text_100mb.xml.gz": (r": limit: .*run of text", "100 MB of text directly in <record>"),
     "auth_results_256mb.xml.gz": (r": limit: ", "one record of 999 dkim results x 4 x 64000 B"),
     "report_errors_64mb.xml.gz": (r": limit: ", "1000 <error> elements of 64000 B"),
     "count_overflow.xml": (r"count.*(overflow|64-bit|too large|out of range)",

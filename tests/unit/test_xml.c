@@ -715,6 +715,23 @@ START_TEST(text_limit) {
     d = doc(NULL, "1.0", META "<vendor>" "0123456789012345678901234567890123456789012345678901234567890123456789"
                          "</vendor>", POLICY, REC_IP("192.0.2.1"));
     tu_assert_rejected(tu_ingest_mem(&lim, "tvendor.xml", d, strlen(d)), DP_ERR_LIMIT);
+    /* Text straight inside a known container is not looked at (the parser
+     * takes no text events there): it neither counts nor hides the leaves
+     * around it, which are still read whole and held to the limit. */
+    d = doc(NULL, "1.0", META, POLICY,
+            "<record>" "0123456789012345678901234567890123456789012345678901234567890123456789"
+            "<row><source_ip>192.0.2.7</source_ip>stray<count>3</count></row>"
+            "<identifiers>x<header_from>example.com</header_from>y</identifiers></record>");
+    c = tu_ingest_mem(&lim, "tcontainer.xml", d, strlen(d));
+    tu_assert_ok(c, 1, 1);
+    ck_assert_str_eq(c->recs[0].source_ip, "192.0.2.7");
+    ck_assert_str_eq(c->recs[0].header_from, "example.com");
+    ck_assert_uint_eq(c->recs[0].count, 3);
+    d = doc(NULL, "1.0", META, POLICY,
+            "<record><row><source_ip>192.0.2.7</source_ip><count>3</count></row>"
+            "<identifiers><header_from>" "0123456789012345678901234567890123456789012345678901234567890123456789"
+            "</header_from></identifiers></record>");
+    tu_assert_rejected(tu_ingest_mem(&lim, "tleaf.xml", d, strlen(d)), DP_ERR_LIMIT);
 }
 END_TEST
 
