@@ -14,20 +14,53 @@
     X(reporter) X(policy_domain) X(header_from) X(source_ip) X(disposition) X(dkim) X(spf) \
     X(override) X(dkim_domain) X(dkim_selector) X(dkim_result) X(spf_domain) X(spf_result)
 
+/* The member names of a rollup line's string fields, each with its
+ * leading comma, in ROLLUP_STRINGS order. */
+#define KEY(f) {",\"" #f "\":", sizeof(",\"" #f "\":") - 1},
+static const struct { const char *text; size_t len; } STRING_KEYS[] = {ROLLUP_STRINGS(KEY)};
+#undef KEY
+enum { N_STRINGS = sizeof STRING_KEYS / sizeof STRING_KEYS[0] };
+
+/* A final flush writes one line per rollup, often millions: the line's
+ * room is reserved once and written through a pointer (dp_json_put_*),
+ * instead of a bounds check and a strlen per member. */
 void dp_rollup_to_json(dp_buf *b, const dp_rollup *r) {
-    int first = 1;
-    dp_buf_putc(b, '{');
-    dp_json_kv_u64(b, &first, "v", DP_ROLLUP_SCHEMA_VERSION);
-    dp_json_kv_i64(b, &first, "window_start", r->window_start);
-    dp_json_kv_i64(b, &first, "window_end", r->window_end);
-#define X(f) dp_json_kv_str(b, &first, #f, r->f);
-    ROLLUP_STRINGS(X)
-#undef X
-    dp_json_kv_u64(b, &first, "messages", r->messages);
-    dp_json_kv_u64(b, &first, "records", r->records);
-    dp_json_kv_i64(b, &first, "first_seen", r->first_seen);
-    dp_json_kv_i64(b, &first, "last_seen", r->last_seen);
-    dp_buf_putc(b, '}');
+#define VAL(f) r->f,
+    const char *vals[N_STRINGS] = {ROLLUP_STRINGS(VAL)};
+#undef VAL
+    size_t lens[N_STRINGS];
+    size_t need = 64 + 7 * DP_JSON_INT_MAX; /* braces, numeric members' names */
+    for (size_t i = 0; i < N_STRINGS; i++) {
+        lens[i] = vals[i] ? strlen(vals[i]) : 0;
+        need += STRING_KEYS[i].len + (vals[i] ? DP_JSON_STRN_MAX(lens[i]) : 4);
+    }
+    if (dp_buf_reserve(b, need) != 0) return;
+    char *o = b->data + b->len;
+#define LIT(s) (memcpy(o, s, sizeof s - 1), o += sizeof s - 1)
+    LIT("{\"v\":");
+    o = dp_json_put_u64(o, DP_ROLLUP_SCHEMA_VERSION);
+    LIT(",\"window_start\":");
+    o = dp_json_put_i64(o, r->window_start);
+    LIT(",\"window_end\":");
+    o = dp_json_put_i64(o, r->window_end);
+    for (size_t i = 0; i < N_STRINGS; i++) {
+        memcpy(o, STRING_KEYS[i].text, STRING_KEYS[i].len);
+        o += STRING_KEYS[i].len;
+        if (vals[i]) o = dp_json_put_strn(o, vals[i], lens[i]);
+        else LIT("null");
+    }
+    LIT(",\"messages\":");
+    o = dp_json_put_u64(o, r->messages);
+    LIT(",\"records\":");
+    o = dp_json_put_u64(o, r->records);
+    LIT(",\"first_seen\":");
+    o = dp_json_put_i64(o, r->first_seen);
+    LIT(",\"last_seen\":");
+    o = dp_json_put_i64(o, r->last_seen);
+    LIT("}");
+#undef LIT
+    b->len = (size_t)(o - b->data);
+    b->data[b->len] = '\0';
 }
 
 void dp_rollup_csv_header(dp_buf *b) {

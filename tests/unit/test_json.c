@@ -106,6 +106,69 @@ START_TEST(members_and_null) {
 }
 END_TEST
 
+/* The integer writers against printf, at every digit-count boundary and
+ * at random. */
+START_TEST(integers_match_printf) {
+    char want[32], got[32];
+    uint64_t vals[200];
+    size_t n = 0;
+    vals[n++] = 0;
+    vals[n++] = UINT64_MAX;
+    for (uint64_t p = 1; p <= UINT64_MAX / 10; p *= 10) {
+        vals[n++] = p - 1;
+        vals[n++] = p;
+        vals[n++] = p + 1;
+    }
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    while (n < sizeof vals / sizeof vals[0]) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        vals[n++] = x >> (x % 64);
+    }
+    for (size_t i = 0; i < n; i++) {
+        snprintf(want, sizeof want, "%llu", (unsigned long long)vals[i]);
+        *dp_json_put_u64(got, vals[i]) = '\0';
+        ck_assert_str_eq(got, want);
+        int64_t sv = (int64_t)vals[i];
+        snprintf(want, sizeof want, "%lld", (long long)sv);
+        *dp_json_put_i64(got, sv) = '\0';
+        ck_assert_str_eq(got, want);
+    }
+    *dp_json_put_i64(got, INT64_MIN) = '\0';
+    ck_assert_str_eq(got, "-9223372036854775808");
+}
+END_TEST
+
+/* A rollup line's room is reserved once: the worst case (every string
+ * control characters, six bytes out per byte in; extreme integers) must
+ * fit, with nothing written past it (ASan) and the exact text. */
+START_TEST(rollup_json_worst_case) {
+    char ctl[301];
+    memset(ctl, 0x01, 300);
+    ctl[300] = '\0';
+    dp_rollup r = {.window_start = INT64_MIN, .window_end = INT64_MAX, .reporter = ctl,
+                   .policy_domain = ctl, .header_from = ctl, .source_ip = ctl, .disposition = ctl,
+                   .dkim = ctl, .spf = ctl, .override = ctl, .dkim_domain = ctl,
+                   .dkim_selector = ctl, .dkim_result = ctl, .spf_domain = ctl, .spf_result = ctl,
+                   .messages = UINT64_MAX, .records = UINT32_MAX, .first_seen = INT64_MIN,
+                   .last_seen = -1};
+    dp_buf b = DP_BUF_INIT;
+    dp_buf_puts(&b, "prefix ");
+    dp_rollup_to_json(&b, &r);
+    ck_assert(!b.failed);
+    ck_assert_uint_eq(strlen(b.data), b.len);
+    ck_assert(strncmp(b.data, "prefix {\"v\":1,\"window_start\":-9223372036854775808,"
+                              "\"window_end\":9223372036854775807,\"reporter\":\"\\u0001", 100) == 0);
+    const char *tail = ",\"messages\":18446744073709551615,\"records\":4294967295,"
+                       "\"first_seen\":-9223372036854775808,\"last_seen\":-1}";
+    ck_assert_str_eq(b.data + b.len - strlen(tail), tail);
+    /* 13 strings of 300 bytes, each 1800 escaped + 2 quotes */
+    size_t escaped = 0;
+    for (const char *p = b.data; (p = strstr(p, "\\u0001")) != NULL; p += 6) escaped++;
+    ck_assert_uint_eq(escaped, 13 * 300);
+    dp_buf_free(&b);
+}
+END_TEST
+
 /* dp_record_to_json through a real parse: one line per record, report
  * fields flattened in, absent values null. */
 static dp_buf line;
@@ -220,6 +283,8 @@ int main(void) {
     tcase_add_test(tc, invalid_utf8_replaced);
     tcase_add_test(tc, worst_case_expansion);
     tcase_add_test(tc, members_and_null);
+    tcase_add_test(tc, integers_match_printf);
+    tcase_add_test(tc, rollup_json_worst_case);
     tcase_add_test(tc, record_json_fields);
     tcase_add_test(tc, rollup_json_loads_in_a_real_parser);
     suite_add_tcase(s, tc);
