@@ -55,6 +55,8 @@ size_t dp_ring_capacity(const dp_ring *r);
 int dp_ring_push(dp_ring *r, void *item);
 /* Consumer side: 1 and *item if popped, 0 if the ring is empty. */
 int dp_ring_pop(dp_ring *r, void **item);
+/* Consumer side: 1 if a pop would succeed now, without popping. */
+int dp_ring_ready(dp_ring *r);
 
 /* ---- dp_window_split: a count spread over UTC windows ------------------
  *

@@ -2,10 +2,31 @@
 #ifndef DP_AGGREGATE_INTERNAL_H
 #define DP_AGGREGATE_INTERNAL_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "aggregate.h"
+
+/* ---- bell.c: a sleeping consumer's doorbell (the argument is in bell.c) -- */
+
+typedef struct dp_bell {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    _Atomic int sleeping;
+} dp_bell;
+
+int dp_bell_init(dp_bell *b); /* 0 or -1 */
+void dp_bell_free(dp_bell *b);
+/* Producer side, after a push: wakes the consumer if it sleeps. */
+void dp_bell_ring(dp_bell *b);
+/* Consumer side: unless has_work(ctx), sleeps until rung or until
+ * `deadline` (CLOCK_MONOTONIC seconds).  has_work runs with the bell armed,
+ * so work pushed before it looks is seen, and work pushed after it looks
+ * rings.  1 if the deadline passed, else 0 (rung, or work was there, or a
+ * spurious wake-up). */
+int dp_bell_wait(dp_bell *b, int (*has_work)(void *ctx), void *ctx, double deadline);
 
 /* ---- intern.c ------------------------------------------------------------ */
 

@@ -154,6 +154,8 @@ typedef struct shard {
     dp_rollup_table main;
     struct pending_q *pending; /* per worker: reports not yet decided */
     dp_buf *out;               /* per sink: formatted rollups not yet written */
+    dp_bell bell;              /* rung by workers after each push */
+    int bell_ok;               /* bell initialised */
     double last_flush;
     uint64_t rollups, flushes;
     size_t peak_keys, peak_bytes;
@@ -261,6 +263,13 @@ static void batch_push(worker *w, unsigned s, batch *b) {
     engine *e = w->e;
     dp_ring *r = &e->rings[w->id * e->cfg->shards + s];
     while (!dp_ring_push(r, b)) sched_yield(); /* backpressure: wait, never drop */
+    dp_bell_ring(&e->shards[s].bell);
+}
+
+/* Wakes every shard: the last worker is done, so a shard's empty rings
+ * now mean it can finish. */
+static void ring_all_bells(engine *e) {
+    for (unsigned s = 0; s < e->cfg->shards; s++) dp_bell_ring(&e->shards[s].bell);
 }
 
 /* ---- workers: records into batches --------------------------------------- */
@@ -694,6 +703,7 @@ static void *worker_main(void *arg) {
         if (all_decided && empty) break;
     }
     atomic_fetch_add_explicit(&e->workers_done, 1, memory_order_release);
+    ring_all_bells(e);
     return NULL;
 }
 
@@ -998,6 +1008,21 @@ static void shard_take(shard *sh, batch *b) {
     if (!dp_ring_push(&e->back[b->worker * e->cfg->shards + sh->id], b)) batch_free(b);
 }
 
+/* A sleeping shard wakes at least this often, whatever happens: a safety
+ * net, never the way work is noticed. */
+#define IDLE_MAX_SLEEP_S 0.2
+
+/* The shard's wake-up test, run with its bell armed: a batch waits in a
+ * ring, or every worker is done. */
+static int shard_has_work(void *arg) {
+    shard *sh = arg;
+    engine *e = sh->e;
+    unsigned nw = e->cfg->workers;
+    for (unsigned w = 0; w < nw; w++)
+        if (dp_ring_ready(&e->rings[w * e->cfg->shards + sh->id])) return 1;
+    return atomic_load_explicit(&e->workers_done, memory_order_acquire) == nw;
+}
+
 static void *shard_main(void *arg) {
     shard *sh = arg;
     engine *e = sh->e;
@@ -1023,16 +1048,17 @@ static void *shard_main(void *arg) {
             continue;
         }
         if (done) break;
-        /* Idle: back off to sleeping, up to 1 ms.  Rings hold many batches,
-         * so a sleeping shard delays nothing, and a polling one would take
-         * a core from the workers when shards outnumber free cores. */
-        if (++idle < 4) {
+        /* Idle: one yield (cheap, and enough when a worker is mid-batch),
+         * then sleep on the bell until a worker pushes, the workers are
+         * done, or the next timed flush is due. */
+        if (++idle < 2) {
             sched_yield();
-        } else {
-            long ns = 50000L << (idle < 9 ? idle - 4 : 5);
-            struct timespec ts = {0, ns > 1000000 ? 1000000 : ns};
-            nanosleep(&ts, NULL);
+            continue;
         }
+        double now = now_s(), deadline = now + IDLE_MAX_SLEEP_S;
+        if (e->cfg->flush_interval > 0 && sh->last_flush + e->cfg->flush_interval < deadline)
+            deadline = sh->last_flush + e->cfg->flush_interval;
+        if (deadline > now) dp_bell_wait(&sh->bell, shard_has_work, sh, deadline);
     }
     /* the table is flushed by final_flush_run(), by every thread at once */
     return NULL;
@@ -1084,7 +1110,8 @@ int dp_engine_run(const dp_engine_config *cfg, const char *const *inputs, size_t
         dp_table_init(&sh->main);
         sh->pending = calloc(nw, sizeof *sh->pending);
         sh->out = calloc(cfg->n_sinks ? cfg->n_sinks : 1, sizeof *sh->out);
-        if (!sh->pending || !sh->out) rc = dp_error_set(err, DP_ERR_NOMEM, "out of memory");
+        sh->bell_ok = dp_bell_init(&sh->bell) == 0;
+        if (!sh->pending || !sh->out || !sh->bell_ok) rc = dp_error_set(err, DP_ERR_NOMEM, "out of memory");
     }
     unsigned started_s = 0, started_w = 0;
     for (; rc == 0 && started_s < ns; started_s++)
@@ -1094,7 +1121,10 @@ int dp_engine_run(const dp_engine_config *cfg, const char *const *inputs, size_t
         if (pthread_create(&e.workers[started_w].th, NULL, worker_main, &e.workers[started_w]) != 0)
             rc = dp_error_set(err, DP_ERR_NOMEM, "cannot start worker threads");
     /* Threads that did not start count as done, so the shards can finish. */
-    if (rc != 0) atomic_fetch_add(&e.workers_done, nw - started_w);
+    if (rc != 0) {
+        atomic_fetch_add(&e.workers_done, nw - started_w);
+        if (started_s) ring_all_bells(&e); /* every bell was initialised */
+    }
     for (unsigned w = 0; w < started_w; w++) pthread_join(e.workers[w].th, NULL);
     for (unsigned s = 0; s < started_s; s++) pthread_join(e.shards[s].th, NULL);
     if (rc == 0 && started_s == ns) {
@@ -1136,6 +1166,7 @@ int dp_engine_run(const dp_engine_config *cfg, const char *const *inputs, size_t
         free(sh->pending);
         for (size_t k = 0; sh->out && k < cfg->n_sinks; k++) dp_buf_free(&sh->out[k]);
         free(sh->out);
+        if (sh->bell_ok) dp_bell_free(&sh->bell);
     }
     for (size_t i = 0; e.rings && e.back && i < (size_t)nw * ns; i++) {
         void *p;

@@ -62,3 +62,10 @@ int dp_ring_pop(dp_ring *r, void **item) {
     atomic_store_explicit(&r->head, head + 1, memory_order_release);
     return 1;
 }
+
+int dp_ring_ready(dp_ring *r) {
+    size_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    if (head != r->tail_seen) return 1;
+    r->tail_seen = atomic_load_explicit(&r->tail, memory_order_acquire);
+    return head != r->tail_seen;
+}
