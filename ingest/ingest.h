@@ -25,7 +25,7 @@
 
 #include "dp_error.h"
 
-/* ---- Safety limits (and one option) ---------------------------------- */
+/* ---- Safety limits (and two options) --------------------------------- */
 
 typedef struct dp_ingest_limits {
     uint64_t max_report_bytes; /* decompressed XML bytes per report (1 GiB) */
@@ -39,6 +39,11 @@ typedef struct dp_ingest_limits {
                                   header (metadata + policy) (1 MiB) */
     int64_t max_range_seconds; /* end - begin of a report (a century) */
     int compute_sha256;        /* also hash each report's XML (off) */
+    uint64_t readahead_after;  /* a report still going after this many bytes
+                                  of XML has its unwrapping (and hashing) done
+                                  on a reader thread of its own, ahead of the
+                                  parser: for when a core is free; 0 = never
+                                  (the default) */
 } dp_ingest_limits;
 
 void dp_ingest_limits_default(dp_ingest_limits *lim);

@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <nettle/sha2.h>
+
 #include "dp_buf.h"
 #include "dp_error.h"
 #include "ingest.h"
@@ -88,6 +90,15 @@ typedef enum dp_kind {
 dp_kind dp_sniff(const unsigned char *p, size_t n);
 size_t dp_leading_space(const unsigned char *p, size_t n);
 const char *dp_kind_name(dp_kind k);
+
+/* A reader thread that reads `src` ahead of the parser (readahead.c).
+ * start: NULL when no thread could be had (read `src` directly then);
+ * from then on `src` and `sha` (when not NULL, fed every byte read) belong
+ * to the thread until stop, which joins it.  read: like dp_stream's. */
+typedef struct dp_readahead dp_readahead;
+dp_readahead *dp_readahead_start(dp_stream *src, struct sha256_ctx *sha);
+ssize_t dp_readahead_read(dp_readahead *ra, void *buf, size_t cap, dp_error *err);
+void dp_readahead_stop(dp_readahead *ra);
 
 /* Parses one XML document from `s` as an aggregate report, calling the
  * handler.  Returns 0 if the report was accepted, -1 if it was rejected

@@ -968,10 +968,17 @@ int dp_xml_parse_report(dp_unwrap *u, dp_peek_stream *ps, const char *part) {
     int done = 0;
     struct sha256_ctx sha;
     sha256_init(&sha);
+    dp_readahead *ra = NULL; /* while set, it reads and hashes ps, not us */
+    int ra_tried = 0;
     while (!done && !x.failed && !x.skipped) {
         void *buf = XML_GetBuffer(x.parser, READ_CHUNK);
         if (!buf) { FAIL(&x, DP_ERR_NOMEM, "out of memory in the XML parser"); break; }
-        ssize_t n = ps->base.read(&ps->base, buf, READ_CHUNK, &err);
+        if (!ra_tried && lim->readahead_after && total >= lim->readahead_after) {
+            ra_tried = 1;
+            ra = dp_readahead_start(&ps->base, lim->compute_sha256 ? &sha : NULL);
+        }
+        ssize_t n = ra ? dp_readahead_read(ra, buf, READ_CHUNK, &err)
+                       : ps->base.read(&ps->base, buf, READ_CHUNK, &err);
         if (n < 0) {
             x.err = err;
             x.failed = 1;
@@ -1000,7 +1007,7 @@ int dp_xml_parse_report(dp_unwrap *u, dp_peek_stream *ps, const char *part) {
             break;
         }
         done = n == 0;
-        if (lim->compute_sha256) sha256_update(&sha, (size_t)n, buf);
+        if (lim->compute_sha256 && !ra) sha256_update(&sha, (size_t)n, buf);
         if (XML_ParseBuffer(x.parser, (int)n, done) == XML_STATUS_ERROR && !x.failed && !x.skipped) {
             enum XML_Error code = XML_GetErrorCode(x.parser);
             /* Salvage rule (see above): the wrapper is never closed, but the
@@ -1016,6 +1023,8 @@ int dp_xml_parse_report(dp_unwrap *u, dp_peek_stream *ps, const char *part) {
             x.failed = 1;
         }
     }
+    /* the stream and the hash are ours again */
+    dp_readahead_stop(ra);
     if (x.skipped) {
         u->res->skipped++;
         free_ctx(&x);

@@ -38,6 +38,7 @@ void dp_ingest_limits_default(dp_ingest_limits *lim) {
     lim->max_record_bytes = 1u << 20;
     lim->max_range_seconds = (int64_t)36525 * 86400;
     lim->compute_sha256 = 0;
+    lim->readahead_after = 0;
 }
 
 const char *dp_schema_name(dp_schema s) {

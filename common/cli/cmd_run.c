@@ -75,7 +75,10 @@ static void help(FILE *f) {
             "  --flush-interval SEC  also flush every SEC seconds, 0 for never (default 60)\n"
             "  --max-keys N          flush a shard when it holds more keys (default 4M)\n"
             "  --ring-slots N        batches in each worker-to-shard ring (default 64)\n"
-            "  --batch-items N       window shares in one batch (default 256)\n\n"
+            "  --batch-items N       window shares in one batch (default 256)\n"
+            "  --readahead auto|on|off  read and inflate a big report (past its first MiB)\n"
+            "                        on a thread of its own, ahead of its parser; auto: when\n"
+            "                        there are fewer workers than cores (default auto)\n\n"
             "Kafka (exactly once: each epoch is one transaction, inputs are acknowledged\n"
             "in the state only after it commits):\n"
             "  --instance-id ID      names the transactional.id dmarcpipe-ID and the ledger;\n"
@@ -109,6 +112,10 @@ static int parse_count(const char *opt, const char *s, uint64_t max, uint64_t *o
     return 0;
 }
 
+/* A report gets a reader thread once this much of its XML is parsed:
+ * most reports are far smaller and never start one. */
+#define READAHEAD_AFTER ((uint64_t)1 << 20)
+
 int dp_cmd_run(int argc, char **argv) {
     dp_engine_config cfg;
     dp_engine_config_default(&cfg);
@@ -121,6 +128,7 @@ int dp_cmd_run(int argc, char **argv) {
     dp_sink_options sopts = {.stop = &stop_requested};
     const char *props[MAX_PROPS];
     uint64_t epoch_inputs = 1000;
+    int readahead = -1; /* auto */
     static const struct option opts[] = {
         {"sink", required_argument, NULL, 'S'},
         {"reports", required_argument, NULL, 'R'},
@@ -133,6 +141,7 @@ int dp_cmd_run(int argc, char **argv) {
         {"max-keys", required_argument, NULL, 'k'},
         {"ring-slots", required_argument, NULL, 'r'},
         {"batch-items", required_argument, NULL, 'b'},
+        {"readahead", required_argument, NULL, 'A'},
         {"max-report-bytes", required_argument, NULL, 'L'},
         {"max-ratio", required_argument, NULL, 'L'},
         {"max-depth", required_argument, NULL, 'L'},
@@ -204,6 +213,15 @@ int dp_cmd_run(int argc, char **argv) {
         case 'b':
             if (parse_count("--batch-items", optarg, 1u << 20, &v) != 0) return 2;
             cfg.batch_items = (size_t)v;
+            break;
+        case 'A':
+            if (strcmp(optarg, "auto") == 0) readahead = -1;
+            else if (strcmp(optarg, "on") == 0) readahead = 1;
+            else if (strcmp(optarg, "off") == 0) readahead = 0;
+            else {
+                fprintf(stderr, "dmarcpipe run: --readahead needs auto, on or off, got '%s'\n", optarg);
+                return 2;
+            }
             break;
         case 'L': {
             char name[64];
@@ -279,6 +297,10 @@ int dp_cmd_run(int argc, char **argv) {
     cfg.reports = reports ? reports : txn_sink;
     /* the XML's SHA-256 is a field of the reports feed, and only there */
     cfg.limits.compute_sha256 = cfg.reports != NULL;
+    /* A reader thread per big report costs a core's share only when one is
+     * idle: with a worker per core it would just take turns with them. */
+    if (readahead < 0) readahead = cores > 0 && cfg.workers < (unsigned long)cores;
+    cfg.limits.readahead_after = readahead ? READAHEAD_AFTER : 0;
     if (txn_sink && !state_dir) {
         state_dir = DEFAULT_OUT "/state";
         if (dp_mkdir_p(DEFAULT_OUT) != 0) {

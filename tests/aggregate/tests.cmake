@@ -23,6 +23,8 @@
 #                          max-keys configurations, against a good-only run
 #                          and rollups computed in Python
 #   aggregate_csv          the CSV sink carries the NDJSON rows
+#   aggregate_readahead    --readahead on (a reader thread per big report) gives
+#                          output identical to off, errors and hashes included
 #   aggregate_stress       4 workers, 3 shards, 2-slot rings, 1-item batches
 #                          against 1x1, over the corpus and 300 generated
 #                          reports (also labelled tsan)
@@ -88,6 +90,14 @@ add_test(NAME aggregate_csv
 set_tests_properties(aggregate_equivalence aggregate_independent aggregate_flush
                      aggregate_dedup aggregate_atomic aggregate_mixed aggregate_csv
   PROPERTIES LABELS aggregate TIMEOUT ${DP_AGG_TIMEOUT} ENVIRONMENT "${DP_AGG_TSAN_ENV}")
+
+# --readahead on against off: identical output; in the TSan build too.
+add_test(NAME aggregate_readahead
+  COMMAND ${Python3_EXECUTABLE} ${DP_AGG_DIR}/test_readahead.py ${DP_AGG_BIN} ${DP_AGG_GEN}
+          ${DP_AGG_CORPUS})
+set_tests_properties(aggregate_readahead PROPERTIES
+  LABELS "aggregate;tsan" TIMEOUT ${DP_AGG_TIMEOUT}
+  ENVIRONMENT "${DP_AGG_TSAN_ENV}")
 
 add_test(NAME aggregate_stress
   COMMAND ${Python3_EXECUTABLE} ${DP_AGG_DIR}/test_stress.py ${DP_AGG_BIN} ${DP_AGG_GEN}

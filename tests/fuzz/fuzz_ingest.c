@@ -360,6 +360,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
      * 16 has it refuse every report. */
     if (size % 16 == 5) c.refuse_record_at = 2;
     if (size % 16 == 6) c.refuse_report = 1;
+    /* One input in 4 is read by a reader thread once past its first 4 KiB
+     * (readahead.c), with its hash computed there: every path the parser
+     * takes, the hand-over of the stream must survive too. */
+    if (size % 4 == 1) {
+        lim.readahead_after = 4096;
+        lim.compute_sha256 = 1;
+    }
 
     dp_ingest_result res;
     dp_error err;
