@@ -77,8 +77,8 @@ static void help(FILE *f) {
             "  --ring-slots N        batches in each worker-to-shard ring (default 64)\n"
             "  --batch-items N       window shares in one batch (default 256)\n"
             "  --readahead auto|on|off  read and inflate a big report (past its first MiB)\n"
-            "                        on a thread of its own, ahead of its parser; auto: when\n"
-            "                        there are fewer workers than cores (default auto)\n\n"
+            "                        on a thread of its own, ahead of its parser; auto: on\n"
+            "                        when there is more than one core (default auto)\n\n"
             "Kafka (exactly once: each epoch is one transaction, inputs are acknowledged\n"
             "in the state only after it commits):\n"
             "  --instance-id ID      names the transactional.id dmarcpipe-ID and the ledger;\n"
@@ -297,9 +297,10 @@ int dp_cmd_run(int argc, char **argv) {
     cfg.reports = reports ? reports : txn_sink;
     /* the XML's SHA-256 is a field of the reports feed, and only there */
     cfg.limits.compute_sha256 = cfg.reports != NULL;
-    /* A reader thread per big report costs a core's share only when one is
-     * idle: with a worker per core it would just take turns with them. */
-    if (readahead < 0) readahead = cores > 0 && cfg.workers < (unsigned long)cores;
+    /* A reader thread moves work off the parser, it adds none: worth it
+     * whenever there is a second core (a big report usually leaves other
+     * workers idle), useless on one. */
+    if (readahead < 0) readahead = cores > 1;
     cfg.limits.readahead_after = readahead ? READAHEAD_AFTER : 0;
     if (txn_sink && !state_dir) {
         state_dir = DEFAULT_OUT "/state";
