@@ -17,6 +17,10 @@
 #             up, producer start, ledger read, one transaction, commit);
 #   file      dmarcpipe run --sink file:/dev/null, the same run without
 #             Kafka. kafka - file estimates what the Kafka sink itself costs.
+#   kcattx    kcat as above with -X transactional.id=...: every message in
+#             one transaction, committed at the end, like one epoch of the
+#             sink; the same delivery guarantee (idempotent producer, a
+#             commit), where plain kcat promises less and does less.
 #
 # After a warm-up run of each (not measured: a fresh broker loads its
 # transaction state on the first transactional producer), the three are
@@ -248,6 +252,27 @@ one_kcat() {  # RUN
     printf '  run %d: %-6s %8.3f s  cpu %6.2f s\n' "$1" kcat "$s" "$(cpu_of "$scratch/time.out")" >&2
 }
 
+# kcat again, transactional (-X transactional.id): all its messages in one
+# transaction, committed at the end, as the sink commits an epoch. The same
+# delivery guarantee as the sink's (idempotent, acks=all, a commit), where
+# plain kcat promises less and so does less.
+one_kcat_tx() {  # RUN
+    local topic=kcattx-$tag-$1 t0 t1 rc=0
+    t0=$(now_ns)
+    /usr/bin/time -f '%e %U %S %M' -o "$scratch/time.out" \
+        "$kcat" -P -b "$broker" -t "$topic" -K$'\t' -z zstd -X linger.ms=50 -X batch.size=1000000 \
+        -X queue.buffering.max.messages=1000000 -X "transactional.id=kcat-$tag-$1" -l "$kcat_in" \
+        >"$scratch/kcat.out" 2>"$scratch/kcat.err" || rc=$?
+    t1=$(now_ns)
+    [ "$rc" = 0 ] || { tail -n 20 "$scratch/kcat.err" >&2; die "kcat -P (transactional) failed (exit $rc)"; }
+    local c s
+    c=$(count "$topic")
+    [ "$c" = "$n" ] || mismatch "run $1: kcat's transactional topic $topic holds $c committed messages, expected $n"
+    s=$(secs "$t0" "$t1")
+    echo "kcattx $1 $s $(cpu_of "$scratch/time.out")" >>"$results"
+    printf '  run %d: %-6s %8.3f s  cpu %6.2f s\n' "$1" kcattx "$s" "$(cpu_of "$scratch/time.out")" >&2
+}
+
 one_dp() {  # RUN kafka|file
     local run=$1 kind=$2 t0 t1 rc=0 sink id=bench-$tag-$1
     local err=$scratch/dp-$kind.err
@@ -322,7 +347,7 @@ if [ "$precreate" = 1 ]; then
     echo "creating the topics ..." >&2
     topics=()
     for i in $(seq 1 "$runs"); do
-        topics+=("kcat-$tag-$i" "dp-$tag-$i" "rep-bench-$tag-$i" "dmarcpipe.ledger.bench-$tag-$i")
+        topics+=("kcat-$tag-$i" "kcattx-$tag-$i" "dp-$tag-$i" "rep-bench-$tag-$i" "dmarcpipe.ledger.bench-$tag-$i")
     done
     for t in "${topics[@]}"; do "$kcat" -L -b "$broker" -t "$t" -m 10 >/dev/null 2>&1 || true; done
     for t in "${topics[@]}"; do
@@ -339,6 +364,7 @@ load_start=$(cut -d ' ' -f 1 /proc/loadavg 2>/dev/null || echo n/a)
 echo "measuring: $runs run(s) of $n rollups against $broker, load average $load_start ..." >&2
 for i in $(seq 1 "$runs"); do
     one_kcat "$i"
+    one_kcat_tx "$i"
     one_dp "$i" kafka
     one_dp "$i" file
 done
@@ -359,6 +385,7 @@ median() {
 totals=ok
 [ "$status" = 0 ] || totals=MISMATCH
 kc_s=$(median kcat 3) kc_c=$(median kcat 4)
+kt_s=$(median kcattx 3) kt_c=$(median kcattx 4)
 ka_s=$(median kafka 3) ka_c=$(median kafka 4)
 fi_s=$(median file 3) fi_c=$(median file 4)
 di_s=$(median diff 3) di_c=$(median diff 4)
@@ -375,7 +402,8 @@ else
 fi
 [ -z "$xdesc" ] || echo "  dmarcpipe extra properties: $xdesc"
 awk -v n="$n" -v w="$workers" -v kcs="$kc_s" -v kcc="$kc_c" -v kas="$ka_s" -v kac="$ka_c" \
-    -v fis="$fi_s" -v fic="$fi_c" -v dis="$di_s" -v dic="$di_c" -v ins="$in_s" 'BEGIN {
+    -v fis="$fi_s" -v fic="$fi_c" -v dis="$di_s" -v dic="$di_c" -v ins="$in_s" \
+    -v kts="$kt_s" -v ktc="$kt_c" 'BEGIN {
     printf "  %-52s %8s %8s %11s %9s\n", "measure", "wall_s", "cpu_s", "rollups/s", "vs_kcat"
     printf "  %-52s %8.3f %8.2f %11.0f %8.1f%%\n", "kcat -P -z zstd (floor)", kcs, kcc, n / kcs, 100
     printf "  %-52s %8.3f %8.2f %11.0f %8.1f%%\n", "dmarcpipe run --sink kafka:// (end to end, w=" w ")", kas, kac, n / kas, 100 * kcs / kas
@@ -386,14 +414,18 @@ awk -v n="$n" -v w="$workers" -v kcs="$kc_s" -v kcc="$kc_c" -v kas="$ka_s" -v ka
         printf "  %-52s %8.3f %8.2f %11s %9s\n", "Kafka sink alone (kafka - file, estimate)", dis, dic, "n/a", "n/a"
     if (ins > 0)
         printf "  %-52s %8.3f %8s %11.0f %8.1f%%\n", "Kafka sink, measured in the run (produce..commit)", ins, "", n / ins, 100 * kcs / ins
+    printf "  against kcat with the sink'"'"'s guarantee (transactional, one commit):\n"
+    printf "  %-52s %8.3f %8.2f %11.0f %8.1f%%\n", "kcat -P -z zstd -X transactional.id=...", kts, ktc, n / kts, 100
+    if (ins > 0)
+        printf "  %-52s %8.3f %8s %11.0f %8.1f%%\n", "Kafka sink, measured in the run, vs transactional", ins, "", n / ins, 100 * kts / ins
     }'
 echo "  counts: each topic $n committed messages, dmarcpipe's = the kcat input: $totals"
 echo
 awk -v n="$n" -v runs="$runs" -v w="$workers" -v pre="$precreate" -v kcs="$kc_s" -v kas="$ka_s" -v fis="$fi_s" -v dis="$di_s" \
-    -v kcc="$kc_c" -v kac="$ka_c" -v dic="$di_c" -v t="$totals" -v ins="$in_s" 'BEGIN {
+    -v kcc="$kc_c" -v kac="$ka_c" -v dic="$di_c" -v t="$totals" -v ins="$in_s" -v kts="$kt_s" 'BEGIN {
     sink = dis > 0 ? n / dis : 0
     inner = ins > 0 ? n / ins : 0
-    printf "bench kafka_vs_kcat rollups=%d runs=%d workers=%d precreate=%d kcat_s=%.3f kafka_s=%.3f file_s=%.3f sink_s=%.3f kcat_cpu_s=%.2f kafka_cpu_s=%.2f sink_cpu_s=%.2f kcat_per_s=%.0f e2e_per_s=%.0f sink_per_s=%.0f e2e_vs_kcat=%.3f sink_vs_kcat=%.3f sink_inner_s=%.3f sink_inner_per_s=%.0f sink_inner_vs_kcat=%.3f totals=%s\n", \
-        n, runs, w, pre, kcs, kas, fis, dis, kcc, kac, dic, n / kcs, n / kas, sink, kcs / kas, (dis > 0 ? kcs / dis : 0), ins, inner, (ins > 0 ? kcs / ins : 0), t }'
+    printf "bench kafka_vs_kcat rollups=%d runs=%d workers=%d precreate=%d kcat_s=%.3f kafka_s=%.3f file_s=%.3f sink_s=%.3f kcat_cpu_s=%.2f kafka_cpu_s=%.2f sink_cpu_s=%.2f kcat_per_s=%.0f e2e_per_s=%.0f sink_per_s=%.0f e2e_vs_kcat=%.3f sink_vs_kcat=%.3f sink_inner_s=%.3f sink_inner_per_s=%.0f sink_inner_vs_kcat=%.3f kcattx_s=%.3f sink_inner_vs_kcattx=%.3f totals=%s\n", \
+        n, runs, w, pre, kcs, kas, fis, dis, kcc, kac, dic, n / kcs, n / kas, sink, kcs / kas, (dis > 0 ? kcs / dis : 0), ins, inner, (ins > 0 ? kcs / ins : 0), kts, (ins > 0 ? kts / ins : 0), t }'
 [ "$keep" = 1 ] && [ -z "${BENCH_DIR:-}" ] && echo "kept the input in $dir" >&2
 exit "$status"

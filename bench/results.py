@@ -312,6 +312,9 @@ def main():
         if num(e, "sink_inner_vs_kcat"):
             summary.append(("Kafka sink rollups/s, measured in the run, / kcat's (target >= 100%)",
                             "%.0f%%" % (100 * num(e, "sink_inner_vs_kcat"))))
+        if num(e, "sink_inner_vs_kcattx"):
+            summary.append(("Kafka sink rollups/s, measured in the run, / transactional kcat's",
+                            "%.0f%%" % (100 * num(e, "sink_inner_vs_kcattx"))))
         keys = [k for k in kk[0] if k != "_cmd"]
         md += [table([[e.get(k, "") for k in keys] for e in kk], keys), "", "```", cmd_list(kk), "```", ""]
     else:
