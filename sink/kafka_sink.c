@@ -222,7 +222,11 @@ static rd_kafka_conf_t *make_conf(kafka_sink *ks, int producer, dp_error *err) {
             {"compression.type", "zstd"},
             {"linger.ms", "50"},
             {"batch.size", "1000000"},
-            {"batch.num.messages", "100000"},
+            /* librdkafka's own default, set here on purpose: 100000 made
+             * the sink ~17% slower (1.372 s against 1.144 s for 500k
+             * rollups, median of 5 alternating runs); batch.size bounds a
+             * batch first anyway (~2200 rollups per MB) */
+            {"batch.num.messages", "10000"},
             {"queue.buffering.max.messages", "1000000"},
             {"queue.buffering.max.kbytes", "262144"},
             {"transaction.timeout.ms", "120000"},
