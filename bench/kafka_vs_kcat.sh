@@ -236,41 +236,29 @@ tag=$$-$(date +%s)
 results=$scratch/results
 : >"$results"
 
-one_kcat() {  # RUN
-    local topic=kcat-$tag-$1 t0 t1 rc=0
+# one_kcat RUN plain|tx. tx: kcat with -X transactional.id, all its
+# messages in one transaction, committed at the end, as the sink commits an
+# epoch. The same delivery guarantee as the sink's (idempotent, acks=all, a
+# commit), where plain kcat promises less and so does less.
+one_kcat() {
+    local kind=kcat what="" topic t0 t1 rc=0 tx=()
+    if [ "$2" = tx ]; then
+        kind=kcattx what=" (transactional)" tx=(-X "transactional.id=kcat-$tag-$1")
+    fi
+    topic=$kind-$tag-$1
     t0=$(now_ns)
     /usr/bin/time -f '%e %U %S %M' -o "$scratch/time.out" \
         "$kcat" -P -b "$broker" -t "$topic" -K$'\t' -z zstd -X linger.ms=50 -X batch.size=1000000 \
-        -X queue.buffering.max.messages=1000000 -l "$kcat_in" >"$scratch/kcat.out" 2>"$scratch/kcat.err" || rc=$?
-    t1=$(now_ns)
-    [ "$rc" = 0 ] || { tail -n 20 "$scratch/kcat.err" >&2; die "kcat -P failed (exit $rc)"; }
-    local c s
-    c=$(count "$topic")
-    [ "$c" = "$n" ] || mismatch "run $1: kcat's topic $topic holds $c messages, expected $n"
-    s=$(secs "$t0" "$t1")
-    echo "kcat $1 $s $(cpu_of "$scratch/time.out")" >>"$results"
-    printf '  run %d: %-6s %8.3f s  cpu %6.2f s\n' "$1" kcat "$s" "$(cpu_of "$scratch/time.out")" >&2
-}
-
-# kcat again, transactional (-X transactional.id): all its messages in one
-# transaction, committed at the end, as the sink commits an epoch. The same
-# delivery guarantee as the sink's (idempotent, acks=all, a commit), where
-# plain kcat promises less and so does less.
-one_kcat_tx() {  # RUN
-    local topic=kcattx-$tag-$1 t0 t1 rc=0
-    t0=$(now_ns)
-    /usr/bin/time -f '%e %U %S %M' -o "$scratch/time.out" \
-        "$kcat" -P -b "$broker" -t "$topic" -K$'\t' -z zstd -X linger.ms=50 -X batch.size=1000000 \
-        -X queue.buffering.max.messages=1000000 -X "transactional.id=kcat-$tag-$1" -l "$kcat_in" \
+        -X queue.buffering.max.messages=1000000 "${tx[@]}" -l "$kcat_in" \
         >"$scratch/kcat.out" 2>"$scratch/kcat.err" || rc=$?
     t1=$(now_ns)
-    [ "$rc" = 0 ] || { tail -n 20 "$scratch/kcat.err" >&2; die "kcat -P (transactional) failed (exit $rc)"; }
+    [ "$rc" = 0 ] || { tail -n 20 "$scratch/kcat.err" >&2; die "kcat -P$what failed (exit $rc)"; }
     local c s
     c=$(count "$topic")
-    [ "$c" = "$n" ] || mismatch "run $1: kcat's transactional topic $topic holds $c committed messages, expected $n"
+    [ "$c" = "$n" ] || mismatch "run $1: kcat's$what topic $topic holds $c committed messages, expected $n"
     s=$(secs "$t0" "$t1")
-    echo "kcattx $1 $s $(cpu_of "$scratch/time.out")" >>"$results"
-    printf '  run %d: %-6s %8.3f s  cpu %6.2f s\n' "$1" kcattx "$s" "$(cpu_of "$scratch/time.out")" >&2
+    echo "$kind $1 $s $(cpu_of "$scratch/time.out")" >>"$results"
+    printf '  run %d: %-6s %8.3f s  cpu %6.2f s\n' "$1" "$kind" "$s" "$(cpu_of "$scratch/time.out")" >&2
 }
 
 one_dp() {  # RUN kafka|file
@@ -363,8 +351,8 @@ fi
 load_start=$(cut -d ' ' -f 1 /proc/loadavg 2>/dev/null || echo n/a)
 echo "measuring: $runs run(s) of $n rollups against $broker, load average $load_start ..." >&2
 for i in $(seq 1 "$runs"); do
-    one_kcat "$i"
-    one_kcat_tx "$i"
+    one_kcat "$i" plain
+    one_kcat "$i" tx
     one_dp "$i" kafka
     one_dp "$i" file
 done

@@ -47,20 +47,48 @@ void dp_buf_printf(dp_buf *b, const char *fmt, ...) {
     b->len += (size_t)n;
 }
 
-void dp_buf_u64(dp_buf *b, uint64_t v) {
-    char tmp[24];
+/* Two digits per division: a rollup line carries six integers, four of
+ * them ten-digit timestamps. */
+static const char DIGIT_PAIRS[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+char *dp_buf_raw_u64(char *o, uint64_t v) {
+    char tmp[DP_BUF_INT_MAX];
     size_t i = sizeof tmp;
-    do { tmp[--i] = (char)('0' + v % 10); v /= 10; } while (v);
-    dp_buf_append(b, tmp + i, sizeof tmp - i);
+    while (v >= 100) {
+        unsigned d = (unsigned)(v % 100) * 2;
+        v /= 100;
+        tmp[--i] = DIGIT_PAIRS[d + 1];
+        tmp[--i] = DIGIT_PAIRS[d];
+    }
+    if (v >= 10) {
+        tmp[--i] = DIGIT_PAIRS[v * 2 + 1];
+        tmp[--i] = DIGIT_PAIRS[v * 2];
+    } else {
+        tmp[--i] = (char)('0' + v);
+    }
+    memcpy(o, tmp + i, sizeof tmp - i);
+    return o + (sizeof tmp - i);
+}
+
+char *dp_buf_raw_i64(char *o, int64_t v) {
+    if (v >= 0) return dp_buf_raw_u64(o, (uint64_t)v);
+    *o++ = '-';
+    return dp_buf_raw_u64(o, (uint64_t)0 - (uint64_t)v);
+}
+
+void dp_buf_u64(dp_buf *b, uint64_t v) {
+    if (dp_buf_reserve(b, DP_BUF_INT_MAX) != 0) return;
+    b->len = (size_t)(dp_buf_raw_u64(b->data + b->len, v) - b->data);
+    b->data[b->len] = '\0';
 }
 
 void dp_buf_i64(dp_buf *b, int64_t v) {
-    if (v < 0) {
-        dp_buf_putc(b, '-');
-        dp_buf_u64(b, (uint64_t)0 - (uint64_t)v);
-    } else {
-        dp_buf_u64(b, (uint64_t)v);
-    }
+    if (dp_buf_reserve(b, DP_BUF_INT_MAX) != 0) return;
+    b->len = (size_t)(dp_buf_raw_i64(b->data + b->len, v) - b->data);
+    b->data[b->len] = '\0';
 }
 
 void dp_buf_reset(dp_buf *b) {

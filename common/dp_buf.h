@@ -29,6 +29,12 @@ void dp_buf_putc(dp_buf *b, char c);
 void dp_buf_printf(dp_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void dp_buf_u64(dp_buf *b, uint64_t v);
 void dp_buf_i64(dp_buf *b, int64_t v);
+/* The same decimal text written at `o`, for callers that reserved room
+ * for a whole line first: returns the end of what was written, adding no
+ * NUL; at most DP_BUF_INT_MAX bytes. */
+#define DP_BUF_INT_MAX 20
+char *dp_buf_raw_u64(char *o, uint64_t v);
+char *dp_buf_raw_i64(char *o, int64_t v);
 /* Empties the buffer but keeps its memory for reuse. */
 void dp_buf_reset(dp_buf *b);
 void dp_buf_free(dp_buf *b);

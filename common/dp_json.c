@@ -88,38 +88,6 @@ char *dp_json_put_strn(char *o, const char *str, size_t n) {
     return o;
 }
 
-/* Two digits per division: a rollup line carries six integers, four of
- * them ten-digit timestamps. */
-static const char DIGIT_PAIRS[201] =
-    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-    "8081828384858687888990919293949596979899";
-
-char *dp_json_put_u64(char *o, uint64_t v) {
-    char tmp[DP_JSON_INT_MAX];
-    size_t i = sizeof tmp;
-    while (v >= 100) {
-        unsigned d = (unsigned)(v % 100) * 2;
-        v /= 100;
-        tmp[--i] = DIGIT_PAIRS[d + 1];
-        tmp[--i] = DIGIT_PAIRS[d];
-    }
-    if (v >= 10) {
-        tmp[--i] = DIGIT_PAIRS[v * 2 + 1];
-        tmp[--i] = DIGIT_PAIRS[v * 2];
-    } else {
-        tmp[--i] = (char)('0' + v);
-    }
-    memcpy(o, tmp + i, sizeof tmp - i);
-    return o + (sizeof tmp - i);
-}
-
-char *dp_json_put_i64(char *o, int64_t v) {
-    if (v >= 0) return dp_json_put_u64(o, (uint64_t)v);
-    *o++ = '-';
-    return dp_json_put_u64(o, (uint64_t)0 - (uint64_t)v);
-}
-
 void dp_json_strn(dp_buf *b, const char *str, size_t n) {
     /* Worst case is 6 output bytes per input byte (\u00XX). */
     if (n > (SIZE_MAX - 2) / 6 || dp_buf_reserve(b, DP_JSON_STRN_MAX(n)) != 0) return;

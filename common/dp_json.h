@@ -14,16 +14,12 @@
 
 #include "dp_buf.h"
 
-/* Raw writers, for hot paths that reserve room once for a whole line
- * (dp_buf_reserve) and then write through a pointer: each writes at `o`
- * and returns the end of what it wrote, adding no NUL.  A string of n
- * bytes needs at most DP_JSON_STRN_MAX(n) bytes; an integer at most
- * DP_JSON_INT_MAX. */
+/* The raw writer, for hot paths that reserve room once for a whole line
+ * (dp_buf_reserve) and then write through a pointer: it writes at `o` and
+ * returns the end of what it wrote, adding no NUL.  A string of n bytes
+ * needs at most DP_JSON_STRN_MAX(n) bytes.  (Integers: dp_buf_raw_u64.) */
 #define DP_JSON_STRN_MAX(n) (6 * (size_t)(n) + 2)
-#define DP_JSON_INT_MAX 20
 char *dp_json_put_strn(char *o, const char *s, size_t n);
-char *dp_json_put_u64(char *o, uint64_t v);
-char *dp_json_put_i64(char *o, int64_t v);
 
 /* A quoted, escaped JSON string of s[0..n). */
 void dp_json_strn(dp_buf *b, const char *s, size_t n);

@@ -29,7 +29,7 @@ void dp_rollup_to_json(dp_buf *b, const dp_rollup *r) {
     const char *vals[N_STRINGS] = {ROLLUP_STRINGS(VAL)};
 #undef VAL
     size_t lens[N_STRINGS];
-    size_t need = 64 + 7 * DP_JSON_INT_MAX; /* braces, numeric members' names */
+    size_t need = 64 + 7 * DP_BUF_INT_MAX; /* braces, numeric members' names */
     for (size_t i = 0; i < N_STRINGS; i++) {
         lens[i] = vals[i] ? strlen(vals[i]) : 0;
         need += STRING_KEYS[i].len + (vals[i] ? DP_JSON_STRN_MAX(lens[i]) : 4);
@@ -38,11 +38,11 @@ void dp_rollup_to_json(dp_buf *b, const dp_rollup *r) {
     char *o = b->data + b->len;
 #define LIT(s) (memcpy(o, s, sizeof s - 1), o += sizeof s - 1)
     LIT("{\"v\":");
-    o = dp_json_put_u64(o, DP_ROLLUP_SCHEMA_VERSION);
+    o = dp_buf_raw_u64(o, DP_ROLLUP_SCHEMA_VERSION);
     LIT(",\"window_start\":");
-    o = dp_json_put_i64(o, r->window_start);
+    o = dp_buf_raw_i64(o, r->window_start);
     LIT(",\"window_end\":");
-    o = dp_json_put_i64(o, r->window_end);
+    o = dp_buf_raw_i64(o, r->window_end);
     for (size_t i = 0; i < N_STRINGS; i++) {
         memcpy(o, STRING_KEYS[i].text, STRING_KEYS[i].len);
         o += STRING_KEYS[i].len;
@@ -50,13 +50,13 @@ void dp_rollup_to_json(dp_buf *b, const dp_rollup *r) {
         else LIT("null");
     }
     LIT(",\"messages\":");
-    o = dp_json_put_u64(o, r->messages);
+    o = dp_buf_raw_u64(o, r->messages);
     LIT(",\"records\":");
-    o = dp_json_put_u64(o, r->records);
+    o = dp_buf_raw_u64(o, r->records);
     LIT(",\"first_seen\":");
-    o = dp_json_put_i64(o, r->first_seen);
+    o = dp_buf_raw_i64(o, r->first_seen);
     LIT(",\"last_seen\":");
-    o = dp_json_put_i64(o, r->last_seen);
+    o = dp_buf_raw_i64(o, r->last_seen);
     LIT("}");
 #undef LIT
     b->len = (size_t)(o - b->data);

@@ -126,14 +126,14 @@ START_TEST(integers_match_printf) {
     }
     for (size_t i = 0; i < n; i++) {
         snprintf(want, sizeof want, "%llu", (unsigned long long)vals[i]);
-        *dp_json_put_u64(got, vals[i]) = '\0';
+        *dp_buf_raw_u64(got, vals[i]) = '\0';
         ck_assert_str_eq(got, want);
         int64_t sv = (int64_t)vals[i];
         snprintf(want, sizeof want, "%lld", (long long)sv);
-        *dp_json_put_i64(got, sv) = '\0';
+        *dp_buf_raw_i64(got, sv) = '\0';
         ck_assert_str_eq(got, want);
     }
-    *dp_json_put_i64(got, INT64_MIN) = '\0';
+    *dp_buf_raw_i64(got, INT64_MIN) = '\0';
     ck_assert_str_eq(got, "-9223372036854775808");
 }
 END_TEST
