@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "sink.h"
+#include "test_util.h"
 
 /* Kafka protocol ApiKeys (rdkafka_proto.h is not installed) */
 #define API_PRODUCE 0
@@ -571,9 +572,5 @@ int main(void) {
     tcase_add_test(tc, invalid_uris_fail_before_connecting);
     suite_add_tcase(s, tc);
 
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tu_run(s);
 }
