@@ -6,6 +6,8 @@
  * kafka://<mock>/rollups with short timeouts.  The tests pin return codes:
  *   - a normal epoch commits (0), the ledger's position comes back from the
  *     commit, and ledger_read gives the committed ledger records back;
+ *   - a block of rollups larger than the producer queue waits for room
+ *     (QUEUE_FULL) and delivers every rollup once;
  *   - retriable EndTxn errors are retried inside the commit (0);
  *   - an abortable EndTxn error, Produce errors that outlast
  *     message.timeout.ms, and a broker that goes away during the epoch make
@@ -256,6 +258,38 @@ START_TEST(calls_outside_an_epoch_are_refused) {
     ck_assert_int_eq(s->ops->ledger_write(s, "{}", 2, &err), -1);
     ck_assert_ptr_nonnull(strstr(err.msg, "without an epoch"));
     dp_sink_close(s, &err);
+}
+END_TEST
+
+/* A block far larger than the producer queue: produce_batch takes what
+ * fits, the rest waits for delivery reports to make room and is sent
+ * again; every rollup arrives, none twice. */
+START_TEST(block_larger_than_the_queue_is_delivered_once) {
+    static const char *const props[] = {
+        "message.timeout.ms=10000", "transaction.timeout.ms=20000", "linger.ms=1",
+        "queue.buffering.max.messages=40", "log_level=2",
+    };
+    dp_sink_options o = {.instance_id = "t-queue-full", .props = props, .n_props = sizeof props / sizeof *props};
+    dp_error err;
+    dp_sink *s = dp_sink_open_with(uri, &o, &err);
+    ck_assert_msg(s != NULL, "open: %s", err.msg);
+    ck_assert_int_eq(s->ops->epoch_begin(s, &err), 0);
+    enum { N = 1000 };
+    dp_buf b = DP_BUF_INIT;
+    char ip[32];
+    for (int i = 0; i < N; i++) {
+        dp_rollup r = rollup(ip, sizeof ip, i);
+        s->ops->format_rollup(s, &b, &r);
+    }
+    ck_assert(!b.failed);
+    ck_assert_int_eq(dp_sink_write_block(s, b.data, b.len, N, &err), 0);
+    dp_buf_free(&b);
+    ck_assert_int_eq(s->ops->ledger_write(s, "{}", 2, &err), 0);
+    uint64_t next = 0;
+    ck_assert_msg(s->ops->epoch_commit(s, &next, &err) == 0, "commit: %s", err.msg);
+    ck_assert_uint_eq(s->rollups_written, N);
+    ck_assert_int_eq(dp_sink_close(s, &err), 0);
+    ck_assert_int_eq(count_messages("rollups", NULL, 0), N);
 }
 END_TEST
 
@@ -545,6 +579,7 @@ int main(void) {
     tcase_add_test(tc, ledger_of_an_unknown_topic_is_empty);
     tcase_add_test(tc, calls_outside_an_epoch_are_refused);
     tcase_add_test(tc, abort_then_next_epoch_commits);
+    tcase_add_test(tc, block_larger_than_the_queue_is_delivered_once);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("race");
