@@ -244,14 +244,19 @@ static void stop(xml_ctx *x) {
         }                                                                     \
     } while (0)
 
+/* Called for every leaf kept (a dozen per record): one reserve for the
+ * string and its NUL, not an append and a putc that check room twice. */
 static sref pool_add(dp_buf *pool, const char *s, size_t n) {
     if (pool->len == 0) dp_buf_putc(pool, '\0'); /* offset 0 is "absent" */
     if (n == 0) return 0;
     if (pool->len + n + 1 > UINT32_MAX) { pool->failed = 1; return 0; }
+    if (dp_buf_reserve(pool, n + 1) != 0) return 0;
     sref off = (sref)pool->len;
-    dp_buf_append(pool, s, n);
-    dp_buf_putc(pool, '\0');
-    return pool->failed ? 0 : off;
+    memcpy(pool->data + off, s, n);
+    pool->data[off + n] = '\0';
+    pool->len += n + 1;
+    pool->data[pool->len] = '\0';
+    return off;
 }
 
 static const char *pool_str(const dp_buf *pool, sref r) { return r ? pool->data + r : NULL; }
