@@ -274,13 +274,14 @@ static void *grow(void *p, size_t *cap, size_t need, size_t elem) {
  * "uri + local" strings for every element: elements are matched by local
  * name, and only the root's namespace is read, from its xmlns attribute. */
 static const char *local_name(const char *name, size_t *len, size_t *prefix_len) {
-    const char *colon = NULL;
-    const char *p = name;
-    for (; *p; p++)
-        if (*p == ':') colon = p;
+    /* libc's vectorised strlen and memchr: a byte loop here was 1.5% of
+     * parsing (callgrind), once per element */
+    size_t n = strlen(name);
+    const char *colon = memchr(name, ':', n), *next;
+    while (colon && (next = memchr(colon + 1, ':', n - (size_t)(colon + 1 - name)))) colon = next;
     *prefix_len = colon ? (size_t)(colon - name) : 0;
     const char *local = colon ? colon + 1 : name;
-    *len = (size_t)(p - local);
+    *len = (size_t)(name + n - local);
     return local;
 }
 

@@ -23,6 +23,8 @@
 #                          max-keys configurations, against a good-only run
 #                          and rollups computed in Python
 #   aggregate_csv          the CSV sink carries the NDJSON rows
+#   aggregate_dkim_pick    the DKIM result a rollup carries: the first aligned
+#                          in relaxed mode (Public Suffix List), else the first
 #   aggregate_readahead    --readahead on (a reader thread per big report) gives
 #                          output identical to off, errors and hashes included
 #   aggregate_stress       4 workers, 3 shards, 2-slot rings, 1-item batches
@@ -87,8 +89,11 @@ add_test(NAME aggregate_mixed
   COMMAND ${Python3_EXECUTABLE} ${DP_AGG_DIR}/test_mixed.py ${DP_AGG_BIN})
 add_test(NAME aggregate_csv
   COMMAND ${Python3_EXECUTABLE} ${DP_AGG_DIR}/test_csv.py ${DP_AGG_BIN} ${DP_AGG_CORPUS})
+add_test(NAME aggregate_dkim_pick
+  COMMAND ${Python3_EXECUTABLE} ${DP_AGG_DIR}/test_dkim_pick.py ${DP_AGG_BIN})
 set_tests_properties(aggregate_equivalence aggregate_independent aggregate_flush
                      aggregate_dedup aggregate_atomic aggregate_mixed aggregate_csv
+                     aggregate_dkim_pick
   PROPERTIES LABELS aggregate TIMEOUT ${DP_AGG_TIMEOUT} ENVIRONMENT "${DP_AGG_TSAN_ENV}")
 
 # --readahead on against off: identical output; in the TSan build too.
