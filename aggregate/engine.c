@@ -51,6 +51,7 @@
 
 #include "aggregate_internal.h"
 #include "dp_buf.h"
+#include "dp_clock.h"
 #include "dp_net.h"
 #include "sink.h"
 
@@ -195,12 +196,6 @@ struct engine {
     int failed;
     dp_error fatal;
 };
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static void set_fatal(engine *e, const dp_error *err) {
     pthread_mutex_lock(&e->err_lock);
@@ -880,7 +875,7 @@ static int shard_flush(shard *sh) {
     sh->rollups += sh->main.n;
     if (sh->main.n) sh->flushes++;
     dp_table_clear(&sh->main, e->cfg->max_keys ? e->cfg->max_keys : SIZE_MAX);
-    sh->last_flush = now_s();
+    sh->last_flush = dp_clock_seconds();
     return rc;
 }
 
@@ -1091,7 +1086,7 @@ static void *shard_main(void *arg) {
     shard *sh = arg;
     engine *e = sh->e;
     unsigned nw = e->cfg->workers;
-    sh->last_flush = now_s();
+    sh->last_flush = dp_clock_seconds();
     unsigned idle = 0;
     for (;;) {
         /* read the flag before draining: if all workers were done before
@@ -1106,7 +1101,7 @@ static void *shard_main(void *arg) {
                 got = 1;
             }
         }
-        if (e->cfg->flush_interval > 0 && now_s() - sh->last_flush >= e->cfg->flush_interval) shard_flush(sh);
+        if (e->cfg->flush_interval > 0 && dp_clock_seconds() - sh->last_flush >= e->cfg->flush_interval) shard_flush(sh);
         if (got) {
             idle = 0;
             continue;
@@ -1119,7 +1114,7 @@ static void *shard_main(void *arg) {
             sched_yield();
             continue;
         }
-        double now = now_s(), deadline = now + IDLE_MAX_SLEEP_S;
+        double now = dp_clock_seconds(), deadline = now + IDLE_MAX_SLEEP_S;
         if (e->cfg->flush_interval > 0 && sh->last_flush + e->cfg->flush_interval < deadline)
             deadline = sh->last_flush + e->cfg->flush_interval;
         if (deadline > now) dp_bell_wait(&sh->bell, shard_has_work, sh, deadline);
@@ -1132,7 +1127,7 @@ static void *shard_main(void *arg) {
 
 int dp_engine_run(const dp_engine_config *cfg, const char *const *inputs, size_t n_inputs,
                   dp_engine_stats *out, dp_error *err) {
-    double t0 = now_s();
+    double t0 = dp_clock_seconds();
     memset(out, 0, sizeof *out);
     if (cfg->workers < 1 || cfg->shards < 1 || cfg->window < 1 || cfg->batch_items < 1)
         return dp_error_set(err, DP_ERR_USAGE, "workers, shards, window and batch size must be positive");
@@ -1196,9 +1191,9 @@ int dp_engine_run(const dp_engine_config *cfg, const char *const *inputs, size_t
     for (unsigned w = 0; w < started_w; w++) pthread_join(e.workers[w].th, NULL);
     for (unsigned s = 0; s < started_s; s++) pthread_join(e.shards[s].th, NULL);
     if (rc == 0 && started_s == ns) {
-        double tf = now_s();
+        double tf = dp_clock_seconds();
         final_flush_run(&e);
-        out->final_flush_seconds = now_s() - tf;
+        out->final_flush_seconds = dp_clock_seconds() - tf;
     }
 
     for (unsigned w = 0; e.workers && w < nw; w++) {
@@ -1266,6 +1261,6 @@ int dp_engine_run(const dp_engine_config *cfg, const char *const *inputs, size_t
         rc = -1;
     }
     pthread_mutex_destroy(&e.err_lock);
-    out->seconds = now_s() - t0;
+    out->seconds = dp_clock_seconds() - t0;
     return rc;
 }

@@ -79,6 +79,16 @@ char *dp_buf_raw_i64(char *o, int64_t v) {
     return dp_buf_raw_u64(o, (uint64_t)0 - (uint64_t)v);
 }
 
+char *dp_buf_raw_hex(char *o, const void *bytes, size_t n) {
+    static const char digits[] = "0123456789abcdef";
+    const unsigned char *p = bytes;
+    for (size_t i = 0; i < n; i++) {
+        *o++ = digits[p[i] >> 4];
+        *o++ = digits[p[i] & 15];
+    }
+    return o;
+}
+
 void dp_buf_u64(dp_buf *b, uint64_t v) {
     if (dp_buf_reserve(b, DP_BUF_INT_MAX) != 0) return;
     b->len = (size_t)(dp_buf_raw_u64(b->data + b->len, v) - b->data);

@@ -35,6 +35,8 @@ void dp_buf_i64(dp_buf *b, int64_t v);
 #define DP_BUF_INT_MAX 20
 char *dp_buf_raw_u64(char *o, uint64_t v);
 char *dp_buf_raw_i64(char *o, int64_t v);
+/* n bytes as 2n lowercase hex digits at `o` (digests); no NUL. */
+char *dp_buf_raw_hex(char *o, const void *bytes, size_t n);
 /* Empties the buffer but keeps its memory for reuse. */
 void dp_buf_reset(dp_buf *b);
 void dp_buf_free(dp_buf *b);

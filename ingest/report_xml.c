@@ -1055,7 +1055,7 @@ int dp_xml_parse_report(dp_unwrap *u, dp_peek_stream *ps, const char *part) {
         if (lim->compute_sha256) {
             uint8_t digest[SHA256_DIGEST_SIZE];
             sha256_digest(&sha, sizeof digest, digest);
-            for (size_t i = 0; i < sizeof digest; i++) snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+            *dp_buf_raw_hex(hex, digest, sizeof digest) = '\0';
             x.view.sha256 = hex;
         }
         if (u->h->report_done && u->h->report_done(u->ctx, &x.view) != 0) {

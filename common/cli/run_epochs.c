@@ -32,15 +32,10 @@
 
 #include "cli.h"
 #include "dp_buf.h"
+#include "dp_clock.h"
 
 #define LEDGER_VERSION 1
 #define LEDGER_PART_BYTES (256u * 1024u) /* well under message.max.bytes */
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 char *dp_input_key(const char *path) {
     struct stat st;
@@ -173,7 +168,7 @@ static void ledger_add(ledger_writer *lw, json_t *arr_of_part, const char *s) {
 static void add_id(void *ctx, const uint8_t id[32]) {
     ledger_writer *lw = ctx;
     char hex[65];
-    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", id[i]);
+    *dp_buf_raw_hex(hex, id, 32) = '\0';
     ledger_add(lw, lw->reports, hex);
 }
 
@@ -190,7 +185,7 @@ static int admit(void *ctx, size_t taken) {
     const admit_ctx *a = ctx;
     if (taken >= a->max_inputs) return 0;
     if (a->retry) return 1; /* the same inputs as the attempt that failed */
-    if (taken > 0 && ((a->stop && *a->stop) || (a->max_seconds > 0 && now_s() - a->started >= a->max_seconds)))
+    if (taken > 0 && ((a->stop && *a->stop) || (a->max_seconds > 0 && dp_clock_seconds() - a->started >= a->max_seconds)))
         return 0;
     return 1;
 }
@@ -212,7 +207,7 @@ static void add_stats(dp_engine_stats *t, const dp_engine_stats *s) {
 
 int dp_run_epochs(const dp_engine_config *base, const dp_epoch_options *o, char **inputs, size_t n_inputs,
                   dp_epoch_stats *out, dp_error *err) {
-    double t0 = now_s();
+    double t0 = dp_clock_seconds();
     memset(out, 0, sizeof *out);
     dp_sink *snk = o->sink;
     dp_dedup *dedup = base->dedup;
@@ -278,7 +273,7 @@ int dp_run_epochs(const dp_engine_config *base, const dp_epoch_options *o, char 
             dp_engine_config cfg = *base;
             cfg.admit = admit;
             cfg.admit_ctx = &ac;
-            ac.started = now_s();
+            ac.started = dp_clock_seconds();
             dp_engine_stats st;
             if (dp_engine_run(&cfg, (const char *const *)todo + at, n_todo - at, &st, err) != 0) {
                 snk->ops->epoch_abort(snk);
@@ -293,10 +288,10 @@ int dp_run_epochs(const dp_engine_config *base, const dp_epoch_options *o, char 
             for (size_t i = 0; i < taken; i++) ledger_add(&lw, lw.inputs, keys[at + i]);
             ledger_flush_part(&lw);
             uint64_t next = 0;
-            double tc = now_s();
+            double tc = dp_clock_seconds();
             int c = lw.failed ? -1 : snk->ops->epoch_commit(snk, &next, err);
             if (c == 0) {
-                out->sink_seconds += st.final_flush_seconds + (now_s() - tc);
+                out->sink_seconds += st.final_flush_seconds + (dp_clock_seconds() - tc);
                 dp_dedup_epoch de = {(const char *const *)keys + at, taken, epoch, next};
                 if (dp_dedup_persist(dedup, &de, err) != 0) {
                     /* committed, but not recorded: the next start reads it
@@ -343,6 +338,6 @@ done:
     for (size_t i = 0; i < n_todo; i++) free(keys[i]);
     free(keys);
     free(todo);
-    out->engine.seconds = now_s() - t0;
+    out->engine.seconds = dp_clock_seconds() - t0;
     return rc;
 }

@@ -138,6 +138,20 @@ START_TEST(integers_match_printf) {
 }
 END_TEST
 
+/* Digests are written as lowercase hex: every byte value, against printf. */
+START_TEST(hex_matches_printf) {
+    unsigned char bytes[256];
+    for (int i = 0; i < 256; i++) bytes[i] = (unsigned char)(255 - i);
+    char want[513], got[513];
+    for (int i = 0; i < 256; i++) snprintf(want + 2 * i, 3, "%02x", bytes[i]);
+    char *end = dp_buf_raw_hex(got, bytes, sizeof bytes);
+    ck_assert_ptr_eq(end, got + 512);
+    *end = '\0';
+    ck_assert_str_eq(got, want);
+    ck_assert_ptr_eq(dp_buf_raw_hex(got, bytes, 0), got);
+}
+END_TEST
+
 /* A rollup line's room is reserved once: the worst case (every string
  * control characters, six bytes out per byte in; extreme integers) must
  * fit, with nothing written past it (ASan) and the exact text. */
@@ -284,6 +298,7 @@ int main(void) {
     tcase_add_test(tc, worst_case_expansion);
     tcase_add_test(tc, members_and_null);
     tcase_add_test(tc, integers_match_printf);
+    tcase_add_test(tc, hex_matches_printf);
     tcase_add_test(tc, rollup_json_worst_case);
     tcase_add_test(tc, record_json_fields);
     tcase_add_test(tc, rollup_json_loads_in_a_real_parser);
