@@ -20,6 +20,7 @@
 
 #include "aggregate.h"
 #include "aggregate_internal.h"
+#include "test_util.h"
 
 START_TEST(capacity_rounds_up_to_power_of_two) {
     dp_ring r;
@@ -240,9 +241,5 @@ int main(void) {
     tcase_add_test(tc, bell_never_loses_a_wake_up);
     tcase_add_test(tc, bell_deadline_and_ready_work);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tu_run(s);
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "aggregate.h"
+#include "test_util.h"
 
 #define DAY 86400
 #define HOUR 3600
@@ -127,9 +128,5 @@ int main(void) {
     tcase_add_test(tc, too_little_room_reports_the_need);
     tcase_add_test(tc, random_ranges_match_exact_proportions);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tu_run(s);
 }
