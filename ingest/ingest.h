@@ -155,7 +155,9 @@ int dp_ingest_memory(const dp_ingest_limits *lim, const char *name, const void *
 /* Copies the input file into `dir` (created if missing) under a name that
  * never overwrites an earlier copy, and writes NAME.reason beside it: JSON
  * with the input, and for each error its part, stage, byte offset and
- * message.  `quarantined_as` (optional, PATH_MAX) receives the copy's path. */
+ * message.  The same rejection again (the same bytes from the same input
+ * path, with the same errors) reuses its copy and rewrites its reason.
+ * `quarantined_as` (optional, PATH_MAX) receives the copy's path. */
 int dp_quarantine_file(const char *dir, const char *input_path, const dp_error *errors,
                        size_t n_errors, char *quarantined_as, dp_error *err);
 

@@ -6,11 +6,19 @@
  * quarantine folder, and a sidecar NAME.reason (JSON) says which part
  * failed, at which stage, at which byte offset, and why.  An existing copy
  * is never overwritten: names get a numeric suffix instead.
+ *
+ * One rejection is kept once.  An epoch that is run again (the broker was
+ * away at commit), a restart after a crash, or a second run over the same
+ * folder rejects the same input again; a copy that holds the same bytes,
+ * from the same input path, rejected with the same errors, is that
+ * rejection, and only its reason is rewritten (with the new time).
+ * Anything that differs gets a copy of its own.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -34,15 +42,107 @@ static int write_all(int fd, const void *p, size_t n) {
     return 0;
 }
 
+/* Reads up to n bytes (fewer only at the end of the file); -1 on error. */
+static ssize_t read_full(int fd, char *p, size_t n) {
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, p + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return -1;
+        if (r == 0) break;
+        got += (size_t)r;
+    }
+    return (ssize_t)got;
+}
+
+/* Whether two open files hold the same bytes (both read from the start). */
+static int same_bytes(int a, int b) {
+    char x[16384], y[16384];
+    if (lseek(a, 0, SEEK_SET) != 0 || lseek(b, 0, SEEK_SET) != 0) return 0;
+    for (;;) {
+        ssize_t n = read_full(a, x, sizeof x), m = read_full(b, y, sizeof y);
+        if (n < 0 || n != m || memcmp(x, y, (size_t)n) != 0) return 0;
+        if (n == 0) return 1;
+    }
+}
+
+/* Whether `reason_path` says what `head` + any time + `tail` says: the
+ * same input and the same errors, whenever it was written. */
+static int same_reason(const char *reason_path, const dp_buf *head, const dp_buf *tail) {
+    int fd = open(reason_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    static const char at[] = ",\"quarantined_at\":";
+    size_t cap = head->len + tail->len + sizeof at + 32;
+    char *buf = malloc(cap + 1);
+    ssize_t n = buf ? read_full(fd, buf, cap + 1) : -1;
+    close(fd);
+    int same = 0;
+    if (n > 0 && (size_t)n <= cap && (size_t)n > head->len + sizeof at - 1 &&
+        memcmp(buf, head->data, head->len) == 0 && memcmp(buf + head->len, at, sizeof at - 1) == 0) {
+        size_t i = head->len + sizeof at - 1;
+        if (i < (size_t)n && buf[i] == '-') i++;
+        while (i < (size_t)n && buf[i] >= '0' && buf[i] <= '9') i++;
+        same = (size_t)n - i == tail->len && memcmp(buf + i, tail->data, tail->len) == 0;
+    }
+    free(buf);
+    return same;
+}
+
+/* The reason JSON around its time: head is {"input":..., tail is the
+ * errors and the closing brace, newline included. */
+static void reason_parts(const char *input_path, const dp_error *errors, size_t n_errors, dp_buf *head,
+                         dp_buf *tail) {
+    int first = 1;
+    dp_buf_putc(head, '{');
+    dp_json_kv_str(head, &first, "input", input_path);
+    first = 0; /* tail continues the object */
+    /* The first error, flat, as most readers want; all of them below. */
+    const dp_error *e0 = n_errors ? &errors[0] : NULL;
+    dp_json_kv_str(tail, &first, "error", e0 ? e0->msg : "unknown");
+    dp_json_kv_str(tail, &first, "stage", e0 ? dp_error_stage(e0->kind) : "unknown");
+    dp_json_key(tail, &first, "offset");
+    if (e0 && e0->has_offset) dp_buf_u64(tail, e0->offset);
+    else dp_buf_puts(tail, "null");
+    dp_json_kv_str(tail, &first, "part", e0 ? e0->where : NULL);
+    dp_json_key(tail, &first, "errors");
+    dp_buf_putc(tail, '[');
+    for (size_t i = 0; i < n_errors; i++) {
+        int f = 1;
+        dp_buf_puts(tail, i ? ",{" : "{");
+        dp_json_kv_str(tail, &f, "part", errors[i].where);
+        dp_json_kv_str(tail, &f, "stage", dp_error_stage(errors[i].kind));
+        dp_json_key(tail, &f, "offset");
+        if (errors[i].has_offset) dp_buf_u64(tail, errors[i].offset);
+        else dp_buf_puts(tail, "null");
+        dp_json_kv_str(tail, &f, "error", errors[i].msg);
+        dp_buf_putc(tail, '}');
+    }
+    dp_buf_puts(tail, "]}\n");
+}
+
 /* Creates dir/base, or dir/base.1, base.2 ... with O_EXCL: no overwrite,
- * even with several dmarcpipe processes sharing one quarantine. */
-static int create_unique(const char *dir, const char *base, char *path, size_t cap) {
+ * even with several dmarcpipe processes sharing one quarantine.  A taken
+ * name that already holds this rejection (same_bytes, same_reason) is
+ * returned instead, with *reused set and no file descriptor (-2). */
+static int create_unique(const char *dir, const char *base, int in, const dp_buf *head, const dp_buf *tail,
+                         char *path, size_t cap, int *reused) {
+    *reused = 0;
     for (int i = 0; i < 100000; i++) {
         if (i == 0) snprintf(path, cap, "%s/%s", dir, base);
         else snprintf(path, cap, "%s/%s.%d", dir, base, i);
         int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (fd >= 0) return fd;
         if (errno != EEXIST) return -1;
+        char rpath[PATH_MAX + 8];
+        snprintf(rpath, sizeof rpath, "%s.reason", path);
+        int old = open(path, O_RDONLY | O_CLOEXEC);
+        if (old < 0) continue;
+        int same = same_reason(rpath, head, tail) && same_bytes(in, old);
+        close(old);
+        if (same) {
+            *reused = 1;
+            return -2;
+        }
     }
     errno = EEXIST;
     return -1;
@@ -55,18 +155,24 @@ int dp_quarantine_file(const char *dir, const char *input_path, const dp_error *
     const char *base = strrchr(input_path, '/');
     base = base ? base + 1 : input_path;
     if (!*base) base = "input";
-    char path[PATH_MAX];
-    int out = create_unique(dir, base, path, sizeof path);
-    if (out < 0)
-        return dp_error_set(err, DP_ERR_IO, "quarantine: cannot create a copy of %s in %s: %s",
-                            input_path, dir, strerror(errno));
     int in = open(input_path, O_RDONLY | O_CLOEXEC);
+    if (in < 0) return dp_error_set(err, DP_ERR_IO, "quarantine: cannot reopen %s: %s", input_path, strerror(errno));
+    dp_buf head = DP_BUF_INIT, tail = DP_BUF_INIT;
+    reason_parts(input_path, errors, n_errors, &head, &tail);
     int rc = 0;
-    if (in < 0) {
-        rc = dp_error_set(err, DP_ERR_IO, "quarantine: cannot reopen %s: %s", input_path, strerror(errno));
-    } else {
+    char path[PATH_MAX];
+    int reused = 0;
+    int out = head.failed || tail.failed ? -1 : create_unique(dir, base, in, &head, &tail, path, sizeof path, &reused);
+    if (out == -1) {
+        rc = head.failed || tail.failed
+                 ? dp_error_set(err, DP_ERR_NOMEM, "quarantine: out of memory")
+                 : dp_error_set(err, DP_ERR_IO, "quarantine: cannot create a copy of %s in %s: %s", input_path,
+                                dir, strerror(errno));
+    } else if (!reused) {
         char buf[65536];
-        for (;;) {
+        if (lseek(in, 0, SEEK_SET) != 0)
+            rc = dp_error_set(err, DP_ERR_IO, "quarantine: cannot reread %s: %s", input_path, strerror(errno));
+        while (rc == 0) {
             ssize_t n = read(in, buf, sizeof buf);
             if (n < 0 && errno == EINTR) continue;
             if (n < 0 || (n > 0 && write_all(out, buf, (size_t)n) != 0)) {
@@ -76,52 +182,30 @@ int dp_quarantine_file(const char *dir, const char *input_path, const dp_error *
             }
             if (n == 0) break;
         }
-        close(in);
+        if (close(out) != 0 && rc == 0)
+            rc = dp_error_set(err, DP_ERR_IO, "quarantine: writing %s failed: %s", path, strerror(errno));
+        if (rc != 0) unlink(path);
     }
-    if (close(out) != 0 && rc == 0)
-        rc = dp_error_set(err, DP_ERR_IO, "quarantine: writing %s failed: %s", path, strerror(errno));
-    if (rc != 0) {
-        unlink(path);
-        return rc;
-    }
+    close(in);
 
-    dp_buf j = DP_BUF_INIT;
-    int first = 1;
-    dp_buf_putc(&j, '{');
-    dp_json_kv_str(&j, &first, "input", input_path);
-    dp_json_kv_i64(&j, &first, "quarantined_at", (int64_t)time(NULL));
-    /* The first error, flat, as most readers want; all of them below. */
-    const dp_error *e0 = n_errors ? &errors[0] : NULL;
-    dp_json_kv_str(&j, &first, "error", e0 ? e0->msg : "unknown");
-    dp_json_kv_str(&j, &first, "stage", e0 ? dp_error_stage(e0->kind) : "unknown");
-    dp_json_key(&j, &first, "offset");
-    if (e0 && e0->has_offset) dp_buf_u64(&j, e0->offset);
-    else dp_buf_puts(&j, "null");
-    dp_json_kv_str(&j, &first, "part", e0 ? e0->where : NULL);
-    dp_json_key(&j, &first, "errors");
-    dp_buf_putc(&j, '[');
-    for (size_t i = 0; i < n_errors; i++) {
-        int f = 1;
-        dp_buf_puts(&j, i ? ",{" : "{");
-        dp_json_kv_str(&j, &f, "part", errors[i].where);
-        dp_json_kv_str(&j, &f, "stage", dp_error_stage(errors[i].kind));
-        dp_json_key(&j, &f, "offset");
-        if (errors[i].has_offset) dp_buf_u64(&j, errors[i].offset);
-        else dp_buf_puts(&j, "null");
-        dp_json_kv_str(&j, &f, "error", errors[i].msg);
-        dp_buf_putc(&j, '}');
+    if (rc == 0) {
+        dp_buf j = DP_BUF_INIT;
+        dp_buf_append(&j, head.data, head.len);
+        dp_buf_puts(&j, ",\"quarantined_at\":");
+        dp_buf_i64(&j, (int64_t)time(NULL));
+        dp_buf_append(&j, tail.data, tail.len);
+        char rpath[PATH_MAX + 8];
+        snprintf(rpath, sizeof rpath, "%s.reason", path);
+        int rfd = open(rpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (rfd < 0 || j.failed || write_all(rfd, j.data, j.len) != 0) {
+            rc = dp_error_set(err, DP_ERR_IO, "quarantine: cannot write %s: %s", rpath, strerror(errno));
+        }
+        if (rfd >= 0 && close(rfd) != 0 && rc == 0)
+            rc = dp_error_set(err, DP_ERR_IO, "quarantine: cannot write %s: %s", rpath, strerror(errno));
+        dp_buf_free(&j);
     }
-    dp_buf_puts(&j, "]}\n");
-
-    char rpath[PATH_MAX + 8];
-    snprintf(rpath, sizeof rpath, "%s.reason", path);
-    int rfd = open(rpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (rfd < 0 || j.failed || write_all(rfd, j.data, j.len) != 0) {
-        rc = dp_error_set(err, DP_ERR_IO, "quarantine: cannot write %s: %s", rpath, strerror(errno));
-    }
-    if (rfd >= 0 && close(rfd) != 0 && rc == 0)
-        rc = dp_error_set(err, DP_ERR_IO, "quarantine: cannot write %s: %s", rpath, strerror(errno));
-    dp_buf_free(&j);
+    dp_buf_free(&head);
+    dp_buf_free(&tail);
     if (rc == 0 && quarantined_as) snprintf(quarantined_as, PATH_MAX, "%s", path);
     return rc;
 }

@@ -1,5 +1,6 @@
 /* test_quarantine — a rejected input is kept byte for byte with a JSON
- * NAME.reason beside it, and an earlier copy is never overwritten. */
+ * NAME.reason beside it, an earlier copy is never overwritten, and the
+ * same rejection again (same bytes, input path and errors) is kept once. */
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -63,7 +64,9 @@ START_TEST(never_overwrites) {
     in = tu_write_file(dir, "r.xml", "second", 6);
     dp_error e2 = make_error(DP_ERR_LIMIT, "r.xml", 1, 7, "second reason");
     ck_assert_int_eq(dp_quarantine_file(q, in, &e2, 1, as2, &err), 0);
-    ck_assert_int_eq(dp_quarantine_file(q, in, &e2, 1, as3, &err), 0);
+    /* the same bytes rejected for another reason: a copy of their own */
+    dp_error e3 = make_error(DP_ERR_LIMIT, "r.xml", 1, 8, "second reason");
+    ck_assert_int_eq(dp_quarantine_file(q, in, &e3, 1, as3, &err), 0);
 
     ck_assert_str_eq(as1, tu_printf("%s/r.xml", q));
     ck_assert_str_eq(as2, tu_printf("%s/r.xml.1", q));
@@ -73,6 +76,60 @@ START_TEST(never_overwrites) {
     tu_assert_contains((const char *)tu_read_file(tu_printf("%s.reason", as1)).data, "first reason");
     tu_assert_contains((const char *)tu_read_file(tu_printf("%s.reason", as2)).data, "second reason");
     tu_assert_contains((const char *)tu_read_file(tu_printf("%s.reason", as2)).data, "\"stage\":\"limit\"");
+}
+END_TEST
+
+/* An epoch run again, a restart after a crash, a second run over the same
+ * folder: the same rejection is kept once and its reason rewritten; a
+ * change in the bytes, the input path or the errors is a new copy. */
+START_TEST(same_rejection_is_kept_once) {
+    const char *dir = tu_tmpdir();
+    const char *q = tu_printf("%s/q", dir);
+    const char *in = tu_write_file(dir, "r.xml.gz", INPUT, sizeof INPUT);
+    dp_error two[2] = {
+        make_error(DP_ERR_UNWRAP, "r.xml.gz!a", 1, 5, "truncated"),
+        make_error(DP_ERR_XML, "r.xml.gz!b", 0, 0, "not well-formed"),
+    };
+    char as1[4096], as2[4096], as3[4096], as4[4096], as5[4096];
+    dp_error err;
+    ck_assert_int_eq(dp_quarantine_file(q, in, two, 2, as1, &err), 0);
+    /* an old time in the reason: rewriting it must not matter */
+    const char *rpath = tu_printf("%s.reason", as1);
+    const char *old = (const char *)tu_read_file(rpath).data;
+    const char *t = strstr(old, "\"quarantined_at\":");
+    ck_assert_ptr_nonnull(t);
+    t = strchr(t, ':') + 1;
+    size_t digits = strspn(t, "0123456789");
+    const char *aged = tu_printf("%.*s12%s", (int)(t - old), old, t + digits);
+    tu_write_file(dir, "q/r.xml.gz.reason", aged, strlen(aged));
+
+    ck_assert_int_eq(dp_quarantine_file(q, in, two, 2, as2, &err), 0);
+    ck_assert_str_eq(as2, as1);
+    tu_assert_contains((const char *)tu_read_file(rpath).data, "\"errors\":[{\"part\":\"r.xml.gz!a\"");
+    ck_assert_ptr_null(strstr((const char *)tu_read_file(rpath).data, "\"quarantined_at\":12,"));
+    ck_assert_int_ne(access(tu_printf("%s/r.xml.gz.1", q), F_OK), 0);
+
+    /* fewer errors: another rejection */
+    ck_assert_int_eq(dp_quarantine_file(q, in, two, 1, as3, &err), 0);
+    ck_assert_str_eq(as3, tu_printf("%s/r.xml.gz.1", q));
+    /* the same bytes and errors from another path */
+    const char *other = tu_printf("%s/sub", dir);
+    ck_assert_int_eq(mkdir(other, 0755), 0);
+    const char *in2 = tu_write_file(other, "r.xml.gz", INPUT, sizeof INPUT);
+    ck_assert_int_eq(dp_quarantine_file(q, in2, two, 2, as4, &err), 0);
+    ck_assert_str_eq(as4, tu_printf("%s/r.xml.gz.2", q));
+    /* other bytes (one flipped, same length) under the first path */
+    unsigned char flipped[sizeof INPUT];
+    memcpy(flipped, INPUT, sizeof INPUT);
+    flipped[sizeof INPUT - 1] ^= 1;
+    tu_write_file(dir, "r.xml.gz", flipped, sizeof flipped);
+    ck_assert_int_eq(dp_quarantine_file(q, in, two, 2, as5, &err), 0);
+    ck_assert_str_eq(as5, tu_printf("%s/r.xml.gz.3", q));
+    tu_bytes c = tu_read_file(as5);
+    ck_assert_int_eq(memcmp(c.data, flipped, sizeof flipped), 0);
+    /* and the first copy still holds the first bytes */
+    c = tu_read_file(as1);
+    ck_assert_int_eq(memcmp(c.data, INPUT, sizeof INPUT), 0);
 }
 END_TEST
 
@@ -128,6 +185,7 @@ int main(void) {
     TCase *tc = tu_tcase("quarantine");
     tcase_add_test(tc, copies_byte_for_byte_with_reason);
     tcase_add_test(tc, never_overwrites);
+    tcase_add_test(tc, same_rejection_is_kept_once);
     tcase_add_test(tc, works_without_output_path_and_with_no_errors);
     tcase_add_test(tc, missing_input_is_io_error);
     tcase_add_test(tc, quarantine_of_a_real_rejection);
