@@ -2,8 +2,10 @@
  * form (ingest/normalise.h): trimming, lower-casing, IP addresses, and the
  * integer parsers behind <count> and <date_range>. */
 #include <arpa/inet.h>
+#include <stdint.h>
 #include <string.h>
 
+#include "dp_net.h"
 #include "normalise.h"
 #include "test_util.h"
 
@@ -62,6 +64,52 @@ START_TEST(ip_canonical_forms) {
 }
 END_TEST
 
+/* dp_format_ip writes its own text (no sprintf); rollup keys depend on it,
+ * so it must be inet_ntop's, byte for byte: every pattern of zero and
+ * non-zero groups (all 256), with group values from tiny to 0xffff, the
+ * IPv4-tailed forms (::a.b.c.d, ::ffff:a.b.c.d) and random addresses. */
+static void format_matches_inet_ntop(const unsigned char *b, int family) {
+    char want[64], got[DP_IP_STRLEN];
+    ck_assert_ptr_nonnull(inet_ntop(family == 4 ? AF_INET : AF_INET6, b, want, sizeof want));
+    dp_format_ip(b, family, got);
+    ck_assert_msg(strcmp(got, want) == 0, "dp_format_ip gave '%s', inet_ntop '%s'", got, want);
+}
+
+START_TEST(ip_text_matches_inet_ntop) {
+    static const unsigned vals[] = {1, 0xa, 0x10, 0xab, 0x100, 0xfff, 0x1000, 0xffff};
+    unsigned char b[16];
+    for (unsigned mask = 0; mask < 256; mask++)
+        for (size_t v = 0; v < sizeof vals / sizeof *vals; v++) {
+            for (int g = 0; g < 8; g++) {
+                unsigned w = mask >> g & 1 ? vals[(v + (size_t)g) % (sizeof vals / sizeof *vals)] : 0;
+                b[2 * g] = (unsigned char)(w >> 8);
+                b[2 * g + 1] = (unsigned char)w;
+            }
+            format_matches_inet_ntop(b, 6);
+        }
+    /* ::a.b.c.d, ::ffff:a.b.c.d and their near misses */
+    for (int k = 0; k < 4; k++) {
+        memset(b, 0, 16);
+        if (k == 1 || k == 3) b[10] = b[11] = 0xff;
+        if (k == 2) b[10] = 0xff; /* ::ff00:... is not IPv4-tailed */
+        if (k == 3) b[9] = 1;
+        b[12] = 192, b[13] = 0, b[14] = 2, b[15] = (unsigned char)(7 + k);
+        format_matches_inet_ntop(b, 6);
+    }
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    for (int n = 0; n < 20000; n++) {
+        for (int i = 0; i < 16; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            b[i] = (unsigned char)(x % 5 == 0 ? 0 : x >> 24); /* zeros are common */
+        }
+        format_matches_inet_ntop(b, 6);
+        format_matches_inet_ntop(b, 4);
+    }
+    static const unsigned char v4[][4] = {{0, 0, 0, 0}, {255, 255, 255, 255}, {10, 0, 0, 1}, {1, 20, 100, 9}};
+    for (size_t i = 0; i < sizeof v4 / sizeof *v4; i++) format_matches_inet_ntop(v4[i], 4);
+}
+END_TEST
+
 START_TEST(ip_invalid_rejected) {
     ip_bad("");
     ip_bad("256.1.1.1");
@@ -116,6 +164,7 @@ int main(void) {
     tcase_add_test(tc, lower_changes_only_ascii_letters);
     tcase_add_test(tc, ip_canonical_forms);
     tcase_add_test(tc, ip_invalid_rejected);
+    tcase_add_test(tc, ip_text_matches_inet_ntop);
     tcase_add_test(tc, u64_limits);
     tcase_add_test(tc, i64_limits);
     suite_add_tcase(s, tc);
