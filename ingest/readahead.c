@@ -21,7 +21,8 @@
  * microseconds on a VM (an inter-processor interrupt through the
  * hypervisor), and the reader, faster than the parser, would otherwise
  * sleep after every chunk and be woken for the next: 4096 wake-ups on the
- * 256 MB bench report, about 5% of the parser thread's time in `perf`.
+ * 256 MB bench report, with the bell's about 5% of the parser thread's
+ * samples in `perf` (no change in wall time was measurable).
  * Now a reader that finds every slot full sleeps until half of them are
  * free again, and each side signals only a side that is asleep.
  *
