@@ -1,7 +1,6 @@
 /* dp_net — see dp_net.h. */
 #include "dp_net.h"
 
-
 /* inet_ntop formats with sprintf, once per IPv4 byte and once per IPv6
  * group: a visible cost per record and per rollup line (a fifth of the
  * final flush's instructions on the bench report, most of it for IPv6).

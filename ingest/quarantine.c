@@ -42,6 +42,10 @@ static int write_all(int fd, const void *p, size_t n) {
     return 0;
 }
 
+/* The reason's member between the input and the errors: written with the
+ * time, and skipped over when an old reason is compared with a new one. */
+static const char QUARANTINED_AT[] = ",\"quarantined_at\":";
+
 /* Reads up to n bytes (fewer only at the end of the file); -1 on error. */
 static ssize_t read_full(int fd, char *p, size_t n) {
     size_t got = 0;
@@ -71,15 +75,15 @@ static int same_bytes(int a, int b) {
 static int same_reason(const char *reason_path, const dp_buf *head, const dp_buf *tail) {
     int fd = open(reason_path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return 0;
-    static const char at[] = ",\"quarantined_at\":";
-    size_t cap = head->len + tail->len + sizeof at + 32;
+    const size_t at_len = sizeof QUARANTINED_AT - 1;
+    size_t cap = head->len + tail->len + at_len + 33;
     char *buf = malloc(cap + 1);
     ssize_t n = buf ? read_full(fd, buf, cap + 1) : -1;
     close(fd);
     int same = 0;
-    if (n > 0 && (size_t)n <= cap && (size_t)n > head->len + sizeof at - 1 &&
-        memcmp(buf, head->data, head->len) == 0 && memcmp(buf + head->len, at, sizeof at - 1) == 0) {
-        size_t i = head->len + sizeof at - 1;
+    if (n > 0 && (size_t)n <= cap && (size_t)n > head->len + at_len &&
+        memcmp(buf, head->data, head->len) == 0 && memcmp(buf + head->len, QUARANTINED_AT, at_len) == 0) {
+        size_t i = head->len + at_len;
         if (i < (size_t)n && buf[i] == '-') i++;
         while (i < (size_t)n && buf[i] >= '0' && buf[i] <= '9') i++;
         same = (size_t)n - i == tail->len && memcmp(buf + i, tail->data, tail->len) == 0;
@@ -173,8 +177,7 @@ int dp_quarantine_file(const char *dir, const char *input_path, const dp_error *
         if (lseek(in, 0, SEEK_SET) != 0)
             rc = dp_error_set(err, DP_ERR_IO, "quarantine: cannot reread %s: %s", input_path, strerror(errno));
         while (rc == 0) {
-            ssize_t n = read(in, buf, sizeof buf);
-            if (n < 0 && errno == EINTR) continue;
+            ssize_t n = read_full(in, buf, sizeof buf);
             if (n < 0 || (n > 0 && write_all(out, buf, (size_t)n) != 0)) {
                 rc = dp_error_set(err, DP_ERR_IO, "quarantine: copying %s failed: %s", input_path,
                                   strerror(errno));
@@ -191,7 +194,7 @@ int dp_quarantine_file(const char *dir, const char *input_path, const dp_error *
     if (rc == 0) {
         dp_buf j = DP_BUF_INIT;
         dp_buf_append(&j, head.data, head.len);
-        dp_buf_puts(&j, ",\"quarantined_at\":");
+        dp_buf_puts(&j, QUARANTINED_AT);
         dp_buf_i64(&j, (int64_t)time(NULL));
         dp_buf_append(&j, tail.data, tail.len);
         char rpath[PATH_MAX + 8];
