@@ -73,6 +73,57 @@ static int hex_id(const char *s, uint8_t out[32]) {
     return 0;
 }
 
+/* ---- input keys in the ledger ------------------------------------------------- */
+
+/* An input key ends with the input's path, and a path is bytes: it need not
+ * be UTF-8, which a JSON string must be (jansson refuses it).  Such a key is
+ * written as "hex:" and its bytes in hex.  A key as dp_input_key() makes it
+ * starts with a digit (the size), so the two forms cannot be confused, and
+ * a ledger written before this form existed reads the same. */
+#define KEY_HEX_PREFIX "hex:"
+
+static json_t *key_to_json(const char *key) {
+    json_t *j = json_string(key);
+    if (j) return j;
+    size_t n = strlen(key), pre = sizeof KEY_HEX_PREFIX - 1;
+    char *text = malloc(pre + 2 * n + 1);
+    if (!text) return NULL;
+    memcpy(text, KEY_HEX_PREFIX, pre);
+    *dp_buf_raw_hex(text + pre, key, n) = '\0';
+    j = json_string(text);
+    free(text);
+    return j;
+}
+
+static int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+/* The key a ledger string names: a copy to free, or NULL if malformed. */
+static char *key_from_json(const json_t *j) {
+    const char *s = json_string_value(j);
+    if (!s) return NULL;
+    size_t pre = sizeof KEY_HEX_PREFIX - 1;
+    if (strncmp(s, KEY_HEX_PREFIX, pre) != 0) return strdup(s);
+    s += pre;
+    size_t n = strlen(s);
+    if (n % 2) return NULL;
+    char *key = malloc(n / 2 + 1);
+    if (!key) return NULL;
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
+        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+            free(key);
+            return NULL;
+        }
+        key[i] = (char)(hi << 4 | lo);
+    }
+    key[n / 2] = '\0';
+    return key;
+}
+
 static int apply_record(void *ctx, const char *rec, size_t len, uint64_t next) {
     recovery *r = ctx;
     json_error_t jerr;
@@ -95,14 +146,14 @@ static int apply_record(void *ctx, const char *rec, size_t len, uint64_t next) {
     }
     size_t n_ids = json_array_size(reports), n_in = json_array_size(inputs);
     uint8_t(*ids)[32] = calloc(n_ids ? n_ids : 1, sizeof *ids);
-    const char **keys = calloc(n_in ? n_in : 1, sizeof *keys);
+    char **keys = calloc(n_in ? n_in : 1, sizeof *keys);
     int rc = ids && keys ? 0 : -1;
     for (size_t i = 0; rc == 0 && i < n_ids; i++)
         if (hex_id(json_string_value(json_array_get(reports, i)), ids[i]) != 0) rc = -1;
     for (size_t i = 0; rc == 0 && i < n_in; i++)
-        if (!(keys[i] = json_string_value(json_array_get(inputs, i)))) rc = -1;
+        if (!(keys[i] = key_from_json(json_array_get(inputs, i)))) rc = -1;
     if (rc == 0) {
-        dp_dedup_epoch de = {keys, n_in, ep, next};
+        dp_dedup_epoch de = {(const char *const *)keys, n_in, ep, next};
         rc = dp_dedup_apply_ledger(r->dedup, (const uint8_t(*)[32])ids, n_ids, &de, r->err);
         if (rc == 0) {
             /* an epoch may come in several parts; count it once, and only
@@ -118,6 +169,7 @@ static int apply_record(void *ctx, const char *rec, size_t len, uint64_t next) {
         dp_error_set(r->err, DP_ERR_IO, "ledger record before offset %llu is malformed", (unsigned long long)next);
     }
     free(ids);
+    for (size_t i = 0; keys && i < n_in; i++) free(keys[i]);
     free(keys);
     json_decref(j);
     return rc != 0;
@@ -156,9 +208,14 @@ static void ledger_flush_part(ledger_writer *lw) {
     lw->reports = lw->inputs = NULL;
 }
 
-static void ledger_add(ledger_writer *lw, json_t *arr_of_part, const char *s) {
-    json_array_append_new(arr_of_part, json_string(s));
-    lw->bytes += strlen(s) + 4;
+static void ledger_add(ledger_writer *lw, json_t *arr_of_part, json_t *s) {
+    size_t n = json_string_length(s);
+    if (json_array_append_new(arr_of_part, s) != 0) {
+        /* a record that leaves an input out would let a crash count it twice */
+        if (!lw->failed) dp_error_set(lw->err, DP_ERR_NOMEM, "out of memory writing the ledger");
+        lw->failed = 1;
+    }
+    lw->bytes += n + 4;
     if (lw->bytes >= LEDGER_PART_BYTES) { /* parts of an epoch commit together */
         ledger_flush_part(lw);
         ledger_begin_part(lw);
@@ -169,7 +226,7 @@ static void add_id(void *ctx, const uint8_t id[32]) {
     ledger_writer *lw = ctx;
     char hex[65];
     *dp_buf_raw_hex(hex, id, 32) = '\0';
-    ledger_add(lw, lw->reports, hex);
+    ledger_add(lw, lw->reports, json_string(hex));
 }
 
 /* ---- epochs ----------------------------------------------------------------- */
@@ -285,7 +342,7 @@ int dp_run_epochs(const dp_engine_config *base, const dp_epoch_options *o, char 
             ledger_writer lw = {snk, o->instance, epoch, NULL, NULL, 0, 0, err};
             ledger_begin_part(&lw);
             dp_dedup_pending(dedup, add_id, &lw);
-            for (size_t i = 0; i < taken; i++) ledger_add(&lw, lw.inputs, keys[at + i]);
+            for (size_t i = 0; i < taken; i++) ledger_add(&lw, lw.inputs, key_to_json(keys[at + i]));
             ledger_flush_part(&lw);
             uint64_t next = 0;
             double tc = dp_clock_seconds();

@@ -13,6 +13,13 @@ way, and a read_committed consumer (kcat) must find exactly the truth:
            (same data, same port); the run must carry on by itself.
   sigterm  SIGTERM in the middle of a run: it must exit 0 having committed
            or aborted its epoch cleanly; a second run completes the work.
+  lost-state  a crash after a commit and before the state learns of it,
+           for every epoch at once: a complete run, then its state directory
+           is deleted and the run started again.  The restart must read
+           every epoch back from the ledger and run nothing again, though
+           some inputs have names that are not UTF-8 (or hold quotes,
+           backslashes, a tab and a newline), which a JSON string cannot hold
+           as they are.
 
 Each mode uses topics and an instance id of its own, so modes can share a
 broker.  `restart` starts a broker of its own (it has to stop it).
@@ -25,6 +32,7 @@ import collections
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -57,7 +65,7 @@ def ground_truth(args, work):
     reports = os.path.join(work, "truth-reports.ndjson")
     p = subprocess.run([args.dmarcpipe, "run", "--sink", "file:" + out, "--reports", reports,
                         "--quarantine", os.path.join(work, "q-truth"), args.corpus],
-                       cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                       cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace")
     if p.returncode not in (0, 1):
         sys.exit("ground truth run failed (%d): %s" % (p.returncode, p.stderr[-2000:]))
     with open(out) as f:
@@ -111,7 +119,7 @@ def run_cmd(args, bootstrap, names, work):
 def finish(args, bootstrap, names, work, timeout=300):
     """A run to completion; returns its stderr."""
     p = subprocess.run(run_cmd(args, bootstrap, names, work), cwd=work, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.PIPE, text=True, timeout=timeout)
+                       stderr=subprocess.PIPE, text=True, errors="replace", timeout=timeout)
     if p.returncode not in (0, 1):
         sys.exit("FAIL: the final run exited %d:\n%s" % (p.returncode, p.stderr[-3000:]))
     return p.stderr
@@ -186,11 +194,45 @@ def mode_sigterm(args, bootstrap, names, work, rng):
     finish(args, bootstrap, names, work)
 
 
+# Names a JSON ledger must carry: bytes that are not UTF-8 (Latin-1, a lone
+# continuation byte), and characters JSON escapes.
+AWKWARD_NAMES = [b"latin1-r\xe9sum\xe9.xml", b"lone-\x80\xff.xml", b'quote"back\\slash.xml',
+                 b"tab\tnew\nline.xml"]
+
+
+def rename_awkwardly(corpus):
+    """Gives the first few report files of the corpus awkward names."""
+    files = sorted(os.path.join(d, f) for d, _, fs in os.walk(corpus) for f in fs
+                   if f.endswith((".xml", ".gz", ".zip")))
+    if len(files) < len(AWKWARD_NAMES):
+        sys.exit("FAIL: the corpus has too few reports to rename")
+    for path, name in zip(files, AWKWARD_NAMES):
+        os.rename(os.fsencode(path), os.path.join(os.fsencode(os.path.dirname(path)), name))
+    return len(files)
+
+
+def mode_lost_state(args, bootstrap, names, work, rng):
+    first = finish(args, bootstrap, names, work)
+    took = re.search(r"^dmarcpipe run: (\d+) inputs", first, re.M)
+    if not took:
+        sys.exit("FAIL: the complete run did not say how many inputs it took:\n" + first[-2000:])
+    n_inputs = int(took.group(1))
+    log("complete run: " + " ".join(l.strip() for l in first.splitlines() if "epochs:" in l))
+    shutil.rmtree(os.path.join(work, "state"))
+    err = finish(args, bootstrap, names, work)
+    skipped = [l for l in err.splitlines() if "already committed by an earlier run" in l]
+    recovered = [l for l in err.splitlines() if "recovered" in l and "from the ledger" in l]
+    if not recovered or not skipped or not skipped[0].split(": ")[1].startswith("%d input(s)" % n_inputs):
+        sys.exit("FAIL: after the state was lost, the restart did not take all %d inputs from the ledger:\n%s"
+                 % (n_inputs, err[-3000:]))
+    log("state lost: " + "; ".join(l.strip() for l in recovered + skipped))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dmarcpipe", required=True)
     ap.add_argument("--corpus", required=True)
-    ap.add_argument("--mode", choices=["kill", "restart", "sigterm"], required=True)
+    ap.add_argument("--mode", choices=["kill", "restart", "sigterm", "lost-state"], required=True)
     ap.add_argument("--bootstrap")
     ap.add_argument("--bootstrap-file")
     ap.add_argument("--kills", type=int, default=20)
@@ -217,6 +259,11 @@ def main():
             for i in range(args.copies):
                 shutil.copytree(args.corpus, os.path.join(base, "copy-%d" % i))
             args.corpus = base
+        if args.mode == "lost-state":
+            base = os.path.join(work, "corpus-renamed")
+            shutil.copytree(args.corpus, base)
+            args.corpus = base
+            rename_awkwardly(base)
         truth = ground_truth(args, work)
         if args.mode == "restart":
             broker_dir = os.path.join(work, "broker")
@@ -234,6 +281,8 @@ def main():
             mode_kill(args, bootstrap, names, work, rng)
         elif args.mode == "restart":
             mode_restart(args, bootstrap, names, work, rng, broker_dir)
+        elif args.mode == "lost-state":
+            mode_lost_state(args, bootstrap, names, work, rng)
         else:
             mode_sigterm(args, bootstrap, names, work, rng)
         check(args, bootstrap, names, truth)

@@ -9,6 +9,9 @@
 #   kafka_exactly_once_sigterm   SIGTERM mid-run exits 0; then completed
 #   kafka_broker_restart         the broker stops mid-run and comes back
 #                                (a broker of its own): the run resumes
+#   kafka_lost_state             the state deleted after a complete run:
+#                                the restart takes every input from the
+#                                ledger, names that are not UTF-8 included
 #   kafka_warehouse_sql          rollups consumed read_committed, loaded into
 #                                SQLite with the warehouse schema, checked
 #
@@ -38,7 +41,9 @@ add_test(NAME kafka_exactly_once_kill
           --bootstrap-file ${DP_KAFKA_BROKER_DIR}/bootstrap)
 add_test(NAME kafka_exactly_once_sigterm
   COMMAND ${DP_KAFKA_EO} --mode sigterm --epoch-inputs 1 --copies 5 --bootstrap-file ${DP_KAFKA_BROKER_DIR}/bootstrap)
-set_tests_properties(kafka_exactly_once_kill kafka_exactly_once_sigterm PROPERTIES
+add_test(NAME kafka_lost_state
+  COMMAND ${DP_KAFKA_EO} --mode lost-state --epoch-inputs 5 --bootstrap-file ${DP_KAFKA_BROKER_DIR}/bootstrap)
+set_tests_properties(kafka_exactly_once_kill kafka_exactly_once_sigterm kafka_lost_state PROPERTIES
   FIXTURES_REQUIRED kafka LABELS kafka TIMEOUT 600)
 
 add_test(NAME kafka_broker_restart COMMAND ${DP_KAFKA_EO} --mode restart --epoch-inputs 1 --copies 5)
