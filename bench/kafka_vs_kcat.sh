@@ -73,17 +73,11 @@
 
 set -euo pipefail
 
+me=kafka_vs_kcat
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(cd "$here/.." && pwd)
-build=${BUILD_DIR:-$repo/build}
-gen=${DP_GEN_REPORT:-$build/bench/dp-gen-report}
+# shellcheck source=bench/common.sh
+. "$here/common.sh"
 kcat=${KCAT:-kcat}
-dmarcpipe=${DMARCPIPE:-}
-if [ -z "$dmarcpipe" ]; then
-    dmarcpipe=$build/dmarcpipe
-    [ -x "$dmarcpipe" ] || [ ! -x "$build/common/cli/dmarcpipe" ] ||
-        dmarcpipe=$build/common/cli/dmarcpipe
-fi
 
 quick=0
 runs=
@@ -95,9 +89,7 @@ keep=0
 precreate=1
 xprops=()
 
-die() { echo "kafka_vs_kcat: $1" >&2; exit "${2:-1}"; }
 usage() { sed -n '/^# Usage:/,/^# Defaults:/{/^# Defaults:/d;/^#/s/^# \{0,1\}//p}' "$0"; exit 2; }
-posint() { case $2 in ''|*[!0-9]*|0*) die "$1 needs a positive integer, got '$2'" 2 ;; esac; }
 
 while [ $# -gt 0 ]; do
     case $1 in
@@ -203,8 +195,6 @@ gen_records=$(sed -n 's/.*records=\([0-9]*\).*/\1/p' "$input.stats" | head -n 1)
 
 status=0
 mismatch() { echo "kafka_vs_kcat: MISMATCH: $1" >&2; status=1; }
-now_ns() { date +%s%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f\n", (b - a) / 1e9 }'; }
 cpu_of() { awk '{ printf "%.2f\n", $2 + $3 }' "$1"; }
 sumval() { sed -n "s/.*$1:[[:space:]]*\\([0-9][0-9]*\\).*/\\1/p" "$2" | head -n 1; }
 dp_args=(--workers "$workers" --shards "$workers" --quarantine "$scratch/q")

@@ -40,19 +40,10 @@
 
 set -euo pipefail
 
+me=parse_vs_floor
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(cd "$here/.." && pwd)
-build=${BUILD_DIR:-$repo/build}
-gen=${DP_GEN_REPORT:-$build/bench/dp-gen-report}
-floor=${DP_FLOOR:-$build/bench/dp-floor}
-# The CLI lands at the top of the build tree; older layouts had it beside
-# its sources.
-dmarcpipe=${DMARCPIPE:-}
-if [ -z "$dmarcpipe" ]; then
-    dmarcpipe=$build/dmarcpipe
-    [ -x "$dmarcpipe" ] || [ ! -x "$build/common/cli/dmarcpipe" ] ||
-        dmarcpipe=$build/common/cli/dmarcpipe
-fi
+# shellcheck source=bench/common.sh
+. "$here/common.sh"
 cpu=${BENCH_CPU:-0}
 
 size=256M
@@ -65,7 +56,6 @@ floor_only=0
 keep=0
 dp_args=()
 
-die() { echo "parse_vs_floor: $1" >&2; exit "${2:-1}"; }
 usage() { sed -n '/^# Usage:/,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 2; }
 
 while [ $# -gt 0 ]; do
@@ -140,12 +130,6 @@ else
     mv "$input.tmp" "$input"
     mv "$stats.tmp" "$stats"
 fi
-# Value of KEY in a "key=value key=value" line; exact key match, so
-# inflate_s does not pick up expat_inflate_s.
-kv() {
-    awk -v k="$1" '{ for (i = 1; i <= NF; i++) { n = index($i, "=")
-        if (n && substr($i, 1, n - 1) == k) { print substr($i, n + 1); exit } } }' "$2"
-}
 # Integer value of "KEY": N in a one-line JSON object.
 js() { printf '%s\n' "$2" | sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\\([0-9]*\\).*/\\1/p"; }
 exp_records=$(kv records "$stats")
@@ -157,7 +141,6 @@ fi
 gz_bytes=$(wc -c <"$input")
 
 # --- measure -------------------------------------------------------------
-now_ns() { date +%s%N; }
 for f in floor.s inflate.s dp.s rss; do : >"$scratch/$f"; done
 status=0
 for i in $(seq 1 "$runs"); do

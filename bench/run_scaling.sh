@@ -55,17 +55,10 @@
 
 set -euo pipefail
 
+me=run_scaling
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(cd "$here/.." && pwd)
-build=${BUILD_DIR:-$repo/build}
-gen=${DP_GEN_REPORT:-$build/bench/dp-gen-report}
-floor=${DP_FLOOR:-$build/bench/dp-floor}
-dmarcpipe=${DMARCPIPE:-}
-if [ -z "$dmarcpipe" ]; then
-    dmarcpipe=$build/dmarcpipe
-    [ -x "$dmarcpipe" ] || [ ! -x "$build/common/cli/dmarcpipe" ] ||
-        dmarcpipe=$build/common/cli/dmarcpipe
-fi
+# shellcheck source=bench/common.sh
+. "$here/common.sh"
 
 ncpu=$(nproc)
 quick=0
@@ -82,9 +75,7 @@ seed=1
 measures=scaling,floor,keys
 keep=0
 
-die() { echo "run_scaling: $1" >&2; exit "${2:-1}"; }
 usage() { sed -n '/^# Usage:/,/^# Defaults:/{/^# Defaults:/d;/^#/s/^# \{0,1\}//p}' "$0"; exit 2; }
-posint() { case $2 in ''|*[!0-9]*|0*) die "$1 needs a positive integer, got '$2'" 2 ;; esac; }
 
 while [ $# -gt 0 ]; do
     case $1 in
@@ -173,13 +164,6 @@ else
 fi
 trap 'rm -rf "${cleanup[@]}"' EXIT
 
-# Value of KEY in a "key=value key=value" line of FILE.
-kv() {
-    awk -v k="$1" '{ for (i = 1; i <= NF; i++) { n = index($i, "=")
-        if (n && substr($i, 1, n - 1) == k) { print substr($i, n + 1); exit } } }' "$2"
-}
-now_ns() { date +%s%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f\n", (b - a) / 1e9 }'; }
 
 # --- inputs ----------------------------------------------------------------
 # Each is generated into a temporary name and renamed when complete, with
