@@ -54,23 +54,37 @@ static const char DIGIT_PAIRS[201] =
     "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
     "8081828384858687888990919293949596979899";
 
+/* Digits in v (1 for 0): from the bit length, then one comparison. */
+static unsigned decimal_digits(uint64_t v) {
+    static const uint64_t POW10[20] = {1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull,
+                                       10000000ull, 100000000ull, 1000000000ull, 10000000000ull,
+                                       100000000000ull, 1000000000000ull, 10000000000000ull,
+                                       100000000000000ull, 1000000000000000ull, 10000000000000000ull,
+                                       100000000000000000ull, 1000000000000000000ull,
+                                       10000000000000000000ull};
+    unsigned bits = 64 - (unsigned)__builtin_clzll(v | 1);
+    unsigned t = (bits * 1233) >> 12; /* 1233/4096 ~ log10(2): digits - 1, or one more */
+    return t + 1 - ((v | 1) < POW10[t]);  /* v | 1: 0 has one digit; a power of ten is even */
+}
+
+/* Counts the digits first and writes them in place, from the end: no
+ * scratch buffer and no memcpy call of a length known only at run time. */
 char *dp_buf_raw_u64(char *o, uint64_t v) {
-    char tmp[DP_BUF_INT_MAX];
-    size_t i = sizeof tmp;
+    unsigned n = decimal_digits(v);
+    char *end = o + n, *p = end;
     while (v >= 100) {
         unsigned d = (unsigned)(v % 100) * 2;
         v /= 100;
-        tmp[--i] = DIGIT_PAIRS[d + 1];
-        tmp[--i] = DIGIT_PAIRS[d];
+        *--p = DIGIT_PAIRS[d + 1];
+        *--p = DIGIT_PAIRS[d];
     }
     if (v >= 10) {
-        tmp[--i] = DIGIT_PAIRS[v * 2 + 1];
-        tmp[--i] = DIGIT_PAIRS[v * 2];
+        *--p = DIGIT_PAIRS[v * 2 + 1];
+        *--p = DIGIT_PAIRS[v * 2];
     } else {
-        tmp[--i] = (char)('0' + v);
+        *--p = (char)('0' + v);
     }
-    memcpy(o, tmp + i, sizeof tmp - i);
-    return o + (sizeof tmp - i);
+    return end;
 }
 
 char *dp_buf_raw_i64(char *o, int64_t v) {

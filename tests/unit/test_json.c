@@ -287,6 +287,49 @@ START_TEST(rollup_json_loads_in_a_real_parser) {
 }
 END_TEST
 
+/* The writer copies plain text a word (8 bytes) at a time: every byte
+ * value, at every position of strings of 0..24 bytes, in plain ASCII, must
+ * come out as a strict parser reads it back: the string itself, or for a
+ * byte above 0x7f (alone, so never valid UTF-8) the string with U+FFFD in
+ * its place.  The input is copied to a buffer of exactly its length, so
+ * ASan catches a word read past its end. */
+START_TEST(every_byte_at_every_position) {
+    for (size_t len = 1; len <= 24; len++) {
+        for (size_t pos = 0; pos < len; pos++) {
+            for (int v = 1; v < 256; v++) { /* 0: C strings end there; escaped like 0x01 */
+                char *in = malloc(len);
+                ck_assert_ptr_nonnull(in);
+                for (size_t k = 0; k < len; k++) in[k] = (char)('a' + k % 26);
+                in[pos] = (char)v;
+                dp_buf b = DP_BUF_INIT;
+                dp_json_strn(&b, in, len);
+                ck_assert(!b.failed);
+                ck_assert_uint_le(b.len, DP_JSON_STRN_MAX(len));
+                json_error_t err;
+                json_t *j = json_loadb(b.data, b.len, JSON_DECODE_ANY, &err);
+                ck_assert_msg(j != NULL, "len %zu pos %zu byte 0x%02x: %s: %s", len, pos, v, err.text, b.data);
+                char want[32];
+                size_t wn = 0;
+                for (size_t k = 0; k < len; k++) {
+                    if (k == pos && v >= 0x80) {
+                        memcpy(want + wn, FFFD, 3);
+                        wn += 3;
+                    } else {
+                        want[wn++] = in[k];
+                    }
+                }
+                ck_assert_uint_eq(json_string_length(j), wn);
+                ck_assert_msg(memcmp(json_string_value(j), want, wn) == 0, "len %zu pos %zu byte 0x%02x: %s", len,
+                              pos, v, b.data);
+                json_decref(j);
+                dp_buf_free(&b);
+                free(in);
+            }
+        }
+    }
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("json");
     TCase *tc = tu_tcase("json");
@@ -297,6 +340,7 @@ int main(void) {
     tcase_add_test(tc, invalid_utf8_replaced);
     tcase_add_test(tc, worst_case_expansion);
     tcase_add_test(tc, members_and_null);
+    tcase_add_test(tc, every_byte_at_every_position);
     tcase_add_test(tc, integers_match_printf);
     tcase_add_test(tc, hex_matches_printf);
     tcase_add_test(tc, rollup_json_worst_case);
