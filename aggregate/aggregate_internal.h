@@ -70,16 +70,27 @@ typedef struct dp_rollup_entry {
     uint32_t first_off, last_off; /* seconds after window_start */
 } dp_rollup_entry;
 
-/* Open addressing over a dense entry array: the index holds entry
- * numbers + 1, so growing the index never moves an entry, and a flush
- * walks the dense array. */
+/* Open addressing over a dense entry array: an index slot holds an entry
+ * number, so growing the index never moves an entry, and a flush walks
+ * the dense array.  Beside it, the slot keeps the top 32 bits of the key's
+ * hash, so a probe that passes other keys' slots reads the index only, not
+ * their entries. */
+#define SLOT_EMPTY UINT32_MAX /* an empty slot is all ones */
+typedef struct dp_table_slot {
+    uint32_t entry; /* entry number; SLOT_EMPTY: none */
+    uint32_t tag;   /* hash >> 32 */
+} dp_table_slot;
+
 typedef struct dp_rollup_table {
     dp_rollup_entry *entries;
     size_t n, cap_entries;
-    uint32_t *index;
+    dp_table_slot *index;
     size_t cap_index; /* a power of two */
 } dp_rollup_table;
 
+/* The key's hash: its low bits place it in the index, its top 32 bits are
+ * the slot's tag. */
+uint64_t dp_table_hash(const dp_rollup_key *k);
 void dp_table_init(dp_rollup_table *t);
 void dp_table_free(dp_rollup_table *t);
 /* Empties the table; keeps memory unless it grew past `keep` entries. */
