@@ -36,7 +36,7 @@ typedef struct dp_intern {
     const char **strs; /* id -> string; id 0 is NULL */
     uint32_t *lens;
     size_t n, cap_ids;
-    uint32_t *slots;   /* open addressing: ids, 0 = empty */
+    uint32_t *slots;   /* open addressing: ids, UINT32_MAX = empty */
     size_t cap_slots;
     size_t bytes;      /* string bytes stored */
 } dp_intern;

@@ -14,6 +14,7 @@
 #include "aggregate_internal.h"
 
 #define CHUNK (64u * 1024u)
+#define INTERN_EMPTY UINT32_MAX /* a free slot; ids start at 1, 0 is "no string" */
 
 static uint64_t hash_bytes(const char *s, size_t n) {
     uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a: strings here are short */
@@ -69,11 +70,13 @@ static char *arena_copy(dp_intern *in, const char *s, size_t n) {
 
 static int grow_slots(dp_intern *in) {
     size_t cap = in->cap_slots ? in->cap_slots * 2 : 1024;
-    uint32_t *slots = calloc(cap, sizeof *slots);
+    /* all-ones written by memset, not calloc: see grow_index() in table.c */
+    uint32_t *slots = malloc(cap * sizeof *slots);
     if (!slots) return -1;
+    memset(slots, 0xff, cap * sizeof *slots);
     for (uint32_t id = 1; id <= in->n; id++) {
         size_t i = hash_bytes(in->strs[id], in->lens[id]) & (cap - 1);
-        while (slots[i]) i = (i + 1) & (cap - 1);
+        while (slots[i] != INTERN_EMPTY) i = (i + 1) & (cap - 1);
         slots[i] = id;
     }
     free(in->slots);
@@ -87,7 +90,7 @@ uint32_t dp_intern_put(dp_intern *in, const char *s, size_t n) {
     if ((in->n + 1) * 10 >= in->cap_slots * 7 && grow_slots(in) != 0) return UINT32_MAX;
     uint64_t h = hash_bytes(s, n);
     size_t mask = in->cap_slots - 1, i = h & mask;
-    for (; in->slots[i]; i = (i + 1) & mask) {
+    for (; in->slots[i] != INTERN_EMPTY; i = (i + 1) & mask) {
         uint32_t id = in->slots[i];
         if (in->lens[id] == n && memcmp(in->strs[id], s, n) == 0) return id;
     }
