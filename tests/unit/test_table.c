@@ -70,26 +70,26 @@ START_TEST(one_byte_apart_is_another_key) {
 }
 END_TEST
 
+/* Keys from..to-1 into t, each with these measures. */
+static void put_range(dp_rollup_table *t, uint32_t from, uint32_t to, uint64_t messages, uint32_t first_off,
+                      uint32_t last_off) {
+    for (uint32_t i = from; i < to; i++) {
+        dp_rollup_key k = key_of(i);
+        dp_rollup_entry *e = dp_table_upsert(t, &k);
+        ck_assert_ptr_nonnull(e);
+        e->messages = messages;
+        e->records = 1;
+        e->first_off = first_off;
+        e->last_off = last_off;
+    }
+}
+
 START_TEST(add_merges_into_the_right_entry) {
     dp_rollup_table main, report;
     dp_table_init(&main);
     dp_table_init(&report);
-    for (uint32_t i = 0; i < 5000; i++) {
-        dp_rollup_key k = key_of(i);
-        dp_rollup_entry *e = dp_table_upsert(&main, &k);
-        e->messages = 10;
-        e->records = 1;
-        e->first_off = 100;
-        e->last_off = 200;
-    }
-    for (uint32_t i = 2500; i < 7500; i++) { /* half known to main, half new */
-        dp_rollup_key k = key_of(i);
-        dp_rollup_entry *e = dp_table_upsert(&report, &k);
-        e->messages = 1;
-        e->records = 1;
-        e->first_off = 50;
-        e->last_off = 300;
-    }
+    put_range(&main, 0, 5000, 10, 100, 200);
+    put_range(&report, 2500, 7500, 1, 50, 300); /* half known to main, half new */
     for (size_t j = 0; j < report.n; j++) ck_assert_int_eq(dp_table_add(&main, &report.entries[j]), 0);
     ck_assert_uint_eq(main.n, 7500);
     for (uint32_t i = 0; i < 7500; i++) {
