@@ -75,9 +75,9 @@ typedef struct dp_rollup_entry {
  * the dense array.  Beside it, the slot keeps the top 32 bits of the key's
  * hash, so a probe that passes other keys' slots reads the index only, not
  * their entries. */
-#define SLOT_EMPTY UINT32_MAX /* an empty slot is all ones */
+#define DP_TABLE_EMPTY UINT32_MAX /* an empty slot is all ones */
 typedef struct dp_table_slot {
-    uint32_t entry; /* entry number; SLOT_EMPTY: none */
+    uint32_t entry; /* entry number; DP_TABLE_EMPTY: none */
     uint32_t tag;   /* hash >> 32 */
 } dp_table_slot;
 

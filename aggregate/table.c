@@ -65,7 +65,7 @@ static int grow_index(dp_rollup_table *t) {
     for (size_t e = 0; e < t->n; e++) {
         uint64_t h = dp_table_hash(&t->entries[e].key);
         size_t i = h & (cap - 1);
-        while (idx[i].entry != SLOT_EMPTY) i = (i + 1) & (cap - 1);
+        while (idx[i].entry != DP_TABLE_EMPTY) i = (i + 1) & (cap - 1);
         idx[i].entry = (uint32_t)e;
         idx[i].tag = (uint32_t)(h >> 32);
     }
@@ -80,13 +80,13 @@ dp_rollup_entry *dp_table_upsert(dp_rollup_table *t, const dp_rollup_key *key) {
     uint64_t h = dp_table_hash(key);
     uint32_t tag = (uint32_t)(h >> 32);
     size_t mask = t->cap_index - 1, i = h & mask;
-    for (; t->index[i].entry != SLOT_EMPTY; i = (i + 1) & mask) {
+    for (; t->index[i].entry != DP_TABLE_EMPTY; i = (i + 1) & mask) {
         if (t->index[i].tag != tag) continue;
         dp_rollup_entry *e = &t->entries[t->index[i].entry];
         if (memcmp(&e->key, key, sizeof *key) == 0) return e;
     }
     if (t->n == t->cap_entries) {
-        if (t->n >= SLOT_EMPTY) return NULL;
+        if (t->n >= DP_TABLE_EMPTY) return NULL;
         size_t cap = t->cap_entries ? t->cap_entries + t->cap_entries / 2 : 64;
         dp_rollup_entry *ne = realloc(t->entries, cap * sizeof *ne);
         if (!ne) return NULL;

@@ -211,7 +211,7 @@ static void ledger_flush_part(ledger_writer *lw) {
 static void ledger_add(ledger_writer *lw, json_t *arr_of_part, json_t *s) {
     size_t n = json_string_length(s);
     if (json_array_append_new(arr_of_part, s) != 0) {
-        /* a record that leaves an input out would let a crash count it twice */
+        /* a record that leaves something out could let a crash count it again */
         if (!lw->failed) dp_error_set(lw->err, DP_ERR_NOMEM, "out of memory writing the ledger");
         lw->failed = 1;
     }
