@@ -9,6 +9,13 @@
 
 #include "aggregate.h"
 
+/* One step of the 64-bit hashes of intern.c and table.c: a word folded in,
+ * multiplied (bits move up), shifted back down (bits move down). */
+static inline uint64_t dp_hash_mix(uint64_t h, uint64_t w) {
+    h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
+    return h ^ (h >> 31);
+}
+
 /* ---- bell.c: a sleeping consumer's doorbell (the argument is in bell.c) -- */
 
 typedef struct dp_bell {

@@ -26,14 +26,12 @@ static uint64_t hash_bytes(const char *s, size_t n) {
     for (; n - i >= 8; i += 8) {
         uint64_t w;
         memcpy(&w, s + i, 8);
-        h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
-        h ^= h >> 31;
+        h = dp_hash_mix(h, w);
     }
     if (i < n) {
         uint64_t w = 0;
         memcpy(&w, s + i, n - i);
-        h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
-        h ^= h >> 31;
+        h = dp_hash_mix(h, w);
     }
     return h ^ (h >> 29);
 }

@@ -25,11 +25,7 @@ uint64_t dp_table_hash(const dp_rollup_key *k) {
     uint64_t w[sizeof *k / 8];
     memcpy(w, k, sizeof w);
     uint64_t h = 0x9e3779b97f4a7c15ull;
-    for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) {
-        h ^= w[i];
-        h *= 0xbf58476d1ce4e5b9ull;
-        h ^= h >> 31;
-    }
+    for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) h = dp_hash_mix(h, w[i]);
     return h;
 }
 
