@@ -116,6 +116,12 @@ void dp_dedup_rollback(dp_dedup *d);
 /* Calls fn (if not NULL) on each identity decided since the last persist;
  * returns how many there are. */
 size_t dp_dedup_pending(dp_dedup *d, void (*fn)(void *ctx, const uint8_t id[32]), void *ctx);
+/* Drops the persisted identities from memory when LMDB holds them all (a
+ * state directory, nothing pending), so that a long-running process does
+ * not grow with every report it has seen; LMDB still answers for them.
+ * Without a state directory, memory is the only record: nothing is dropped.
+ * Returns how many were dropped. */
+size_t dp_dedup_forget_persisted(dp_dedup *d);
 /* Whether an epoch that committed took this input: 1, 0, -1 (unreadable). */
 int dp_dedup_input_done(dp_dedup *d, const char *key);
 /* The last committed epoch and the ledger's next offset (0 when unknown). */
@@ -167,6 +173,8 @@ typedef struct dp_engine_stats {
 } dp_engine_stats;
 
 void dp_engine_config_default(dp_engine_config *c);
+/* Adds the counts of `s` to `total` (peaks: the larger; times: summed). */
+void dp_engine_stats_add(dp_engine_stats *total, const dp_engine_stats *s);
 /* Runs the pipeline over `inputs` (files).  0, or -1 when something other
  * than an input failed (a sink, memory); rejected inputs are not errors. */
 int dp_engine_run(const dp_engine_config *cfg, const char *const *inputs, size_t n_inputs,

@@ -206,6 +206,23 @@ static void set_fatal(engine *e, const dp_error *err) {
     pthread_mutex_unlock(&e->err_lock);
 }
 
+void dp_engine_stats_add(dp_engine_stats *t, const dp_engine_stats *s) {
+    t->inputs += s->inputs;
+    t->inputs_rejected += s->inputs_rejected;
+    t->reports += s->reports;
+    t->rejected += s->rejected;
+    t->duplicates += s->duplicates;
+    t->records += s->records;
+    t->messages += s->messages;
+    t->xml_bytes += s->xml_bytes;
+    t->rollups += s->rollups;
+    t->flushes += s->flushes;
+    if (s->peak_keys > t->peak_keys) t->peak_keys = s->peak_keys;
+    if (s->peak_table_bytes > t->peak_table_bytes) t->peak_table_bytes = s->peak_table_bytes;
+    t->seconds += s->seconds;
+    t->final_flush_seconds += s->final_flush_seconds;
+}
+
 void dp_engine_config_default(dp_engine_config *c) {
     memset(c, 0, sizeof *c);
     c->workers = 1;

@@ -1,11 +1,15 @@
 /* dp_fs — see dp_fs.h. */
-#include "dp_fs.h"
-
+#define _GNU_SOURCE /* renameat2 */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include "dp_fs.h"
 
 int dp_mkdir_p(const char *dir) {
     char tmp[PATH_MAX];
@@ -32,4 +36,83 @@ int dp_mkdir_parent(const char *path) {
     if (!slash || slash == tmp) return 0;
     *slash = '\0';
     return dp_mkdir_p(tmp);
+}
+
+/* rename(2) that fails with EEXIST instead of replacing `to`. */
+static int rename_noreplace(const char *from, const char *to) {
+    return renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE);
+}
+
+static int copy_fd(int in, int out) {
+    char buf[64 * 1024];
+    for (;;) {
+        ssize_t n = read(in, buf, sizeof buf);
+        if (n == 0) return 0;
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = write(out, buf + off, (size_t)(n - off));
+            if (w < 0) {
+                if (errno == EINTR) continue;
+                return -1;
+            }
+            off += w;
+        }
+    }
+}
+
+/* A copy of `src` at a fresh temporary name beside `dst`, on disk. */
+static int copy_beside(const char *src, const char *dst, char *tmp, size_t cap) {
+    int in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0) return -1;
+    int out = -1;
+    for (unsigned i = 0; out < 0 && i < 1000; i++) {
+        if (snprintf(tmp, cap, "%s.tmp%ld.%u", dst, (long)getpid(), i) >= (int)cap) {
+            errno = ENAMETOOLONG;
+            break;
+        }
+        out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (out < 0 && errno != EEXIST) break;
+    }
+    int rc = out < 0 ? -1 : 0;
+    if (rc == 0 && (copy_fd(in, out) != 0 || fsync(out) != 0)) rc = -1;
+    int saved = errno;
+    close(in);
+    if (out >= 0 && close(out) != 0 && rc == 0) rc = -1, saved = errno;
+    if (rc != 0 && out >= 0) unlink(tmp);
+    errno = saved;
+    return rc;
+}
+
+int dp_move_file(const char *src, const char *dst, char *used) {
+    char name[PATH_MAX], tmp[PATH_MAX];
+    if (dp_mkdir_parent(dst) != 0) return -1;
+    int copied = 0; /* across file systems: tmp holds the bytes */
+    unsigned suffix = 0;
+    while (suffix < 10000) {
+        int n = suffix ? snprintf(name, sizeof name, "%s.%u", dst, suffix) : snprintf(name, sizeof name, "%s", dst);
+        if (n >= (int)sizeof name) {
+            errno = ENAMETOOLONG;
+            break;
+        }
+        if (rename_noreplace(copied ? tmp : src, name) == 0) {
+            if (copied && unlink(src) != 0 && errno != ENOENT) return -1;
+            if (used) memcpy(used, name, (size_t)n + 1);
+            return 0;
+        }
+        if (errno == EEXIST) {
+            suffix++;
+        } else if (errno == EXDEV && !copied) {
+            if (copy_beside(src, dst, tmp, sizeof tmp) != 0) return -1;
+            copied = 1; /* and the same name again, from the copy */
+        } else {
+            break;
+        }
+    }
+    int saved = errno;
+    if (copied) unlink(tmp);
+    errno = saved;
+    return -1;
 }

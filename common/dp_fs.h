@@ -7,4 +7,12 @@ int dp_mkdir_p(const char *dir);
 /* Creates the directory that will hold `path` (its dirname), if any. */
 int dp_mkdir_parent(const char *path);
 
+/* Moves the file `src` to `dst`, creating dst's directory, and never
+ * replacing a file: when `dst` exists, the name gets ".1", ".2", ...
+ * appended.  Across file systems (rename's EXDEV) the bytes are copied to a
+ * temporary name beside the target, fsync'ed, renamed into place, and only
+ * then is `src` removed.  Writes the name used into `used` (PATH_MAX bytes)
+ * when not NULL.  0, or -1 with errno. */
+int dp_move_file(const char *src, const char *dst, char *used);
+
 #endif

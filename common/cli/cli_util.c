@@ -60,9 +60,19 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int dp_cli_walk(const char *path, int (*fn)(const char *file, void *ctx), void *ctx) {
+static int is_skipped(const char *dir, const char *const *skip) {
+    char real[PATH_MAX];
+    if (!skip || !*skip || !realpath(dir, real)) return 0;
+    for (; *skip; skip++)
+        if (strcmp(real, *skip) == 0) return 1;
+    return 0;
+}
+
+static int walk(const char *path, int top, const char *const *skip, int (*fn)(const char *file, void *ctx),
+                void *ctx) {
     struct stat st;
     if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return fn(path, ctx);
+    if (!top && is_skipped(path, skip)) return 0;
     DIR *d = opendir(path);
     if (!d) return fn(path, ctx); /* let ingest report the error for this path */
     char **names = NULL;
@@ -91,11 +101,19 @@ int dp_cli_walk(const char *path, int (*fn)(const char *file, void *ctx), void *
             size_t pl = strlen(path);
             while (pl > 1 && path[pl - 1] == '/') pl--;
             if (snprintf(child, sizeof child, "%.*s/%s", (int)pl, path, names[i]) < (int)sizeof child) {
-                if (dp_cli_walk(child, fn, ctx) != 0) rc = rc ? rc : 1;
+                if (walk(child, 0, skip, fn, ctx) != 0) rc = rc ? rc : 1;
             }
         }
         free(names[i]);
     }
     free(names);
     return rc;
+}
+
+int dp_cli_walk(const char *path, int (*fn)(const char *file, void *ctx), void *ctx) {
+    return walk(path, 1, NULL, fn, ctx);
+}
+
+int dp_cli_walk_skip(const char *path, const char *const *skip, int (*fn)(const char *file, void *ctx), void *ctx) {
+    return walk(path, 1, skip, fn, ctx);
 }

@@ -12,6 +12,7 @@
  * global state: a signal handler has nowhere else to write.
  */
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 
 #include "aggregate.h"
 #include "cli.h"
+#include "dp_clock.h"
 #include "dp_fs.h"
 #include "sink.h"
 
@@ -89,9 +91,22 @@ static void help(FILE *f) {
             "  --kafka-config FILE   librdkafka properties, KEY=VALUE lines (applied before\n"
             "                        DMARCPIPE_KAFKA_* variables, e.g. DMARCPIPE_KAFKA_SASL_PASSWORD,\n"
             "                        and -X); values are never printed\n"
-            "  --epoch-inputs N      at most N inputs per epoch (default 1000); an epoch also\n"
-            "                        ends after --flush-interval seconds\n"
-            "  --state DIR           default ./" DEFAULT_OUT "/state with a Kafka sink\n"
+            "  --epoch-inputs N      at most N inputs per epoch, and per --follow cycle\n"
+            "                        (default 1000); an epoch also ends after --flush-interval\n"
+            "                        seconds\n"
+            "  --state DIR           default ./" DEFAULT_OUT "/state with a Kafka sink\n\n"
+            "Long-running mode, and what becomes of counted inputs:\n"
+            "  --follow              keep running: scan the SOURCEs every --poll seconds and\n"
+            "                        count files as they arrive (a file is taken once it looks\n"
+            "                        the same on two scans; names starting with '.' are never\n"
+            "                        read), in cycles that start when the oldest waiting file\n"
+            "                        has waited --flush-interval seconds, or when --epoch-inputs\n"
+            "                        files wait; SIGTERM or ^C ends the cycle under way cleanly\n"
+            "                        and exits 0.  --state defaults to ./" DEFAULT_OUT "/state\n"
+            "  --poll SEC            seconds between scans (default 2)\n"
+            "  --done DIR            move each input, once what it holds is durably counted\n"
+            "                        (flushed, or its epoch committed), to DIR, at its path\n"
+            "                        below its SOURCE; an existing file is never replaced\n"
             "  -h, --help            this help\n\n%s",
             DP_CLI_LIMITS_HELP);
 }
@@ -112,6 +127,84 @@ static int parse_count(const char *opt, const char *s, uint64_t max, uint64_t *o
     return 0;
 }
 
+/* Everything a run (a batch run, or one --follow cycle) writes to. */
+typedef struct run_ctx {
+    dp_engine_config cfg;
+    dp_sink **sinks;
+    size_t n_sinks;
+    dp_sink *reports, *txn_sink;
+    dp_epoch_options eo; /* with txn_sink */
+    dp_acker *acker;
+    dp_ack_fn ack; /* NULL: acknowledged inputs stay as they are */
+    const volatile sig_atomic_t *stop;
+    int follow;
+    dp_engine_stats total; /* without txn_sink */
+    dp_epoch_stats etotal; /* with txn_sink */
+} run_ctx;
+
+static int admit_until_stop(void *ctx, size_t taken) {
+    (void)taken;
+    return !*(const volatile sig_atomic_t *)ctx;
+}
+
+/* The pipeline over `inputs`, to every sink; each input it counts is
+ * acknowledged once that is durable.  0, or -1 (err). */
+static int run_inputs(run_ctx *r, char **inputs, size_t n, dp_error *err) {
+    if (r->txn_sink) {
+        dp_epoch_stats es;
+        int rc = dp_epochs_run(&r->cfg, &r->eo, inputs, n, &es, err);
+        dp_epoch_stats *t = &r->etotal;
+        dp_engine_stats_add(&t->engine, &es.engine);
+        t->epochs += es.epochs;
+        t->epochs_retried += es.epochs_retried;
+        t->inputs_done_before += es.inputs_done_before;
+        t->sink_seconds += es.sink_seconds;
+        t->stopped |= es.stopped;
+        return rc;
+    }
+    dp_engine_config cfg = r->cfg;
+    if (r->follow) {
+        /* a signal ends the cycle at the next input: what it took is flushed */
+        cfg.admit = admit_until_stop;
+        cfg.admit_ctx = (void *)r->stop;
+    }
+    dp_engine_stats st;
+    memset(&st, 0, sizeof st);
+    int rc = dp_engine_run(&cfg, (const char *const *)inputs, n, &st, err);
+    dp_engine_stats_add(&r->total, &st);
+    /* The sinks hold the rollups durably before the state says "counted":
+     * a crash in between re-counts on the next run instead of losing. */
+    dp_error ferr;
+    for (size_t i = 0; i < r->n_sinks; i++)
+        if (dp_sink_flush(r->sinks[i], &ferr) != 0 && rc == 0) rc = -1, *err = ferr;
+    if (r->reports && dp_sink_flush(r->reports, &ferr) != 0 && rc == 0) rc = -1, *err = ferr;
+    if (rc == 0) rc = dp_dedup_persist(r->cfg.dedup, NULL, err);
+    if (rc == 0 && r->ack) r->ack(r->acker, inputs, (size_t)st.inputs);
+    return rc;
+}
+
+/* One --follow cycle: a run over the inputs ready now, and a line saying
+ * what it did. */
+static int follow_cycle(void *ctx, uint64_t cycle_no, char **inputs, size_t n, dp_error *err) {
+    run_ctx *r = ctx;
+    const dp_engine_stats *t = r->txn_sink ? &r->etotal.engine : &r->total;
+    dp_engine_stats before = *t;
+    uint64_t epochs = r->etotal.epochs;
+    int rc = run_inputs(r, inputs, n, err);
+    fprintf(stderr,
+            "dmarcpipe run: cycle %llu: %llu of %zu input(s) (%llu rejected); %llu report(s) accepted, %llu duplicate; "
+            "%llu messages; %llu rollups",
+            (unsigned long long)cycle_no, (unsigned long long)(t->inputs - before.inputs), n,
+            (unsigned long long)(t->inputs_rejected - before.inputs_rejected),
+            (unsigned long long)(t->reports - before.reports), (unsigned long long)(t->duplicates - before.duplicates),
+            (unsigned long long)(t->messages - before.messages), (unsigned long long)(t->rollups - before.rollups));
+    if (r->txn_sink) fprintf(stderr, "; %llu epoch(s) committed", (unsigned long long)(r->etotal.epochs - epochs));
+    fputc('\n', stderr);
+    /* the state holds what this cycle counted: memory need not */
+    dp_dedup_forget_persisted(r->cfg.dedup);
+    return rc;
+}
+
 /* A report gets a reader thread once this much of its XML is parsed:
  * most reports are far smaller and never start one. */
 #define READAHEAD_AFTER ((uint64_t)1 << 20)
@@ -129,6 +222,9 @@ int dp_cmd_run(int argc, char **argv) {
     const char *props[MAX_PROPS];
     uint64_t epoch_inputs = 1000;
     int readahead = -1; /* auto */
+    int follow = 0;
+    double poll_seconds = 2;
+    const char *done_dir = NULL;
     static const struct option opts[] = {
         {"sink", required_argument, NULL, 'S'},
         {"reports", required_argument, NULL, 'R'},
@@ -151,6 +247,9 @@ int dp_cmd_run(int argc, char **argv) {
         {"ledger-topic", required_argument, NULL, 'G'},
         {"kafka-config", required_argument, NULL, 'C'},
         {"epoch-inputs", required_argument, NULL, 'E'},
+        {"follow", no_argument, NULL, 'F'},
+        {"poll", required_argument, NULL, 'P'},
+        {"done", required_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -181,6 +280,12 @@ int dp_cmd_run(int argc, char **argv) {
             sink_uris[n_sink_uris++] = optarg;
             break;
         case 'R': reports_path = optarg; break;
+        case 'F': follow = 1; break;
+        case 'P':
+            if (parse_count("--poll", optarg, 3600, &v) != 0) return 2;
+            poll_seconds = (double)v;
+            break;
+        case 'D': done_dir = optarg; break;
         case 'w':
             if (parse_count("--workers", optarg, 1024, &v) != 0) return 2;
             cfg.workers = (unsigned)v;
@@ -259,16 +364,18 @@ int dp_cmd_run(int argc, char **argv) {
     dp_sink *sinks[MAX_SINKS] = {0};
     dp_sink *reports = NULL;
     sopts.props = props;
-    /* SIGTERM (Kubernetes) and ^C: end the open epoch cleanly */
+    /* SIGTERM (Kubernetes) and ^C: end the open epoch or cycle cleanly */
+    int catch_stop = follow;
     for (size_t i = 0; i < n_sink_uris; i++)
-        if (strncmp(sink_uris[i], "kafka://", 8) == 0) {
-            struct sigaction sa = {0};
-            sa.sa_handler = on_stop_signal;
-            sigemptyset(&sa.sa_mask);
-            sigaction(SIGTERM, &sa, NULL);
-            sigaction(SIGINT, &sa, NULL);
-            break;
-        }
+        if (strncmp(sink_uris[i], "kafka://", 8) == 0) catch_stop = 1;
+    if (catch_stop) {
+        struct sigaction sa = {0};
+        sa.sa_handler = on_stop_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+    }
+    double flush_interval = cfg.flush_interval;
     dp_sink *txn_sink = NULL;
     for (size_t i = 0; i < n_sink_uris; i++) {
         if (!(sinks[i] = dp_sink_open_with(sink_uris[i], &sopts, &err))) {
@@ -302,7 +409,9 @@ int dp_cmd_run(int argc, char **argv) {
      * workers idle), useless on one. */
     if (readahead < 0) readahead = cores > 1;
     cfg.limits.readahead_after = readahead ? READAHEAD_AFTER : 0;
-    if (txn_sink && !state_dir) {
+    /* the state is what a long-running process, or exactly once, stands on:
+     * on by default there (and it keeps a follower's memory bounded) */
+    if ((txn_sink || follow) && !state_dir) {
         state_dir = DEFAULT_OUT "/state";
         if (dp_mkdir_p(DEFAULT_OUT) != 0) {
             fprintf(stderr, "dmarcpipe run: cannot create %s: %s\n", DEFAULT_OUT, strerror(errno));
@@ -315,39 +424,69 @@ int dp_cmd_run(int argc, char **argv) {
         rc = 3;
         goto out;
     }
+    /* made now, so that a scan knows them for run's own and skips them */
+    const char *own_dirs[] = {done_dir, follow ? cfg.quarantine_dir : NULL};
+    for (size_t i = 0; i < sizeof own_dirs / sizeof *own_dirs; i++)
+        if (own_dirs[i] && dp_mkdir_p(own_dirs[i]) != 0) {
+            fprintf(stderr, "dmarcpipe run: cannot create %s: %s\n", own_dirs[i], strerror(errno));
+            rc = 3;
+            goto out;
+        }
 
-    paths in = {0};
-    for (int i = optind; i < argc; i++) dp_cli_walk(argv[i], add_path, &in);
-    dp_engine_stats st;
-    dp_epoch_stats es = {0};
+    /* run's own folders are not inputs, even under a SOURCE */
+    const char *skip_dirs[] = {embedded || !quarantine ? DEFAULT_OUT : NULL, cfg.quarantine_dir, done_dir, state_dir};
+    char *skip_real[5] = {0};
+    size_t n_skip = 0;
+    for (size_t i = 0; i < sizeof skip_dirs / sizeof *skip_dirs; i++) {
+        if (!skip_dirs[i]) continue;
+        char *rp = realpath(skip_dirs[i], NULL);
+        if (rp) skip_real[n_skip++] = rp;
+    }
+    const char *const *skip = (const char *const *)skip_real;
+
+    dp_acker acker = {(const char *const *)argv + optind, (size_t)(argc - optind), done_dir, NULL, 0, 0};
+    double t0 = dp_clock_seconds();
+    run_ctx r = {.cfg = cfg, .sinks = sinks, .n_sinks = n_sink_uris, .reports = reports, .txn_sink = txn_sink,
+                 .acker = &acker, .ack = done_dir || follow ? dp_acker_ack : NULL, .stop = &stop_requested,
+                 .follow = follow};
     if (txn_sink) {
         dp_epoch_options eo = {txn_sink, sopts.instance_id ? sopts.instance_id : "default", (size_t)epoch_inputs,
-                               cfg.flush_interval, &stop_requested};
-        cfg.flush_interval = 0; /* an epoch is the flush */
-        if (dp_run_epochs(&cfg, &eo, in.v, in.n, &es, &err) != 0) {
+                               cfg.flush_interval, &stop_requested, r.ack, &acker};
+        r.eo = eo;
+        r.cfg.flush_interval = 0; /* an epoch is the flush */
+        dp_epoch_stats rec;
+        if (dp_epochs_recover(&r.cfg, &r.eo, &rec, &err) != 0) {
             fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
             rc = 3;
         }
-        st = es.engine;
-    } else if (dp_engine_run(&cfg, (const char *const *)in.v, in.n, &st, &err) != 0) {
-        fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
-        rc = 3;
+        r.etotal.recovered_epochs = rec.recovered_epochs;
+        r.etotal.stopped = rec.stopped;
     }
-    /* The sinks hold the rollups durably before the state says "counted":
-     * a crash in between re-counts on the next run instead of losing. */
-    for (size_t i = 0; i < n_sink_uris; i++)
-        if (dp_sink_flush(sinks[i], &err) != 0) {
+    if (rc == 0 && !r.etotal.stopped && follow) {
+        fprintf(stderr, "dmarcpipe run: following %d source(s), scanning every %.0f s; SIGTERM or ^C stops\n",
+                argc - optind, poll_seconds);
+        dp_follow_options fo = {(const char *const *)argv + optind, (size_t)(argc - optind), skip, poll_seconds,
+                                flush_interval, (size_t)epoch_inputs, &stop_requested, follow_cycle, &r};
+        if (dp_follow_run(&fo, &acker, &err) != 0) {
             fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
             rc = 3;
         }
-    if (reports && dp_sink_flush(reports, &err) != 0) {
-        fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
-        rc = 3;
+    } else if (rc == 0 && !r.etotal.stopped) {
+        paths in = {0};
+        for (int i = optind; i < argc; i++) dp_cli_walk_skip(argv[i], skip, add_path, &in);
+        if (run_inputs(&r, in.v, in.n, &err) != 0) {
+            fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
+            rc = 3;
+        }
+        for (size_t i = 0; i < in.n; i++) free(in.v[i]);
+        free(in.v);
     }
-    if (rc == 0 && !txn_sink && dp_dedup_persist(cfg.dedup, NULL, &err) != 0) {
-        fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
-        rc = 3;
-    }
+    for (size_t i = 0; i < n_skip; i++) free(skip_real[i]);
+    dp_engine_stats st = txn_sink ? r.etotal.engine : r.total;
+    /* a batch run with epochs: the whole of it, as the ledger read and the
+     * commits are part of the work; otherwise the engine's time (for a
+     * follower: the time its cycles took, not the time it waited) */
+    if (txn_sink && !follow) st.seconds = dp_clock_seconds() - t0;
     double secs = st.seconds > 0 ? st.seconds : 1e-9;
     fprintf(stderr,
             "dmarcpipe run: %llu inputs (%llu rejected) in %.2f s, %u workers, %u shards\n"
@@ -361,17 +500,22 @@ int dp_cmd_run(int argc, char **argv) {
             (unsigned long long)st.messages, (unsigned long long)st.rollups, sink_uris[0],
             n_sink_uris > 1 ? ", ..." : "", st.records / secs, st.xml_bytes / secs / 1e6);
     if (txn_sink) {
+        const dp_epoch_stats *es = &r.etotal;
         fprintf(stderr, "  epochs:   %llu committed, %llu run again, %llu recovered from the ledger%s\n",
-                (unsigned long long)es.epochs, (unsigned long long)es.epochs_retried,
-                (unsigned long long)es.recovered_epochs, es.stopped ? "; stopped by a signal" : "");
+                (unsigned long long)es->epochs, (unsigned long long)es->epochs_retried,
+                (unsigned long long)es->recovered_epochs, es->stopped ? "; stopped by a signal" : "");
         /* the sink's own rate: producing the rollups through the commit */
         fprintf(stderr, "  kafka:    %llu rollups produced and committed in %.3f s (%.0f rollups/s)\n",
-                (unsigned long long)st.rollups, es.sink_seconds,
-                es.sink_seconds > 0 ? st.rollups / es.sink_seconds : 0.0);
+                (unsigned long long)st.rollups, es->sink_seconds,
+                es->sink_seconds > 0 ? st.rollups / es->sink_seconds : 0.0);
     }
-    if (rc == 0 && st.inputs_rejected && !es.stopped) rc = 1;
-    for (size_t i = 0; i < in.n; i++) free(in.v[i]);
-    free(in.v);
+    if (done_dir)
+        fprintf(stderr, "  done:     %llu input(s) moved to %s%s\n", (unsigned long long)acker.moved, done_dir,
+                acker.move_failures ? " (some could not be: see above)" : "");
+    if (rc == 0 && acker.move_failures && !follow) rc = 3;
+    /* a follower stopped by a signal has done its job; a batch run says
+     * whether some input was rejected */
+    if (rc == 0 && st.inputs_rejected && !r.etotal.stopped && !follow) rc = 1;
 out:
     for (size_t i = 0; i < n_sink_uris; i++) dp_sink_close(sinks[i], &err);
     dp_sink_close(reports, &err);

@@ -247,51 +247,68 @@ static int admit(void *ctx, size_t taken) {
     return 1;
 }
 
-static void add_stats(dp_engine_stats *t, const dp_engine_stats *s) {
-    t->inputs += s->inputs;
-    t->inputs_rejected += s->inputs_rejected;
-    t->reports += s->reports;
-    t->rejected += s->rejected;
-    t->duplicates += s->duplicates;
-    t->records += s->records;
-    t->messages += s->messages;
-    t->xml_bytes += s->xml_bytes;
-    t->rollups += s->rollups;
-    t->flushes += s->flushes;
-    if (s->peak_keys > t->peak_keys) t->peak_keys = s->peak_keys;
-    if (s->peak_table_bytes > t->peak_table_bytes) t->peak_table_bytes = s->peak_table_bytes;
-}
-
-int dp_run_epochs(const dp_engine_config *base, const dp_epoch_options *o, char **inputs, size_t n_inputs,
-                  dp_epoch_stats *out, dp_error *err) {
-    double t0 = dp_clock_seconds();
+int dp_epochs_recover(const dp_engine_config *base, const dp_epoch_options *o, dp_epoch_stats *out, dp_error *err) {
     memset(out, 0, sizeof *out);
-    dp_sink *snk = o->sink;
     dp_dedup *dedup = base->dedup;
-
-    /* 1. catch up with the ledger: epochs that committed after the state
-     *    was last written (the producer is registered by now, so nothing
-     *    of ours is still open in the broker) */
+    /* epochs that committed after the state was last written (the
+     * producer is registered by now, so nothing of ours is still open in
+     * the broker) */
     uint64_t state_epoch, ledger_next;
     if (dp_dedup_meta(dedup, &state_epoch, &ledger_next) != 0)
         return dp_error_set(err, DP_ERR_IO, "state: cannot read the epoch and ledger position");
     recovery rec = {dedup, state_epoch, state_epoch, o->instance, 0, 0, 0, err};
-    int rc = snk->ops->ledger_read(snk, ledger_next, apply_record, &rec, err);
-    if (rc == DP_SINK_STOPPED) return 0;
+    int rc = o->sink->ops->ledger_read(o->sink, ledger_next, apply_record, &rec, err);
+    if (rc == DP_SINK_STOPPED) {
+        out->stopped = 1;
+        return 0;
+    }
     if (rc != 0) return -1;
     if (rec.epochs)
         fprintf(stderr, "dmarcpipe run: recovered %llu committed epoch(s) from the ledger (%llu reports, %llu inputs)\n",
                 (unsigned long long)rec.epochs, (unsigned long long)rec.reports, (unsigned long long)rec.inputs);
     out->recovered_epochs = rec.epochs;
-    state_epoch = rec.state_epoch;
+    return 0;
+}
 
-    /* 2. the inputs no committed epoch took */
+int dp_run_epochs(const dp_engine_config *base, const dp_epoch_options *o, char **inputs, size_t n_inputs,
+                  dp_epoch_stats *out, dp_error *err) {
+    dp_epoch_stats rec;
+    if (dp_epochs_recover(base, o, &rec, err) != 0) return -1;
+    if (rec.stopped) {
+        *out = rec;
+        return 0;
+    }
+    int rc = dp_epochs_run(base, o, inputs, n_inputs, out, err);
+    out->recovered_epochs = rec.recovered_epochs;
+    return rc;
+}
+
+/* Tells o->acked of n inputs. */
+static void ack(const dp_epoch_options *o, char **inputs, size_t n) {
+    if (o->acked && n) o->acked(o->ack_ctx, inputs, n);
+}
+
+int dp_epochs_run(const dp_engine_config *base, const dp_epoch_options *o, char **inputs, size_t n_inputs,
+                  dp_epoch_stats *out, dp_error *err) {
+    double t0 = dp_clock_seconds();
+    memset(out, 0, sizeof *out);
+    dp_sink *snk = o->sink;
+    dp_dedup *dedup = base->dedup;
+    uint64_t state_epoch, ledger_next;
+    if (dp_dedup_meta(dedup, &state_epoch, &ledger_next) != 0)
+        return dp_error_set(err, DP_ERR_IO, "state: cannot read the epoch and ledger position");
+    int rc = 0;
+
+    /* the inputs no committed epoch took; those it did are acknowledged
+     * again (a crash may have come before they were) */
     char **todo = calloc(n_inputs ? n_inputs : 1, sizeof *todo);
     char **keys = calloc(n_inputs ? n_inputs : 1, sizeof *keys);
+    char **done_before = calloc(n_inputs ? n_inputs : 1, sizeof *done_before);
     size_t n_todo = 0;
-    if (!todo || !keys) {
+    if (!todo || !keys || !done_before) {
         free(todo);
         free(keys);
+        free(done_before);
         return dp_error_set(err, DP_ERR_NOMEM, "out of memory");
     }
     for (size_t i = 0; i < n_inputs; i++) {
@@ -303,7 +320,7 @@ int dp_run_epochs(const dp_engine_config *base, const dp_epoch_options *o, char 
             break;
         }
         if (done) {
-            out->inputs_done_before++;
+            done_before[out->inputs_done_before++] = inputs[i];
             free(key);
             continue;
         }
@@ -313,8 +330,10 @@ int dp_run_epochs(const dp_engine_config *base, const dp_epoch_options *o, char 
     if (out->inputs_done_before)
         fprintf(stderr, "dmarcpipe run: %llu input(s) already committed by an earlier run: skipped\n",
                 (unsigned long long)out->inputs_done_before);
+    if (rc == 0) ack(o, done_before, (size_t)out->inputs_done_before);
+    free(done_before);
 
-    /* 3. epochs */
+    /* epochs */
     size_t at = 0;
     while (rc == 0 && at < n_todo && !(o->stop && *o->stop)) {
         uint64_t epoch = state_epoch + 1;
@@ -356,9 +375,10 @@ int dp_run_epochs(const dp_engine_config *base, const dp_epoch_options *o, char 
                     rc = -1;
                     break;
                 }
-                add_stats(&out->engine, &st);
+                dp_engine_stats_add(&out->engine, &st);
                 out->epochs++;
                 state_epoch = epoch;
+                ack(o, todo + at, taken);
                 at += taken;
                 break;
             }

@@ -13,6 +13,12 @@ way, and a read_committed consumer (kcat) must find exactly the truth:
            (same data, same port); the run must carry on by itself.
   sigterm  SIGTERM in the middle of a run: it must exit 0 having committed
            or aborted its epoch cleanly; a second run completes the work.
+  follow   `dmarcpipe run --follow --done DONE SPOOL`, the long-running mode:
+           the corpus is dropped into the spool in waves (renamed in, as a
+           mail drop delivers), while the follower is killed with SIGKILL
+           --kills times at random moments and restarted; then SIGTERM must
+           stop it with exit 0.  Every input must end in DONE (moved only
+           once its epoch committed), none left in the spool.
   lost-state  a crash after a commit and before the state learns of it,
            for every epoch at once: a complete run, then its state directory
            is deleted and the run started again.  The restart must read
@@ -174,6 +180,80 @@ def mode_restart(args, bootstrap, names, work, rng, broker_dir):
     finish(args, bootstrap, names, work)  # must find nothing left to do
 
 
+def follow_cmd(args, bootstrap, names, work):
+    cmd = run_cmd(args, bootstrap, names, work)[:-1]  # not the corpus: the spool
+    return cmd + ["--follow", "--poll", "1", "--flush-interval", "1", "--done", os.path.join(work, "done"),
+                  os.path.join(work, "spool")]
+
+
+def spool_files(root):
+    """Files below root; not those named with a leading dot, which a
+    follower never reads (a writer's temporary name, by convention)."""
+    return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs
+                  if not f.startswith("."))
+
+
+def mode_follow(args, bootstrap, names, work, rng):
+    staged = spool_files(args.corpus)
+    spool, done = os.path.join(work, "spool"), os.path.join(work, "done")
+    os.makedirs(spool)
+    # the waves: the corpus in five runs of its sorted list, each renamed
+    # into the spool in order.  Arrival order is then input order: where
+    # two copies of a report differ (the corpus has such), the one that
+    # arrives first counts, as the first in input order does for the truth.
+    per = (len(staged) + 4) // 5
+    waves = [staged[i:i + per] for i in range(0, len(staged), per)]
+    stage = os.path.join(work, "stage")
+    shutil.copytree(args.corpus, stage)
+    killed = 0
+    procs = []
+
+    def start(i):
+        errlog = open(os.path.join(work, "follow-%02d.err" % i), "w")
+        procs.append(errlog)
+        return subprocess.Popen(follow_cmd(args, bootstrap, names, work), cwd=work, stdout=subprocess.DEVNULL,
+                                stderr=errlog)
+
+    p = start(0)
+    for i in range(max(args.kills, len(waves))):
+        if i < len(waves):
+            for rel in waves[i]:
+                os.makedirs(os.path.dirname(os.path.join(spool, rel)), exist_ok=True)
+                os.rename(os.path.join(stage, rel), os.path.join(spool, rel))
+        time.sleep(rng.uniform(0.5, args.max_kill_delay + 2.0))
+        if i < args.kills:
+            if p.poll() is not None:
+                sys.exit("FAIL: the follower exited by itself (%d)" % p.returncode)
+            p.kill()
+            p.wait()
+            killed += 1
+            p = start(i + 1)
+    deadline = time.time() + 300
+    while spool_files(spool) and time.time() < deadline:
+        if p.poll() is not None:
+            sys.exit("FAIL: the follower exited by itself (%d)" % p.returncode)
+        time.sleep(0.5)
+    left = spool_files(spool)
+    p.send_signal(signal.SIGTERM)
+    rc = p.wait(timeout=120)
+    for f in procs:
+        f.close()
+    with open(os.path.join(work, "follow-%02d.err" % (len(procs) - 1))) as f:
+        err = f.read()
+    if left:
+        sys.exit("FAIL: %d input(s) still in the spool after 300 s, e.g. %s:\n%s" % (len(left), left[:3], err[-3000:]))
+    if rc != 0:
+        sys.exit("FAIL: SIGTERM: the follower exited %d, not 0:\n%s" % (rc, err[-2000:]))
+    moved = spool_files(done)
+    # a name taken twice gets a ".N" suffix in DONE; every input is there once
+    if len(moved) != len(staged):
+        sys.exit("FAIL: %d files in DONE, %d were dropped into the spool" % (len(moved), len(staged)))
+    cycles = sum(len(re.findall(r"^dmarcpipe run: cycle ", open(os.path.join(work, "follow-%02d.err" % i)).read(),
+                                re.M)) for i in range(len(procs)))
+    log("follow: %d inputs in %d waves, %d kills, %d cycles; all moved to DONE; SIGTERM: exit 0"
+        % (len(staged), len(waves), killed, cycles))
+
+
 def mode_sigterm(args, bootstrap, names, work, rng):
     errpath = os.path.join(work, "run.err")
     with open(errpath, "w") as errlog:
@@ -232,7 +312,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dmarcpipe", required=True)
     ap.add_argument("--corpus", required=True)
-    ap.add_argument("--mode", choices=["kill", "restart", "sigterm", "lost-state"], required=True)
+    ap.add_argument("--mode", choices=["kill", "restart", "sigterm", "lost-state", "follow"], required=True)
     ap.add_argument("--bootstrap")
     ap.add_argument("--bootstrap-file")
     ap.add_argument("--kills", type=int, default=20)
@@ -283,6 +363,8 @@ def main():
             mode_restart(args, bootstrap, names, work, rng, broker_dir)
         elif args.mode == "lost-state":
             mode_lost_state(args, bootstrap, names, work, rng)
+        elif args.mode == "follow":
+            mode_follow(args, bootstrap, names, work, rng)
         else:
             mode_sigterm(args, bootstrap, names, work, rng)
         check(args, bootstrap, names, truth)

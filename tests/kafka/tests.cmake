@@ -12,6 +12,9 @@
 #   kafka_lost_state             the state deleted after a complete run:
 #                                the restart takes every input from the
 #                                ledger, names that are not UTF-8 included
+#   kafka_follow                 --follow --done over a spool fed in waves,
+#                                8 x SIGKILL and restarts, then SIGTERM:
+#                                exit 0, every input in DONE, totals exact
 #   kafka_warehouse_sql          rollups consumed read_committed, loaded into
 #                                SQLite with the warehouse schema, checked
 #
@@ -43,7 +46,10 @@ add_test(NAME kafka_exactly_once_sigterm
   COMMAND ${DP_KAFKA_EO} --mode sigterm --epoch-inputs 1 --copies 5 --bootstrap-file ${DP_KAFKA_BROKER_DIR}/bootstrap)
 add_test(NAME kafka_lost_state
   COMMAND ${DP_KAFKA_EO} --mode lost-state --epoch-inputs 5 --bootstrap-file ${DP_KAFKA_BROKER_DIR}/bootstrap)
-set_tests_properties(kafka_exactly_once_kill kafka_exactly_once_sigterm kafka_lost_state PROPERTIES
+add_test(NAME kafka_follow
+  COMMAND ${DP_KAFKA_EO} --mode follow --kills 8 --copies 2 --epoch-inputs 5 --max-kill-delay 1.5
+          --bootstrap-file ${DP_KAFKA_BROKER_DIR}/bootstrap)
+set_tests_properties(kafka_exactly_once_kill kafka_exactly_once_sigterm kafka_lost_state kafka_follow PROPERTIES
   FIXTURES_REQUIRED kafka LABELS kafka TIMEOUT 600)
 
 add_test(NAME kafka_broker_restart COMMAND ${DP_KAFKA_EO} --mode restart --epoch-inputs 1 --copies 5)
