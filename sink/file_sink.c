@@ -125,7 +125,7 @@ static const dp_sink_ops FILE_REPORTS = {
     .destroy = file_destroy,
 };
 
-dp_sink *dp_file_sink_open(const char *path, int reports, dp_error *err) {
+dp_sink *dp_file_sink_open(const char *path, int reports, int append, dp_error *err) {
     file_sink *fs = calloc(1, sizeof *fs);
     if (!fs) { dp_error_set(err, DP_ERR_NOMEM, "out of memory"); return NULL; }
     fs->is_stdout = strcmp(path, "-") == 0;
@@ -133,7 +133,7 @@ dp_sink *dp_file_sink_open(const char *path, int reports, dp_error *err) {
     size_t n = strlen(path);
     fs->csv = !reports && n > 4 && strcmp(path + n - 4, ".csv") == 0;
     fs->reports = reports;
-    fs->f = fs->is_stdout ? stdout : (dp_mkdir_parent(path) == 0 ? fopen(path, "w") : NULL);
+    fs->f = fs->is_stdout ? stdout : (dp_mkdir_parent(path) == 0 ? fopen(path, append ? "a" : "w") : NULL);
     if (!fs->f || !fs->path) {
         dp_error_set(err, DP_ERR_IO, "cannot open sink file %s: %s", path, strerror(errno));
         if (fs->f && !fs->is_stdout) fclose(fs->f);
@@ -143,7 +143,8 @@ dp_sink *dp_file_sink_open(const char *path, int reports, dp_error *err) {
     }
     fs->base.ops = reports ? &FILE_REPORTS : &FILE_ROLLUPS;
     pthread_mutex_init(&fs->base.lock, NULL);
-    if (fs->csv) {
+    /* a file added to already has its header */
+    if (fs->csv && !(append && fseek(fs->f, 0, SEEK_END) == 0 && ftell(fs->f) > 0)) {
         dp_rollup_csv_header(&fs->line);
         if (put_line(fs, err) != 0) {
             file_destroy(&fs->base);

@@ -13,8 +13,8 @@
 dp_sink *dp_sink_open_with(const char *uri, const dp_sink_options *opts, dp_error *err) {
     static const dp_sink_options none = {0};
     if (!opts) opts = &none;
-    if (strcmp(uri, "-") == 0) return dp_file_sink_open("-", 0, err);
-    if (strncmp(uri, "file:", 5) == 0 && uri[5]) return dp_file_sink_open(uri + 5, 0, err);
+    if (strcmp(uri, "-") == 0) return dp_file_sink_open("-", 0, 0, err);
+    if (strncmp(uri, "file:", 5) == 0 && uri[5]) return dp_file_sink_open(uri + 5, 0, opts->append, err);
     if (strncmp(uri, "kafka://", 8) == 0) return dp_kafka_sink_open(uri, opts, err);
     dp_error_set(err, DP_ERR_USAGE, "sink '%s': expected file:PATH, - (stdout) or kafka://HOST:PORT/TOPIC", uri);
     return NULL;
@@ -32,7 +32,9 @@ static void sink_unlock(dp_sink *s) {
     if (!s->ops->concurrent) pthread_mutex_unlock(&s->lock);
 }
 
-dp_sink *dp_sink_open_reports(const char *path, dp_error *err) { return dp_file_sink_open(path, 1, err); }
+dp_sink *dp_sink_open_reports(const char *path, int append, dp_error *err) {
+    return dp_file_sink_open(path, 1, append, err);
+}
 
 int dp_sink_write_rollup(dp_sink *s, const dp_rollup *r, dp_error *err) {
     sink_lock(s);

@@ -105,6 +105,7 @@ typedef struct dp_sink_options {
     const char *const *props;       /* Kafka: -X key=value, applied last, in order */
     size_t n_props;
     const volatile sig_atomic_t *stop; /* set by SIGTERM: give up waiting */
+    int append; /* file: add to the file instead of replacing it (CSV: one header) */
 } dp_sink_options;
 
 /* Opens a sink from its URI:
@@ -115,8 +116,9 @@ typedef struct dp_sink_options {
  *               sink also carries the reports feed (opts->reports_topic) */
 dp_sink *dp_sink_open(const char *uri, dp_error *err);
 dp_sink *dp_sink_open_with(const char *uri, const dp_sink_options *opts, dp_error *err);
-/* The inventory feed: one JSON line per accepted report, into PATH. */
-dp_sink *dp_sink_open_reports(const char *path, dp_error *err);
+/* The inventory feed: one JSON line per accepted report, into PATH
+ * (added to what PATH holds when `append`). */
+dp_sink *dp_sink_open_reports(const char *path, int append, dp_error *err);
 
 /* Thread-safe wrappers: lock, call, count, unlock. */
 int dp_sink_write_rollup(dp_sink *s, const dp_rollup *r, dp_error *err);

@@ -27,6 +27,10 @@
 #                          in relaxed mode (Public Suffix List), else the first
 #   aggregate_readahead    --readahead on (a reader thread per big report) gives
 #                          output identical to off, errors and hashes included
+#   aggregate_follow       --follow: a spool fed in waves, a file written
+#                          slowly in place, duplicates, SIGTERM; --done;
+#                          restarts without --done; its own folders under
+#                          the SOURCE; merged rollups = a batch run's
 #   aggregate_stress       4 workers, 3 shards, 2-slot rings, 1-item batches
 #                          against 1x1, over the corpus and 300 generated
 #                          reports (also labelled tsan)
@@ -91,9 +95,11 @@ add_test(NAME aggregate_csv
   COMMAND ${Python3_EXECUTABLE} ${DP_AGG_DIR}/test_csv.py ${DP_AGG_BIN} ${DP_AGG_CORPUS})
 add_test(NAME aggregate_dkim_pick
   COMMAND ${Python3_EXECUTABLE} ${DP_AGG_DIR}/test_dkim_pick.py ${DP_AGG_BIN})
+add_test(NAME aggregate_follow
+  COMMAND ${Python3_EXECUTABLE} ${DP_AGG_DIR}/test_follow.py ${DP_AGG_BIN} ${DP_AGG_CORPUS})
 set_tests_properties(aggregate_equivalence aggregate_independent aggregate_flush
                      aggregate_dedup aggregate_atomic aggregate_mixed aggregate_csv
-                     aggregate_dkim_pick
+                     aggregate_dkim_pick aggregate_follow
   PROPERTIES LABELS aggregate TIMEOUT ${DP_AGG_TIMEOUT} ENVIRONMENT "${DP_AGG_TSAN_ENV}")
 
 # --readahead on against off: identical output; in the TSan build too.
