@@ -94,7 +94,7 @@ static int walk(const char *path, int top, const char *const *skip, int (*fn)(co
         n++;
     }
     closedir(d);
-    if (rc == 0) qsort(names, n, sizeof *names, cmp_str);
+    if (rc == 0 && n > 1) qsort(names, n, sizeof *names, cmp_str); /* an empty folder: names is NULL */
     for (size_t i = 0; i < n; i++) {
         if (rc == 0) {
             char child[PATH_MAX];
