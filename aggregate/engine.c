@@ -39,6 +39,7 @@
  */
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <libpsl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -46,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -754,10 +756,18 @@ static void *worker_main(void *arg) {
             if (e->cfg->quarantine_dir) {
                 char qpath[4096];
                 dp_error qerr;
-                if (dp_quarantine_file(e->cfg->quarantine_dir, path, w->errs, w->n_errs, qpath, &qerr) != 0)
-                    set_fatal(e, &qerr);
-                else
+                struct stat st;
+                if (dp_quarantine_file(e->cfg->quarantine_dir, path, w->errs, w->n_errs, qpath, &qerr) == 0) {
                     fprintf(stderr, "dmarcpipe: %s: quarantined as %s\n", path, qpath);
+                } else if (stat(path, &st) != 0 && errno == ENOENT) {
+                    /* Gone before it could be kept (removed from a spool by
+                     * someone else, or never there): its rejection is
+                     * logged above, nothing is left to keep, and the other
+                     * inputs must not stop for it. */
+                    fprintf(stderr, "dmarcpipe: %s: gone, so not quarantined\n", path);
+                } else {
+                    set_fatal(e, &qerr);
+                }
             }
         }
         pthread_mutex_lock(&e->order_lock);

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "aggregate.h"
@@ -503,6 +504,15 @@ int dp_cmd_run(int argc, char **argv) {
         }
         r.etotal.recovered_epochs = rec.recovered_epochs;
         r.etotal.stopped = rec.stopped;
+    }
+    /* a follower watches its SOURCEs for good: a mistyped one would watch
+     * nothing, quietly, for ever */
+    for (int i = optind; follow && rc == 0 && i < argc; i++) {
+        struct stat sst;
+        if (stat(argv[i], &sst) != 0) {
+            fprintf(stderr, "dmarcpipe run: %s: %s\n", argv[i], strerror(errno));
+            rc = 2;
+        }
     }
     if (rc == 0 && !r.etotal.stopped && follow) {
         fprintf(stderr, "dmarcpipe run: following %d source(s), scanning every %.0f s; SIGTERM or ^C stops\n",

@@ -23,6 +23,8 @@ cycles split keys over lines), must equal the batch run's rollups.
     read its own rollups, state or quarantine as reports.
   * batch --done: a batch run moves every input, rejects too, and exits 1
     (some input was rejected) as without --done.
+  * a vanished input: rejected, not fatal; the other inputs are counted.
+    A follower whose SOURCE does not exist stops at once (exit 2).
 
 usage: test_follow.py DMARCPIPE CORPUS_DIR
 """
@@ -268,6 +270,26 @@ def test_batch_done(t, dmarcpipe, corpus, tmp):
     t.check("second batch --done: ran", r2.rc in (0, 1), r2.describe())
 
 
+def test_vanished_input(t, dmarcpipe, corpus, tmp):
+    """An input gone before it is read (a spool emptied by someone else
+    between a scan and its cycle) is a rejected input, not the end of the
+    run: nothing is left to quarantine, and the other inputs are counted."""
+    ref = dptest.run(dmarcpipe, os.path.join(tmp, "vanish-ref"), [corpus])
+    r = dptest.run(dmarcpipe, os.path.join(tmp, "vanish"), [corpus, os.path.join(tmp, "no-such-report.xml")])
+    t.eq("a vanished input: exit status 1 (an input rejected), not 3", r.rc, 1)
+    t.check("a vanished input: said so", "no-such-report.xml: gone, so not quarantined" in r.stderr,
+            r.describe())
+    t.eq("a vanished input: the rest counted", r.messages, ref.messages)
+    t.eq("a vanished input: one more input rejected", r.summary.get("inputs_rejected"),
+         ref.summary.get("inputs_rejected", 0) + 1)
+    # a follower, though, must not watch a SOURCE that is not there
+    p = subprocess.run([dmarcpipe, "run", "--follow", "--sink", "file:" + os.path.join(tmp, "none.ndjson"),
+                        "--state", os.path.join(tmp, "none-state"), os.path.join(tmp, "no-such-spool")],
+                       cwd=tmp, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    t.eq("--follow on a SOURCE that is not there: exit status 2", p.returncode, 2)
+    t.check("--follow on a SOURCE that is not there: said so", "no-such-spool: No such file" in p.stderr, p.stderr)
+
+
 def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
@@ -278,6 +300,7 @@ def main():
         t.run(test_restart_without_done, t, dmarcpipe, corpus, tmp)
         t.run(test_own_folders, t, dmarcpipe, corpus, tmp)
         t.run(test_batch_done, t, dmarcpipe, corpus, tmp)
+        t.run(test_vanished_input, t, dmarcpipe, corpus, tmp)
     t.finish()
 
 
