@@ -52,14 +52,24 @@ def files_below(root):
 
 
 def start(dmarcpipe, cwd, *args, errpath=None):
-    err = open(errpath or os.path.join(cwd, "follow.err"), "a")
+    errpath = errpath or os.path.join(cwd, "follow.err")
+    err = open(errpath, "a")
     p = subprocess.Popen([dmarcpipe, "run", "--follow", "--poll", POLL, *map(str, args)], cwd=cwd,
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
-    p.errfile = err
+    p.errfile, p.errpath, p.started_at = err, errpath, os.path.getsize(errpath)
     return p
 
 
 def stop(p):
+    # SIGTERM once it is following: before it has set its handler (a slow
+    # start under ASan), the signal's default action would end it
+    deadline = time.time() + 60
+    while time.time() < deadline and p.poll() is None:
+        with open(p.errpath, errors="replace") as f:
+            f.seek(p.started_at)
+            if "dmarcpipe run: following" in f.read():
+                break
+        time.sleep(0.2)
     p.send_signal(signal.SIGTERM)
     try:
         rc = p.wait(timeout=120)

@@ -234,6 +234,14 @@ def mode_follow(args, bootstrap, names, work, rng):
             sys.exit("FAIL: the follower exited by itself (%d)" % p.returncode)
         time.sleep(0.5)
     left = spool_files(spool)
+    # SIGTERM once it is following: before it has set its handler (a slow
+    # start under ASan), the signal's default action would end it
+    errpath = os.path.join(work, "follow-%02d.err" % (len(procs) - 1))
+    while time.time() < deadline + 60 and p.poll() is None:
+        with open(errpath) as f:
+            if "dmarcpipe run: following" in f.read():
+                break
+        time.sleep(0.2)
     p.send_signal(signal.SIGTERM)
     rc = p.wait(timeout=120)
     for f in procs:
