@@ -43,6 +43,19 @@ char *dp_input_key(const char *path);
 #include "aggregate.h"
 #include "sink.h"
 
+/* Inputs split by the state: those an earlier run counted (done), and the
+ * rest (todo) with their input keys ("" for a file that cannot be stat'ed:
+ * it fails, and is logged, when read).  The strings in todo and done are
+ * the caller's; the keys and the arrays are freed by dp_input_split_free. */
+typedef struct dp_input_split {
+    char **todo, **keys;
+    size_t n_todo;
+    char **done;
+    size_t n_done;
+} dp_input_split;
+int dp_input_split_make(dp_dedup *d, char **inputs, size_t n, dp_input_split *out, dp_error *err);
+void dp_input_split_free(dp_input_split *s);
+
 /* Told of inputs once they are acknowledged: counted, durably, by the
  * sinks and the state.  `inputs` are the caller's strings. */
 typedef void (*dp_ack_fn)(void *ctx, char *const *inputs, size_t n);

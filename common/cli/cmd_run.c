@@ -167,42 +167,18 @@ static int run_inputs(run_ctx *r, char **inputs, size_t n, dp_error *err) {
     /* A follower records the inputs it counted in the state, as epochs do,
      * and skips those an earlier follower counted: they stay in place
      * without --done, and must not be parsed again on every restart. */
-    char **todo = inputs, **keys = NULL;
-    size_t n_todo = n;
+    dp_input_split in = {.todo = inputs, .n_todo = n};
     if (r->follow) {
         cfg.admit = admit_until_stop; /* a signal ends the cycle at the next input */
         cfg.admit_ctx = (void *)r->stop;
-        todo = calloc(n ? n : 1, sizeof *todo);
-        keys = calloc(n ? n : 1, sizeof *keys);
-        char **done = calloc(n ? n : 1, sizeof *done);
-        size_t n_done = 0;
-        int rc = todo && keys && done ? 0 : dp_error_set(err, DP_ERR_NOMEM, "out of memory");
-        n_todo = 0;
-        for (size_t i = 0; rc == 0 && i < n; i++) {
-            char *key = dp_input_key(inputs[i]);
-            int seen = key ? dp_dedup_input_done(r->cfg.dedup, key) : 0;
-            if (seen < 0) rc = dp_error_set(err, DP_ERR_IO, "state: cannot read the acknowledged inputs");
-            if (seen) {
-                done[n_done++] = inputs[i];
-                free(key);
-            } else {
-                todo[n_todo] = inputs[i];
-                keys[n_todo] = key ? key : strdup(""); /* vanished: it will fail and be logged */
-                if (!keys[n_todo++]) rc = dp_error_set(err, DP_ERR_NOMEM, "out of memory");
-            }
-        }
-        if (rc == 0 && n_done) {
-            fprintf(stderr, "dmarcpipe run: %zu input(s) already counted by an earlier run: skipped\n", n_done);
-            if (r->ack) r->ack(r->acker, done, n_done);
-        }
-        free(done);
-        if (rc != 0) {
-            for (size_t i = 0; keys && i < n_todo; i++) free(keys[i]);
-            free(keys);
-            free(todo);
-            return -1;
+        if (dp_input_split_make(r->cfg.dedup, inputs, n, &in, err) != 0) return -1;
+        if (in.n_done) {
+            fprintf(stderr, "dmarcpipe run: %zu input(s) already counted by an earlier run: skipped\n", in.n_done);
+            if (r->ack) r->ack(r->acker, in.done, in.n_done);
         }
     }
+    char **todo = in.todo;
+    size_t n_todo = in.n_todo;
     dp_engine_stats st;
     memset(&st, 0, sizeof st);
     int rc = n_todo ? dp_engine_run(&cfg, (const char *const *)todo, n_todo, &st, err) : 0;
@@ -213,14 +189,10 @@ static int run_inputs(run_ctx *r, char **inputs, size_t n, dp_error *err) {
     for (size_t i = 0; i < r->n_sinks; i++)
         if (dp_sink_flush(r->sinks[i], &ferr) != 0 && rc == 0) rc = -1, *err = ferr;
     if (r->reports && dp_sink_flush(r->reports, &ferr) != 0 && rc == 0) rc = -1, *err = ferr;
-    dp_dedup_epoch taken = {(const char *const *)keys, (size_t)st.inputs, 0, 0};
-    if (rc == 0) rc = dp_dedup_persist(r->cfg.dedup, keys ? &taken : NULL, err);
+    dp_dedup_epoch taken = {(const char *const *)in.keys, (size_t)st.inputs, 0, 0};
+    if (rc == 0) rc = dp_dedup_persist(r->cfg.dedup, in.keys ? &taken : NULL, err);
     if (rc == 0 && r->ack) r->ack(r->acker, todo, (size_t)st.inputs);
-    if (keys) {
-        for (size_t i = 0; i < n_todo; i++) free(keys[i]);
-        free(keys);
-        free(todo);
-    }
+    if (r->follow) dp_input_split_free(&in);
     return rc;
 }
 

@@ -52,6 +52,46 @@ char *dp_input_key(const char *path) {
     return b.data;
 }
 
+void dp_input_split_free(dp_input_split *s) {
+    for (size_t i = 0; s->keys && i < s->n_todo; i++) free(s->keys[i]);
+    free(s->keys);
+    free(s->todo);
+    free(s->done);
+    memset(s, 0, sizeof *s);
+}
+
+int dp_input_split_make(dp_dedup *d, char **inputs, size_t n, dp_input_split *out, dp_error *err) {
+    memset(out, 0, sizeof *out);
+    out->todo = calloc(n ? n : 1, sizeof *out->todo);
+    out->keys = calloc(n ? n : 1, sizeof *out->keys);
+    out->done = calloc(n ? n : 1, sizeof *out->done);
+    if (!out->todo || !out->keys || !out->done) {
+        dp_input_split_free(out);
+        return dp_error_set(err, DP_ERR_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        char *key = dp_input_key(inputs[i]);
+        int done = key ? dp_dedup_input_done(d, key) : 0;
+        if (done < 0) {
+            free(key);
+            dp_input_split_free(out);
+            return dp_error_set(err, DP_ERR_IO, "state: cannot read the acknowledged inputs");
+        }
+        if (done) {
+            out->done[out->n_done++] = inputs[i];
+            free(key);
+            continue;
+        }
+        if (!key && !(key = strdup(""))) { /* vanished: it will fail, and be logged, when read */
+            dp_input_split_free(out);
+            return dp_error_set(err, DP_ERR_NOMEM, "out of memory");
+        }
+        out->todo[out->n_todo] = inputs[i];
+        out->keys[out->n_todo++] = key;
+    }
+    return 0;
+}
+
 /* ---- recovery from the ledger ---------------------------------------------- */
 
 typedef struct recovery {
@@ -301,37 +341,14 @@ int dp_epochs_run(const dp_engine_config *base, const dp_epoch_options *o, char 
 
     /* the inputs no committed epoch took; those it did are acknowledged
      * again (a crash may have come before they were) */
-    char **todo = calloc(n_inputs ? n_inputs : 1, sizeof *todo);
-    char **keys = calloc(n_inputs ? n_inputs : 1, sizeof *keys);
-    char **done_before = calloc(n_inputs ? n_inputs : 1, sizeof *done_before);
-    size_t n_todo = 0;
-    if (!todo || !keys || !done_before) {
-        free(todo);
-        free(keys);
-        free(done_before);
-        return dp_error_set(err, DP_ERR_NOMEM, "out of memory");
-    }
-    for (size_t i = 0; i < n_inputs; i++) {
-        char *key = dp_input_key(inputs[i]);
-        int done = key ? dp_dedup_input_done(dedup, key) : 0;
-        if (done < 0) {
-            free(key);
-            rc = dp_error_set(err, DP_ERR_IO, "state: cannot read the acknowledged inputs");
-            break;
-        }
-        if (done) {
-            done_before[out->inputs_done_before++] = inputs[i];
-            free(key);
-            continue;
-        }
-        todo[n_todo] = inputs[i];
-        keys[n_todo++] = key ? key : strdup(""); /* vanished: it will fail and be logged */
-    }
-    if (out->inputs_done_before)
-        fprintf(stderr, "dmarcpipe run: %llu input(s) already committed by an earlier run: skipped\n",
-                (unsigned long long)out->inputs_done_before);
-    if (rc == 0) ack(o, done_before, (size_t)out->inputs_done_before);
-    free(done_before);
+    dp_input_split in;
+    if (dp_input_split_make(dedup, inputs, n_inputs, &in, err) != 0) return -1;
+    char **todo = in.todo, **keys = in.keys;
+    size_t n_todo = in.n_todo;
+    out->inputs_done_before = in.n_done;
+    if (in.n_done)
+        fprintf(stderr, "dmarcpipe run: %zu input(s) already committed by an earlier run: skipped\n", in.n_done);
+    ack(o, in.done, in.n_done);
 
     /* epochs */
     size_t at = 0;
@@ -412,9 +429,7 @@ done:
         fprintf(stderr, "dmarcpipe run: stopping after epoch %llu: %zu input(s) left for the next run\n",
                 (unsigned long long)state_epoch, n_todo - at);
     }
-    for (size_t i = 0; i < n_todo; i++) free(keys[i]);
-    free(keys);
-    free(todo);
+    dp_input_split_free(&in);
     out->engine.seconds = dp_clock_seconds() - t0;
     return rc;
 }
