@@ -119,9 +119,8 @@ size_t dp_dedup_pending(dp_dedup *d, void (*fn)(void *ctx, const uint8_t id[32])
 /* Drops the persisted identities from memory when LMDB holds them all (a
  * state directory, nothing pending), so that a long-running process does
  * not grow with every report it has seen; LMDB still answers for them.
- * Without a state directory, memory is the only record: nothing is dropped.
- * Returns how many were dropped. */
-size_t dp_dedup_forget_persisted(dp_dedup *d);
+ * Without a state directory, memory is the only record: nothing is dropped. */
+void dp_dedup_forget_persisted(dp_dedup *d);
 /* Whether an epoch that committed took this input: 1, 0, -1 (unreadable). */
 int dp_dedup_input_done(dp_dedup *d, const char *key);
 /* The last committed epoch and the ledger's next offset (0 when unknown). */

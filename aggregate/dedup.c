@@ -276,23 +276,16 @@ size_t dp_dedup_pending(dp_dedup *d, void (*fn)(void *ctx, const uint8_t id[32])
     return n;
 }
 
-size_t dp_dedup_forget_persisted(dp_dedup *d) {
+void dp_dedup_forget_persisted(dp_dedup *d) {
     pthread_mutex_lock(&d->lock);
-    size_t n = 0;
     int pending = 0;
-    for (size_t i = 0; i < d->cap; i++) {
-        if (d->slots[i].state == SLOT_PENDING) pending = 1;
-        if (d->slots[i].state == SLOT_DONE) n++;
-    }
+    for (size_t i = 0; d->env && !pending && i < d->cap; i++) pending = d->slots[i].state == SLOT_PENDING;
     if (d->env && !pending) {
         free(d->slots);
         d->slots = NULL;
         d->cap = d->used = 0;
-    } else {
-        n = 0;
     }
     pthread_mutex_unlock(&d->lock);
-    return n;
 }
 
 int dp_dedup_input_done(dp_dedup *d, const char *key) {

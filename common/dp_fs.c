@@ -43,7 +43,21 @@ static int rename_noreplace(const char *from, const char *to) {
     return renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE);
 }
 
-static int copy_fd(int in, int out) {
+int dp_write_all(int fd, const void *p, size_t n) {
+    const char *c = p;
+    while (n) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        c += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int dp_copy_fd(int in, int out) {
     char buf[64 * 1024];
     for (;;) {
         ssize_t n = read(in, buf, sizeof buf);
@@ -52,14 +66,7 @@ static int copy_fd(int in, int out) {
             if (errno == EINTR) continue;
             return -1;
         }
-        for (ssize_t off = 0; off < n;) {
-            ssize_t w = write(out, buf + off, (size_t)(n - off));
-            if (w < 0) {
-                if (errno == EINTR) continue;
-                return -1;
-            }
-            off += w;
-        }
+        if (dp_write_all(out, buf, (size_t)n) != 0) return -1;
     }
 }
 
@@ -77,7 +84,7 @@ static int copy_beside(const char *src, const char *dst, char *tmp, size_t cap) 
         if (out < 0 && errno != EEXIST) break;
     }
     int rc = out < 0 ? -1 : 0;
-    if (rc == 0 && (copy_fd(in, out) != 0 || fsync(out) != 0)) rc = -1;
+    if (rc == 0 && (dp_copy_fd(in, out) != 0 || fsync(out) != 0)) rc = -1;
     int saved = errno;
     close(in);
     if (out >= 0 && close(out) != 0 && rc == 0) rc = -1, saved = errno;

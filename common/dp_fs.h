@@ -2,10 +2,18 @@
 #ifndef DP_FS_H
 #define DP_FS_H
 
+#include <stddef.h>
+
 /* mkdir -p: creates `dir` and its missing parents.  0, or -1 with errno. */
 int dp_mkdir_p(const char *dir);
 /* Creates the directory that will hold `path` (its dirname), if any. */
 int dp_mkdir_parent(const char *path);
+
+/* write(2) until all n bytes are written (EINTR retried).  0, or -1 with errno. */
+int dp_write_all(int fd, const void *p, size_t n);
+/* Copies everything from `in`'s offset to its end into `out`.  0, or -1
+ * with errno. */
+int dp_copy_fd(int in, int out);
 
 /* Moves the file `src` to `dst`, creating dst's directory, and never
  * replacing a file: when `dst` exists, the name gets ".1", ".2", ...

@@ -28,20 +28,6 @@
 #include "dp_json.h"
 #include "ingest.h"
 
-static int write_all(int fd, const void *p, size_t n) {
-    const char *c = p;
-    while (n) {
-        ssize_t w = write(fd, c, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        c += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* The reason's member between the input and the errors: written with the
  * time, and skipped over when an old reason is compared with a new one. */
 static const char QUARANTINED_AT[] = ",\"quarantined_at\":";
@@ -173,18 +159,10 @@ int dp_quarantine_file(const char *dir, const char *input_path, const dp_error *
                  : dp_error_set(err, DP_ERR_IO, "quarantine: cannot create a copy of %s in %s: %s", input_path,
                                 dir, strerror(errno));
     } else if (!reused) {
-        char buf[65536];
         if (lseek(in, 0, SEEK_SET) != 0)
             rc = dp_error_set(err, DP_ERR_IO, "quarantine: cannot reread %s: %s", input_path, strerror(errno));
-        while (rc == 0) {
-            ssize_t n = read_full(in, buf, sizeof buf);
-            if (n < 0 || (n > 0 && write_all(out, buf, (size_t)n) != 0)) {
-                rc = dp_error_set(err, DP_ERR_IO, "quarantine: copying %s failed: %s", input_path,
-                                  strerror(errno));
-                break;
-            }
-            if (n == 0) break;
-        }
+        else if (dp_copy_fd(in, out) != 0)
+            rc = dp_error_set(err, DP_ERR_IO, "quarantine: copying %s failed: %s", input_path, strerror(errno));
         if (close(out) != 0 && rc == 0)
             rc = dp_error_set(err, DP_ERR_IO, "quarantine: writing %s failed: %s", path, strerror(errno));
         if (rc != 0) unlink(path);
@@ -200,7 +178,7 @@ int dp_quarantine_file(const char *dir, const char *input_path, const dp_error *
         char rpath[PATH_MAX + 8];
         snprintf(rpath, sizeof rpath, "%s.reason", path);
         int rfd = open(rpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (rfd < 0 || j.failed || write_all(rfd, j.data, j.len) != 0) {
+        if (rfd < 0 || j.failed || dp_write_all(rfd, j.data, j.len) != 0) {
             rc = dp_error_set(err, DP_ERR_IO, "quarantine: cannot write %s: %s", rpath, strerror(errno));
         }
         if (rfd >= 0 && close(rfd) != 0 && rc == 0)

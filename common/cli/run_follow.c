@@ -87,7 +87,7 @@ void dp_acker_ack(void *ctx, char *const *inputs, size_t n) {
         dp_buf dst = DP_BUF_INIT;
         dp_buf_printf(&dst, "%s/%s", a->done_dir, relative_path(a, inputs[i]));
         if (dst.failed || dp_move_file(inputs[i], dst.data, NULL) != 0) {
-            if (errno == ENOENT) { /* gone already: nothing to move */
+            if (!dst.failed && errno == ENOENT) { /* gone already: nothing to move */
                 dp_buf_free(&dst);
                 continue;
             }
