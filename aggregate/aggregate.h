@@ -5,12 +5,14 @@
  * rings, and each shard rolls its records up per UTC time window in a hash
  * table it alone owns.
  *
- * This header grows with the stage (issue 3).  What is here now are its
- * two self-contained building blocks:
+ * What is here:
  *   - dp_ring: the single-producer single-consumer ring between one worker
  *     and one shard;
  *   - dp_window_split: how one record's count is spread over the windows
- *     its report's date range overlaps, exactly.
+ *     its report's date range overlaps, exactly;
+ *   - dp_dedup: each report counted once, and the LMDB state a run keeps;
+ *   - dp_engine: a run of the stage over a list of inputs, from their
+ *     sources to the sinks.
  */
 #ifndef DP_AGGREGATE_H
 #define DP_AGGREGATE_H
@@ -22,6 +24,7 @@
 
 #include "dp_error.h"
 #include "ingest.h"
+#include "source.h"
 
 /* ---- dp_ring: bounded lock-free SPSC ring of pointers ------------------
  *
@@ -101,7 +104,7 @@ int dp_dedup_seen_before(dp_dedup *d, const uint8_t id[32]);
 int dp_dedup_decide(dp_dedup *d, const uint8_t id[32]);
 /* What one epoch changes in the state besides its identities. */
 typedef struct dp_dedup_epoch {
-    const char *const *input_keys; /* inputs acknowledged (dp_cli input keys) */
+    const char *const *input_keys; /* inputs acknowledged (dp_input.key) */
     size_t n_inputs;
     uint64_t epoch;       /* the epoch's number, 0: leave as it is */
     uint64_t ledger_next; /* where to read the ledger from next, 0: leave */
@@ -132,11 +135,13 @@ int dp_dedup_apply_ledger(dp_dedup *d, const uint8_t (*ids)[32], size_t n_ids, c
 void dp_dedup_close(dp_dedup *d);
 void dp_dedup_identity(const dp_report *rep, uint8_t out[32]);
 
-/* ---- dp_engine: a batch run of the whole pipeline -----------------------
+/* ---- dp_engine: a run of the stage over a list of inputs ----------------
  *
- * Workers unwrap and parse the inputs; shards roll the records up; rollups
- * go to every sink and accepted reports to the reports feed.  See engine.c
- * for the threads and who owns what. */
+ * Workers open each input through its source and parse it with ingest;
+ * shards roll the records up; rollups go to every sink and accepted
+ * reports to the reports feed; a rejected input goes back to its source
+ * (dp_source_reject).  See engine_internal.h for the threads and who owns
+ * what. */
 struct dp_sink;
 
 typedef struct dp_engine_config {
@@ -147,13 +152,12 @@ typedef struct dp_engine_config {
     size_t ring_slots;            /* batches per ring */
     size_t batch_items;           /* window shares per batch */
     dp_ingest_limits limits;
-    const char *quarantine_dir;   /* NULL: rejections are only logged */
     dp_dedup *dedup;              /* NULL: no dedup */
     struct dp_sink *const *sinks; /* rollups go to each */
     size_t n_sinks;
     struct dp_sink *reports;      /* the inventory feed, or NULL */
     /* Optional: asked before each input is taken, with the number taken so
-     * far; 0 ends the run there (an epoch: see cmd_run).  Inputs are taken
+     * far; 0 ends the run there (an epoch: see run/).  Inputs are taken
      * in list order, so a run always takes a prefix of the list, and
      * dp_engine_stats.inputs says how long.  Called with an engine lock
      * held: keep it quick. */
@@ -174,9 +178,10 @@ typedef struct dp_engine_stats {
 void dp_engine_config_default(dp_engine_config *c);
 /* Adds the counts of `s` to `total` (peaks: the larger; times: summed). */
 void dp_engine_stats_add(dp_engine_stats *total, const dp_engine_stats *s);
-/* Runs the pipeline over `inputs` (files).  0, or -1 when something other
- * than an input failed (a sink, memory); rejected inputs are not errors. */
-int dp_engine_run(const dp_engine_config *cfg, const char *const *inputs, size_t n_inputs,
+/* Runs the stage over `inputs`, in list order.  0, or -1 when something
+ * other than an input failed (a sink, the state, memory, a rejection that
+ * could not be kept); rejected inputs are not errors. */
+int dp_engine_run(const dp_engine_config *cfg, dp_input *const *inputs, size_t n_inputs,
                   dp_engine_stats *out, dp_error *err);
 
 #endif

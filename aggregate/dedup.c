@@ -6,14 +6,14 @@
  * SHA-256 into a 32-byte key.
  *
  * Which copy counts must not depend on thread timing, so the engine asks
- * dp_dedup_decide() in input order (see engine.c): the first copy in input
+ * dp_dedup_decide() in input order (see decide.c): the first copy in input
  * order counts, later ones are duplicates.  dp_dedup_seen_before() lets a
  * worker skip early a report that an earlier run counted.  Across runs,
  * identities are kept in LMDB under --state DIR.  They are written only by
- * dp_dedup_persist(), which `dmarcpipe run` calls after the sinks have
- * flushed the rollups that count those reports.  A crash before that re-counts the reports on the
- * next run rather than losing them; exactly-once across crashes is the
- * Kafka sink's job (issue 4).
+ * dp_dedup_persist(), which the run (run/conductor.c) calls after the sinks
+ * have committed the rollups that count those reports.  A crash before
+ * that re-counts the reports on the next run rather than losing them;
+ * exactly once across crashes is the Kafka sink's, with its ledger.
  *
  * Runs that go in epochs (the Kafka sink: one transaction each) need more
  * of the state, and this file keeps all of it in the same LMDB, so that one

@@ -11,7 +11,7 @@
 
 #include "dp_fs.h"
 
-int dp_mkdir_p(const char *dir) {
+int dp_fs_mkdir_p(const char *dir) {
     char tmp[PATH_MAX];
     if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp) {
         errno = ENAMETOOLONG;
@@ -26,7 +26,7 @@ int dp_mkdir_p(const char *dir) {
     return (mkdir(tmp, 0755) != 0 && errno != EEXIST) ? -1 : 0;
 }
 
-int dp_mkdir_parent(const char *path) {
+int dp_fs_mkdir_parent(const char *path) {
     char tmp[PATH_MAX];
     if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) {
         errno = ENAMETOOLONG;
@@ -35,7 +35,7 @@ int dp_mkdir_parent(const char *path) {
     char *slash = strrchr(tmp, '/');
     if (!slash || slash == tmp) return 0;
     *slash = '\0';
-    return dp_mkdir_p(tmp);
+    return dp_fs_mkdir_p(tmp);
 }
 
 /* rename(2) that fails with EEXIST instead of replacing `to`. */
@@ -43,7 +43,7 @@ static int rename_noreplace(const char *from, const char *to) {
     return renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE);
 }
 
-int dp_write_all(int fd, const void *p, size_t n) {
+int dp_fs_write_all(int fd, const void *p, size_t n) {
     const char *c = p;
     while (n) {
         ssize_t w = write(fd, c, n);
@@ -57,7 +57,7 @@ int dp_write_all(int fd, const void *p, size_t n) {
     return 0;
 }
 
-int dp_copy_fd(int in, int out) {
+int dp_fs_copy_fd(int in, int out) {
     char buf[64 * 1024];
     for (;;) {
         ssize_t n = read(in, buf, sizeof buf);
@@ -66,7 +66,7 @@ int dp_copy_fd(int in, int out) {
             if (errno == EINTR) continue;
             return -1;
         }
-        if (dp_write_all(out, buf, (size_t)n) != 0) return -1;
+        if (dp_fs_write_all(out, buf, (size_t)n) != 0) return -1;
     }
 }
 
@@ -84,7 +84,7 @@ static int copy_beside(const char *src, const char *dst, char *tmp, size_t cap) 
         if (out < 0 && errno != EEXIST) break;
     }
     int rc = out < 0 ? -1 : 0;
-    if (rc == 0 && (dp_copy_fd(in, out) != 0 || fsync(out) != 0)) rc = -1;
+    if (rc == 0 && (dp_fs_copy_fd(in, out) != 0 || fsync(out) != 0)) rc = -1;
     int saved = errno;
     close(in);
     if (out >= 0 && close(out) != 0 && rc == 0) rc = -1, saved = errno;
@@ -93,9 +93,9 @@ static int copy_beside(const char *src, const char *dst, char *tmp, size_t cap) 
     return rc;
 }
 
-int dp_move_file(const char *src, const char *dst, char *used) {
+int dp_fs_move(const char *src, const char *dst, char *used) {
     char name[PATH_MAX], tmp[PATH_MAX];
-    if (dp_mkdir_parent(dst) != 0) return -1;
+    if (dp_fs_mkdir_parent(dst) != 0) return -1;
     int copied = 0; /* across file systems: tmp holds the bytes */
     unsigned suffix = 0;
     while (suffix < 10000) {

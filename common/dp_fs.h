@@ -5,15 +5,15 @@
 #include <stddef.h>
 
 /* mkdir -p: creates `dir` and its missing parents.  0, or -1 with errno. */
-int dp_mkdir_p(const char *dir);
+int dp_fs_mkdir_p(const char *dir);
 /* Creates the directory that will hold `path` (its dirname), if any. */
-int dp_mkdir_parent(const char *path);
+int dp_fs_mkdir_parent(const char *path);
 
 /* write(2) until all n bytes are written (EINTR retried).  0, or -1 with errno. */
-int dp_write_all(int fd, const void *p, size_t n);
+int dp_fs_write_all(int fd, const void *p, size_t n);
 /* Copies everything from `in`'s offset to its end into `out`.  0, or -1
  * with errno. */
-int dp_copy_fd(int in, int out);
+int dp_fs_copy_fd(int in, int out);
 
 /* Moves the file `src` to `dst`, creating dst's directory, and never
  * replacing a file: when `dst` exists, the name gets ".1", ".2", ...
@@ -21,6 +21,6 @@ int dp_copy_fd(int in, int out);
  * temporary name beside the target, fsync'ed, renamed into place, and only
  * then is `src` removed.  Writes the name used into `used` (PATH_MAX bytes)
  * when not NULL.  0, or -1 with errno. */
-int dp_move_file(const char *src, const char *dst, char *used);
+int dp_fs_move(const char *src, const char *dst, char *used);
 
 #endif

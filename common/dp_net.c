@@ -52,6 +52,6 @@ static char *put_ipv6(char *o, const unsigned char *b) {
     return o;
 }
 
-void dp_format_ip(const unsigned char *bytes, int family, char *out) {
+void dp_net_format_ip(const unsigned char *bytes, int family, char *out) {
     *(family == 4 ? put_ipv4(out, bytes) : put_ipv6(out, bytes)) = '\0';
 }

@@ -13,7 +13,7 @@
  *
  * Memory and threads: every pointer handed to a callback is owned by ingest
  * and valid only until the callback returns; copy what you keep.  A call to
- * dp_ingest_file() runs entirely on the calling thread and touches no global
+ * dp_ingest_fd() or dp_ingest_file() runs entirely on the calling thread and touches no global
  * mutable state, so several threads may ingest different inputs at once
  * (call dp_ingest_global_init() once first).
  */
@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "dp_error.h"
+#include "dp_report.h"
 
 /* ---- Safety limits (and two options) --------------------------------- */
 
@@ -47,63 +48,6 @@ typedef struct dp_ingest_limits {
 } dp_ingest_limits;
 
 void dp_ingest_limits_default(dp_ingest_limits *lim);
-
-/* ---- What ingest produces -------------------------------------------- */
-
-typedef enum dp_schema {
-    DP_SCHEMA_DRAFT,   /* pre-RFC draft: namespace http://dmarc.org/dmarc-xml/0.1 or version 0.1 */
-    DP_SCHEMA_RFC7489, /* RFC 7489 appendix C, with or without <version>1.0 */
-    DP_SCHEMA_RFC9990  /* urn:ietf:params:xml:ns:dmarc-2.0 */
-} dp_schema;
-
-const char *dp_schema_name(dp_schema s); /* "draft", "rfc7489", "rfc9990" */
-
-/* Strings below are NULL when the element was absent or empty.  Enumerated
- * values are lower-cased; every string is whitespace-trimmed UTF-8. */
-
-typedef struct dp_policy {
-    const char *domain, *adkim, *aspf, *p, *sp, *np, *fo, *testing, *discovery_method, *psd;
-    int has_pct;
-    uint32_t pct;
-} dp_policy;
-
-typedef struct dp_report {
-    const char *input;   /* the input as named by the caller */
-    const char *part;    /* where in it: "input!member.xml!..." */
-    const char *org_name, *email, *extra_contact_info, *report_id;
-    const char *generator, *version;
-    int64_t begin, end; /* Unix seconds, begin <= end */
-    const char *const *errors;
-    size_t n_errors;
-    dp_schema schema;
-    dp_policy policy;
-    uint64_t records;    /* so far; final in report_done() */
-    uint64_t messages;   /* sum of counts so far */
-    uint64_t xml_bytes;  /* decompressed XML bytes read so far */
-    const char *sha256;  /* hex SHA-256 of the XML, in report_done() when
-                            compute_sha256 is set; else NULL */
-} dp_report;
-
-typedef struct dp_override { const char *type, *comment; } dp_override;
-typedef struct dp_dkim_auth { const char *domain, *selector, *result, *human_result; } dp_dkim_auth;
-typedef struct dp_spf_auth { const char *domain, *scope, *result, *human_result; } dp_spf_auth;
-
-#define DP_IP_STRLEN 46
-
-typedef struct dp_record {
-    char source_ip[DP_IP_STRLEN]; /* canonical text form */
-    int ip_family;                /* 4 or 6 */
-    unsigned char ip[16];         /* network order; IPv4 in the first 4 bytes */
-    uint64_t count;
-    const char *disposition, *dkim, *spf; /* policy_evaluated */
-    const dp_override *overrides;
-    size_t n_overrides;
-    const char *header_from, *envelope_from, *envelope_to;
-    const dp_dkim_auth *dkim_auth;
-    size_t n_dkim_auth;
-    const dp_spf_auth *spf_auth;
-    size_t n_spf_auth;
-} dp_record;
 
 /* ---- The consumer's vtable ------------------------------------------- */
 
@@ -139,9 +83,16 @@ typedef struct dp_ingest_result {
 /* Once per process, before any other call (initialises GMime). */
 void dp_ingest_global_init(void);
 
-/* Ingests one file.  Returns 0 when the input held at least one report and
- * nothing in it was rejected, -1 otherwise (each rejection has already been
- * passed to report_failed; `err` gets the first one). */
+/* Ingests one input read from `fd` (the caller's: it is read, perhaps
+ * rewound once when the input is mail, and never closed).  Only a regular
+ * file is an input: anything else is rejected.  `name` names the input in
+ * errors and in dp_report.input.  Returns 0 when the input held at least
+ * one report and nothing in it was rejected, -1 otherwise (each rejection
+ * has already been passed to report_failed; `err` gets the first one). */
+int dp_ingest_fd(const dp_ingest_limits *lim, const char *name, int fd, const dp_ingest_handler *h,
+                 void *ctx, dp_ingest_result *res, dp_error *err);
+
+/* The same for the file at `path` (opened and closed here). */
 int dp_ingest_file(const dp_ingest_limits *lim, const char *path, const dp_ingest_handler *h,
                    void *ctx, dp_ingest_result *res, dp_error *err);
 
@@ -160,15 +111,5 @@ int dp_ingest_memory(const dp_ingest_limits *lim, const char *name, const void *
  * `quarantined_as` (optional, PATH_MAX) receives the copy's path. */
 int dp_quarantine_file(const char *dir, const char *input_path, const dp_error *errors,
                        size_t n_errors, char *quarantined_as, dp_error *err);
-
-/* ---- Rendering -------------------------------------------------------- */
-
-struct dp_buf;
-/* Appends one record as a JSON object (no newline), with the report's
- * fields flattened in.  This is `dmarcpipe parse`'s output format. */
-void dp_record_to_json(struct dp_buf *out, const dp_report *rep, const dp_record *rec);
-/* The report's own fields as JSON object members (input, part, schema,
- * metadata, errors, policy_*), for record lines and the reports feed. */
-void dp_report_fields_to_json(struct dp_buf *out, int *first, const dp_report *rep);
 
 #endif

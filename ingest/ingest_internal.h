@@ -36,8 +36,9 @@ typedef struct dp_peek_stream {
     int inner_eof;
 } dp_peek_stream;
 
-/* Fills up to `want` head bytes (fewer at end of input). 0 or -1. */
-int dp_peek_init(dp_peek_stream *p, dp_stream *inner, size_t want, dp_error *err);
+/* Fills up to `want` head bytes (fewer at end of input). 0 or -1.
+ * The streams are in stream.c. */
+int dp_stream_peek_init(dp_peek_stream *p, dp_stream *inner, size_t want, dp_error *err);
 
 /* Reads from a memory buffer; counts what it hands out in *counter. */
 typedef struct dp_mem_stream {
@@ -46,7 +47,15 @@ typedef struct dp_mem_stream {
     size_t len, pos;
     uint64_t *counter;
 } dp_mem_stream;
-void dp_mem_stream_init(dp_mem_stream *m, const void *data, size_t len, uint64_t *counter);
+void dp_stream_mem_init(dp_mem_stream *m, const void *data, size_t len, uint64_t *counter);
+
+/* Reads from a file descriptor; counts what it hands out in *counter. */
+typedef struct dp_fd_stream {
+    dp_stream base;
+    int fd;
+    uint64_t *counter;
+} dp_fd_stream;
+void dp_stream_fd_init(dp_fd_stream *f, int fd, uint64_t *counter);
 
 /* Everything one input shares while it is being unwrapped. */
 typedef struct dp_unwrap {
@@ -87,9 +96,9 @@ typedef enum dp_kind {
     DP_KIND_MIME,
     DP_KIND_UNKNOWN
 } dp_kind;
-dp_kind dp_sniff(const unsigned char *p, size_t n);
-size_t dp_leading_space(const unsigned char *p, size_t n);
-const char *dp_kind_name(dp_kind k);
+dp_kind dp_unwrap_sniff(const unsigned char *p, size_t n);
+size_t dp_unwrap_leading_space(const unsigned char *p, size_t n);
+const char *dp_unwrap_kind_name(dp_kind k);
 
 /* A reader thread that reads `src` ahead of the parser (readahead.c).
  * start: NULL when no thread could be had (read `src` directly then);
@@ -103,7 +112,7 @@ void dp_readahead_stop(dp_readahead *ra);
 /* Parses one XML document from `s` as an aggregate report, calling the
  * handler.  Returns 0 if the report was accepted, -1 if it was rejected
  * (already recorded). */
-int dp_xml_parse_report(dp_unwrap *u, dp_peek_stream *s, const char *part);
+int dp_report_xml_parse(dp_unwrap *u, dp_peek_stream *s, const char *part);
 
 /* Mail: parses a whole input as one RFC 5322 message or an mbox of them,
  * and unwraps every attachment that holds a report. */

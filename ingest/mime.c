@@ -18,7 +18,6 @@
  */
 #define _GNU_SOURCE 1 /* memmem */
 #include <gmime/gmime.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -26,9 +25,6 @@
 
 #include "ingest_internal.h"
 
-static pthread_once_t gmime_once = PTHREAD_ONCE_INIT;
-static void gmime_init_once(void) { g_mime_init(); }
-void dp_ingest_global_init(void) { pthread_once(&gmime_once, gmime_init_once); }
 
 /* Adapts a decoded GMime stream to dp_stream; counts bytes as the "input"
  * of the part, which is what bomb ratios are measured against. */
@@ -127,11 +123,11 @@ static void walk_leaf(walk *w, GMimePart *part) {
 
     dp_peek_stream peek;
     dp_error err;
-    if (dp_peek_init(&peek, &gs.base, 512, &err) != 0) {
+    if (dp_stream_peek_init(&peek, &gs.base, 512, &err) != 0) {
         dp_unwrap_fail(u, NULL, &err, name.data);
         w->rc = -1;
     } else {
-        dp_kind kind = dp_sniff(peek.head, peek.head_len);
+        dp_kind kind = dp_unwrap_sniff(peek.head, peek.head_len);
         int strong = is_attachment_type(ct) ||
                      (g_mime_object_get_disposition(GMIME_OBJECT(part)) != NULL && fname != NULL);
         int looks_like_report = kind == DP_KIND_GZIP || kind == DP_KIND_ZIP || kind == DP_KIND_ZSTD ||

@@ -9,7 +9,7 @@
 
 static int is_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
-char *dp_trim(char *s, size_t *n) {
+char *dp_normalise_trim(char *s, size_t *n) {
     size_t len = *n;
     while (len && is_space((unsigned char)*s)) { s++; len--; }
     while (len && is_space((unsigned char)s[len - 1])) len--;
@@ -17,12 +17,12 @@ char *dp_trim(char *s, size_t *n) {
     return s;
 }
 
-void dp_ascii_lower(char *s, size_t n) {
+void dp_normalise_lower(char *s, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (s[i] >= 'A' && s[i] <= 'Z') s[i] = (char)(s[i] - 'A' + 'a');
 }
 
-int dp_parse_ip(const char *s, size_t n, char *out, unsigned char *bytes, int *family) {
+int dp_normalise_ip(const char *s, size_t n, char *out, unsigned char *bytes, int *family) {
     char tmp[64];
     if (n == 0 || n >= sizeof tmp) return -1;
     memcpy(tmp, s, n);
@@ -42,11 +42,11 @@ int dp_parse_ip(const char *s, size_t n, char *out, unsigned char *bytes, int *f
             *family = 6;
         }
     }
-    dp_format_ip(bytes, *family, out);
+    dp_net_format_ip(bytes, *family, out);
     return out[0] ? 0 : -1;
 }
 
-int dp_parse_u64(const char *s, size_t n, uint64_t *out) {
+int dp_normalise_u64(const char *s, size_t n, uint64_t *out) {
     if (n == 0) return -1;
     uint64_t v = 0;
     for (size_t i = 0; i < n; i++) {
@@ -59,11 +59,11 @@ int dp_parse_u64(const char *s, size_t n, uint64_t *out) {
     return 0;
 }
 
-int dp_parse_i64(const char *s, size_t n, int64_t *out) {
+int dp_normalise_i64(const char *s, size_t n, int64_t *out) {
     int neg = 0;
     if (n && (*s == '-' || *s == '+')) { neg = *s == '-'; s++; n--; }
     uint64_t v;
-    if (dp_parse_u64(s, n, &v) != 0) return -1;
+    if (dp_normalise_u64(s, n, &v) != 0) return -1;
     if (neg ? v > (uint64_t)INT64_MAX + 1 : v > (uint64_t)INT64_MAX) return -1;
     *out = neg ? (int64_t)(0 - v) : (int64_t)v;
     return 0;

@@ -11,17 +11,17 @@
 #include <stdint.h>
 
 /* Trims ASCII whitespace in place; returns the new start, *n its length. */
-char *dp_trim(char *s, size_t *n);
-void dp_ascii_lower(char *s, size_t n);
+char *dp_normalise_trim(char *s, size_t *n);
+void dp_normalise_lower(char *s, size_t n);
 
 /* Parses an IPv4 or IPv6 address.  IPv4-mapped IPv6 becomes IPv4.  Writes
  * the canonical text (RFC 5952 for IPv6) to out[46], the address bytes to
  * bytes[16] and the family (4 or 6).  Returns 0, or -1 if invalid. */
-int dp_parse_ip(const char *s, size_t n, char *out, unsigned char *bytes, int *family);
+int dp_normalise_ip(const char *s, size_t n, char *out, unsigned char *bytes, int *family);
 
 /* Unsigned decimal into uint64; -1 on empty, non-digit or overflow. */
-int dp_parse_u64(const char *s, size_t n, uint64_t *out);
+int dp_normalise_u64(const char *s, size_t n, uint64_t *out);
 /* Signed decimal into int64 (for Unix times); -1 when invalid. */
-int dp_parse_i64(const char *s, size_t n, int64_t *out);
+int dp_normalise_i64(const char *s, size_t n, int64_t *out);
 
 #endif

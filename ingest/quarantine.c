@@ -140,7 +140,7 @@ static int create_unique(const char *dir, const char *base, int in, const dp_buf
 
 int dp_quarantine_file(const char *dir, const char *input_path, const dp_error *errors,
                        size_t n_errors, char *quarantined_as, dp_error *err) {
-    if (dp_mkdir_p(dir) != 0)
+    if (dp_fs_mkdir_p(dir) != 0)
         return dp_error_set(err, DP_ERR_IO, "quarantine: cannot create %s: %s", dir, strerror(errno));
     const char *base = strrchr(input_path, '/');
     base = base ? base + 1 : input_path;
@@ -161,7 +161,7 @@ int dp_quarantine_file(const char *dir, const char *input_path, const dp_error *
     } else if (!reused) {
         if (lseek(in, 0, SEEK_SET) != 0)
             rc = dp_error_set(err, DP_ERR_IO, "quarantine: cannot reread %s: %s", input_path, strerror(errno));
-        else if (dp_copy_fd(in, out) != 0)
+        else if (dp_fs_copy_fd(in, out) != 0)
             rc = dp_error_set(err, DP_ERR_IO, "quarantine: copying %s failed: %s", input_path, strerror(errno));
         if (close(out) != 0 && rc == 0)
             rc = dp_error_set(err, DP_ERR_IO, "quarantine: writing %s failed: %s", path, strerror(errno));
@@ -178,7 +178,7 @@ int dp_quarantine_file(const char *dir, const char *input_path, const dp_error *
         char rpath[PATH_MAX + 8];
         snprintf(rpath, sizeof rpath, "%s.reason", path);
         int rfd = open(rpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (rfd < 0 || j.failed || dp_write_all(rfd, j.data, j.len) != 0) {
+        if (rfd < 0 || j.failed || dp_fs_write_all(rfd, j.data, j.len) != 0) {
             rc = dp_error_set(err, DP_ERR_IO, "quarantine: cannot write %s: %s", rpath, strerror(errno));
         }
         if (rfd >= 0 && close(rfd) != 0 && rc == 0)

@@ -450,7 +450,7 @@ static int build_report_view(xml_ctx *x) {
     v->policy.has_pct = 0;
     uint64_t pct;
     const char *pcts = pool_str(p, x->r[F_P_PCT]);
-    if (pcts && dp_parse_u64(pcts, strlen(pcts), &pct) == 0 && pct <= 100) {
+    if (pcts && dp_normalise_u64(pcts, strlen(pcts), &pct) == 0 && pct <= 100) {
         v->policy.has_pct = 1;
         v->policy.pct = (uint32_t)pct;
     }
@@ -482,11 +482,11 @@ static void check_report_header(xml_ctx *x) {
     }
     const char *b = pool_str(&x->rpool, x->r[F_BEGIN]);
     const char *e = pool_str(&x->rpool, x->r[F_END]);
-    if (dp_parse_i64(b, strlen(b), &x->begin) != 0) {
+    if (dp_normalise_i64(b, strlen(b), &x->begin) != 0) {
         FAIL(x, DP_ERR_VALIDATE, "date_range <begin> is not an integer: '%.40s'", b);
         return;
     }
-    if (dp_parse_i64(e, strlen(e), &x->end) != 0) {
+    if (dp_normalise_i64(e, strlen(e), &x->end) != 0) {
         FAIL(x, DP_ERR_VALIDATE, "date_range <end> is not an integer: '%.40s'", e);
         return;
     }
@@ -532,14 +532,14 @@ static void emit_record(xml_ctx *x) {
 
     const char *ip = pool_str(p, r->ip_text);
     if (!ip) { FAIL(x, DP_ERR_VALIDATE, "record %llu: empty or missing <source_ip>", (unsigned long long)n); return; }
-    if (dp_parse_ip(ip, strlen(ip), out.source_ip, out.ip, &out.ip_family) != 0) {
+    if (dp_normalise_ip(ip, strlen(ip), out.source_ip, out.ip, &out.ip_family) != 0) {
         FAIL(x, DP_ERR_VALIDATE, "record %llu: <source_ip> is not an IPv4 or IPv6 address: '%.60s'",
              (unsigned long long)n, ip);
         return;
     }
     const char *cnt = pool_str(p, r->count_text);
     if (!cnt) { FAIL(x, DP_ERR_VALIDATE, "record %llu: empty or missing <count>", (unsigned long long)n); return; }
-    if (dp_parse_u64(cnt, strlen(cnt), &out.count) != 0) {
+    if (dp_normalise_u64(cnt, strlen(cnt), &out.count) != 0) {
         FAIL(x, DP_ERR_VALIDATE, "record %llu: <count> is not an unsigned 64-bit integer: '%.40s'",
              (unsigned long long)n, cnt);
         return;
@@ -635,7 +635,7 @@ static void XMLCALL on_text(void *ud, const XML_Char *s, int len);
  * elements (T_OTHER: also every element outside <feedback>), whose text
  * is held to max_text_bytes; a known container's own text is dropped
  * unseen, and a huge run of it is caught by the markup-token guard in
- * dp_xml_parse_report(). */
+ * dp_report_xml_parse(). */
 static void want_text(xml_ctx *x, tok t, field capture) {
     int on = capture != F_NONE || t == T_OTHER;
     if (on != x->text_handler_on) {
@@ -738,13 +738,13 @@ static void XMLCALL on_text(void *ud, const XML_Char *s, int len) {
 /* Stores the captured text of a leaf into its field. */
 static void store_leaf(xml_ctx *x, field f) {
     size_t n = x->text_len;
-    char *s = dp_trim(x->text, &n);
-    if (field_is_enum(f)) dp_ascii_lower(s, n);
+    char *s = dp_normalise_trim(x->text, &n);
+    if (field_is_enum(f)) dp_normalise_lower(s, n);
     if (f == F_REPORT_ID && n >= 2 && s[0] == '<' && s[n - 1] == '>') {
         /* Some receivers send the Message-ID form <id@host>. */
         s++;
         n -= 2;
-        s = dp_trim(s, &n);
+        s = dp_normalise_trim(s, &n);
     }
     if (f < F_SOURCE_IP) {
         /* report level: the first occurrence wins, except <error>, which repeats */
@@ -922,7 +922,7 @@ static void free_ctx(xml_ctx *x) {
     if (x->parser) XML_ParserFree(x->parser);
 }
 
-int dp_xml_parse_report(dp_unwrap *u, dp_peek_stream *ps, const char *part) {
+int dp_report_xml_parse(dp_unwrap *u, dp_peek_stream *ps, const char *part) {
     xml_ctx x;
     memset(&x, 0, sizeof x);
     x.u = u;

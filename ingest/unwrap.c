@@ -27,108 +27,16 @@
 #define AR_INBUF (64u * 1024u)
 #define RATIO_GRACE (256u << 10) /* ratios of small outputs say nothing */
 
-void dp_ingest_limits_default(dp_ingest_limits *lim) {
-    lim->max_report_bytes = 1ull << 30;
-    lim->max_ratio = 250;
-    lim->max_xml_depth = 64;
-    lim->max_text_bytes = 64 * 1024;
-    lim->max_layers = 6;
-    lim->max_parts = 10000;
-    lim->max_auth_results = 1000;
-    lim->max_record_bytes = 1u << 20;
-    lim->max_range_seconds = (int64_t)36525 * 86400;
-    lim->compute_sha256 = 0;
-    lim->readahead_after = 0;
-}
-
-const char *dp_schema_name(dp_schema s) {
-    switch (s) {
-    case DP_SCHEMA_DRAFT: return "draft";
-    case DP_SCHEMA_RFC7489: return "rfc7489";
-    case DP_SCHEMA_RFC9990: return "rfc9990";
-    }
-    return "unknown";
-}
-
-const char *dp_kind_name(dp_kind k) {
+const char *dp_unwrap_kind_name(dp_kind k) {
     static const char *names[] = {"empty", "gzip", "zstd", "zip", "xml", "mbox", "mime", "unknown"};
     return names[k];
-}
-
-/* ---- streams ----------------------------------------------------------- */
-
-static ssize_t peek_read(dp_stream *s, void *buf, size_t cap, dp_error *err) {
-    dp_peek_stream *p = (dp_peek_stream *)s;
-    if (p->head_pos < p->head_len) {
-        size_t n = p->head_len - p->head_pos;
-        if (n > cap) n = cap;
-        memcpy(buf, p->head + p->head_pos, n);
-        p->head_pos += n;
-        return (ssize_t)n;
-    }
-    if (p->inner_eof) return 0;
-    return p->inner->read(p->inner, buf, cap, err);
-}
-
-int dp_peek_init(dp_peek_stream *p, dp_stream *inner, size_t want, dp_error *err) {
-    p->base.read = peek_read;
-    p->inner = inner;
-    p->head_len = p->head_pos = 0;
-    p->inner_eof = 0;
-    if (want > DP_PEEK_MAX) want = DP_PEEK_MAX;
-    while (p->head_len < want) {
-        ssize_t n = inner->read(inner, p->head + p->head_len, want - p->head_len, err);
-        if (n < 0) return -1;
-        if (n == 0) { p->inner_eof = 1; break; }
-        p->head_len += (size_t)n;
-    }
-    return 0;
-}
-
-static ssize_t mem_read(dp_stream *s, void *buf, size_t cap, dp_error *err) {
-    (void)err;
-    dp_mem_stream *m = (dp_mem_stream *)s;
-    size_t n = m->len - m->pos;
-    if (n > cap) n = cap;
-    memcpy(buf, m->data + m->pos, n);
-    m->pos += n;
-    if (m->counter) *m->counter += n;
-    return (ssize_t)n;
-}
-
-void dp_mem_stream_init(dp_mem_stream *m, const void *data, size_t len, uint64_t *counter) {
-    m->base.read = mem_read;
-    m->data = data;
-    m->len = len;
-    m->pos = 0;
-    m->counter = counter;
-}
-
-typedef struct fd_stream {
-    dp_stream base;
-    int fd;
-    uint64_t *counter;
-} fd_stream;
-
-static ssize_t fd_read(dp_stream *s, void *buf, size_t cap, dp_error *err) {
-    fd_stream *f = (fd_stream *)s;
-    for (;;) {
-        ssize_t n = read(f->fd, buf, cap);
-        if (n >= 0) {
-            *f->counter += (uint64_t)n;
-            return n;
-        }
-        if (errno == EINTR) continue;
-        dp_error_set(err, DP_ERR_IO, "read failed: %s", strerror(errno));
-        return -1;
-    }
 }
 
 /* ---- sniffing ---------------------------------------------------------- */
 
 static int is_ws(unsigned char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
-dp_kind dp_sniff(const unsigned char *p, size_t n) {
+dp_kind dp_unwrap_sniff(const unsigned char *p, size_t n) {
     if (n == 0) return DP_KIND_EMPTY;
     if (n >= 2 && p[0] == 0x1f && p[1] == 0x8b) return DP_KIND_GZIP;
     if (n >= 4 && p[0] == 0x28 && p[1] == 0xb5 && p[2] == 0x2f && p[3] == 0xfd) return DP_KIND_ZSTD;
@@ -144,8 +52,8 @@ dp_kind dp_sniff(const unsigned char *p, size_t n) {
     while (i < n && is_ws(p[i])) i++;
     if (i < n && p[i] == '<') return DP_KIND_XML;
     /* Salvage rule: blank lines before a message's first header (seen in
-     * real mail drops) are skipped; dp_leading_space() says how many. */
-    size_t ws = dp_leading_space(p, n);
+     * real mail drops) are skipped; dp_unwrap_leading_space() says how many. */
+    size_t ws = dp_unwrap_leading_space(p, n);
     p += ws;
     n -= ws;
     if (n >= 5 && memcmp(p, "From ", 5) == 0) return DP_KIND_MBOX;
@@ -156,7 +64,7 @@ dp_kind dp_sniff(const unsigned char *p, size_t n) {
     return DP_KIND_UNKNOWN;
 }
 
-size_t dp_leading_space(const unsigned char *p, size_t n) {
+size_t dp_unwrap_leading_space(const unsigned char *p, size_t n) {
     size_t i = 0;
     while (i < n && is_ws(p[i])) i++;
     return i;
@@ -275,7 +183,7 @@ static int ar_open(ar_layer *l, dp_unwrap *u, dp_stream *inner, dp_kind kind, co
     if (archive_read_open(l->a, l, NULL, ar_read_cb, NULL) != ARCHIVE_OK) {
         dp_error err;
         if (l->inner_failed) err = l->inner_err;
-        else dp_error_set(&err, DP_ERR_UNWRAP, "cannot open %s stream: %s", dp_kind_name(kind),
+        else dp_error_set(&err, DP_ERR_UNWRAP, "cannot open %s stream: %s", dp_unwrap_kind_name(kind),
                           archive_error_string(l->a) ? archive_error_string(l->a) : "unknown error");
         dp_unwrap_fail(u, NULL, &err, part);
         return -1;
@@ -403,11 +311,11 @@ int dp_unwrap_stream(dp_unwrap *u, dp_stream *s, const char *part, int layer, in
         return fail(u, part, DP_ERR_LIMIT, "containers nested too deeply");
     dp_peek_stream p;
     dp_error err;
-    if (dp_peek_init(&p, s, DP_PEEK_MAX, &err) != 0) {
+    if (dp_stream_peek_init(&p, s, DP_PEEK_MAX, &err) != 0) {
         dp_unwrap_fail(u, NULL, &err, part);
         return -1;
     }
-    dp_kind kind = dp_sniff(p.head, p.head_len);
+    dp_kind kind = dp_unwrap_sniff(p.head, p.head_len);
     char pre[128];
     switch (kind) {
     case DP_KIND_EMPTY:
@@ -418,13 +326,13 @@ int dp_unwrap_stream(dp_unwrap *u, dp_stream *s, const char *part, int layer, in
     case DP_KIND_ZIP:
         return unwrap_zip(u, &p.base, part, layer);
     case DP_KIND_XML:
-        return dp_xml_parse_report(u, &p, part);
+        return dp_report_xml_parse(u, &p, part);
     case DP_KIND_MBOX:
     case DP_KIND_MIME:
         if (allow_mime) {
             /* Only whole inputs are parsed as mail: GMime needs to seek. */
             u->mail_kind = kind;
-            u->mail_skip = dp_leading_space(p.head, p.head_len);
+            u->mail_skip = dp_unwrap_leading_space(p.head, p.head_len);
             return DP_UNWRAP_IS_MAIL;
         }
         return fail(u, part, DP_ERR_NOT_AGGREGATE,
@@ -436,75 +344,4 @@ int dp_unwrap_stream(dp_unwrap *u, dp_stream *s, const char *part, int layer, in
     dp_error_set(&err, DP_ERR_NOT_AGGREGATE, "content is not a report (not XML, gzip, zip, zstd or mail): starts with '%s'", pre);
     dp_unwrap_fail(u, NULL, &err, part);
     return -1;
-}
-
-/* ---- entry points -------------------------------------------------------- */
-
-static int finish(dp_unwrap *u, int rc, dp_error *err) {
-    if (rc == 0 && u->res->reports == 0 && u->res->rejected == 0 && u->res->skipped == 0)
-        rc = fail(u, u->input, DP_ERR_NOT_AGGREGATE, "no aggregate report found");
-    if (u->res->rejected) rc = -1;
-    if (rc != 0 && err) {
-        if (u->have_err) *err = u->first_err;
-        else dp_error_set(err, DP_ERR_NOT_AGGREGATE, "no aggregate report found");
-    }
-    return rc == 0 ? 0 : -1;
-}
-
-static void unwrap_init(dp_unwrap *u, const dp_ingest_limits *lim, const char *name,
-                        const dp_ingest_handler *h, void *ctx, dp_ingest_result *res,
-                        dp_ingest_limits *deflt) {
-    memset(u, 0, sizeof *u);
-    if (!lim) { dp_ingest_limits_default(deflt); lim = deflt; }
-    u->lim = lim;
-    u->h = h;
-    u->ctx = ctx;
-    u->res = res;
-    u->input = name;
-    memset(res, 0, sizeof *res);
-}
-
-int dp_ingest_file(const dp_ingest_limits *lim, const char *path, const dp_ingest_handler *h,
-                   void *ctx, dp_ingest_result *res, dp_error *err) {
-    dp_unwrap u;
-    dp_ingest_limits deflt;
-    unwrap_init(&u, lim, path, h, ctx, res, &deflt);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "cannot open: %s", strerror(errno));
-        return finish(&u, fail(&u, path, DP_ERR_IO, msg), err);
-    }
-    struct stat st;
-    if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
-        close(fd);
-        return finish(&u, fail(&u, path, DP_ERR_IO, "not a regular file"), err);
-    }
-    fd_stream fs = {{fd_read}, fd, &u.root_in};
-    int rc = dp_unwrap_stream(&u, &fs.base, path, 0, 1);
-    if (rc == DP_UNWRAP_IS_MAIL) {
-        u.root_in = 0;
-        if (lseek(fd, (off_t)u.mail_skip, SEEK_SET) != (off_t)u.mail_skip)
-            rc = fail(&u, path, DP_ERR_IO, "cannot rewind the input to parse it as mail");
-        else
-            rc = dp_mime_unwrap_fd(&u, fd, path, u.mail_kind == DP_KIND_MBOX);
-    }
-    close(fd);
-    return finish(&u, rc, err);
-}
-
-int dp_ingest_memory(const dp_ingest_limits *lim, const char *name, const void *data, size_t len,
-                     const dp_ingest_handler *h, void *ctx, dp_ingest_result *res, dp_error *err) {
-    dp_unwrap u;
-    dp_ingest_limits deflt;
-    unwrap_init(&u, lim, name, h, ctx, res, &deflt);
-    dp_mem_stream ms;
-    dp_mem_stream_init(&ms, data, len, &u.root_in);
-    int rc = dp_unwrap_stream(&u, &ms.base, name, 0, 1);
-    if (rc == DP_UNWRAP_IS_MAIL) {
-        u.root_in = 0;
-        rc = dp_mime_unwrap_mem(&u, (const char *)data + u.mail_skip, len - u.mail_skip, name,
-                                u.mail_kind == DP_KIND_MBOX);
-    }
-    return finish(&u, rc, err);
 }

@@ -64,9 +64,9 @@ static int file_write_rollup(dp_sink *s, const dp_rollup *r, dp_error *err) {
     file_sink *fs = (file_sink *)s;
     dp_buf_reset(&fs->line);
     if (fs->csv) {
-        dp_rollup_to_csv(&fs->line, r);
+        dp_format_rollup_csv(&fs->line, r);
     } else {
-        dp_rollup_to_json(&fs->line, r);
+        dp_format_rollup_json(&fs->line, r);
         dp_buf_putc(&fs->line, '\n');
     }
     return put_line(fs, err);
@@ -74,9 +74,9 @@ static int file_write_rollup(dp_sink *s, const dp_rollup *r, dp_error *err) {
 
 static void file_format_rollup(const dp_sink *s, dp_buf *out, const dp_rollup *r) {
     if (((const file_sink *)s)->csv) {
-        dp_rollup_to_csv(out, r);
+        dp_format_rollup_csv(out, r);
     } else {
-        dp_rollup_to_json(out, r);
+        dp_format_rollup_json(out, r);
         dp_buf_putc(out, '\n');
     }
 }
@@ -133,7 +133,7 @@ dp_sink *dp_file_sink_open(const char *path, int reports, int append, dp_error *
     size_t n = strlen(path);
     fs->csv = !reports && n > 4 && strcmp(path + n - 4, ".csv") == 0;
     fs->reports = reports;
-    fs->f = fs->is_stdout ? stdout : (dp_mkdir_parent(path) == 0 ? fopen(path, append ? "a" : "w") : NULL);
+    fs->f = fs->is_stdout ? stdout : (dp_fs_mkdir_parent(path) == 0 ? fopen(path, append ? "a" : "w") : NULL);
     if (!fs->f || !fs->path) {
         dp_error_set(err, DP_ERR_IO, "cannot open sink file %s: %s", path, strerror(errno));
         if (fs->f && !fs->is_stdout) fclose(fs->f);
@@ -145,7 +145,7 @@ dp_sink *dp_file_sink_open(const char *path, int reports, int append, dp_error *
     pthread_mutex_init(&fs->base.lock, NULL);
     /* a file added to already has its header */
     if (fs->csv && !(append && fseek(fs->f, 0, SEEK_END) == 0 && ftell(fs->f) > 0)) {
-        dp_rollup_csv_header(&fs->line);
+        dp_format_rollup_csv_header(&fs->line);
         if (put_line(fs, err) != 0) {
             file_destroy(&fs->base);
             return NULL;

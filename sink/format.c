@@ -1,8 +1,14 @@
-/* format — rollups and report lines as JSON and CSV text.
+/* format — rollups, report lines and records as JSON and CSV text.
  *
  * One place decides the field names and their order, so that the NDJSON,
- * CSV and (with issue 4) Kafka outputs cannot drift apart.  The schema is
- * documented in sink/README.md; `v` is DP_ROLLUP_SCHEMA_VERSION.
+ * CSV and Kafka outputs, and `dmarcpipe parse`, cannot drift apart.  The
+ * rollup schema is documented in the root README; `v` is
+ * DP_ROLLUP_SCHEMA_VERSION.
+ *
+ * A record line flattens its report's fields into every record, so each
+ * line stands alone (grep, jq, a warehouse COPY).  Absent values are JSON
+ * null, never an empty string, so "not reported" and "reported empty" stay
+ * distinct.
  */
 #include <string.h>
 
@@ -24,7 +30,7 @@ enum { N_STRINGS = sizeof STRING_KEYS / sizeof STRING_KEYS[0] };
 /* A final flush writes one line per rollup, often millions: the line's
  * room is reserved once and written through a pointer (dp_json_put_*),
  * instead of a bounds check and a strlen per member. */
-void dp_rollup_to_json(dp_buf *b, const dp_rollup *r) {
+void dp_format_rollup_json(dp_buf *b, const dp_rollup *r) {
 #define VAL(f) r->f,
     const char *vals[N_STRINGS] = {ROLLUP_STRINGS(VAL)};
 #undef VAL
@@ -63,7 +69,7 @@ void dp_rollup_to_json(dp_buf *b, const dp_rollup *r) {
     b->data[b->len] = '\0';
 }
 
-void dp_rollup_csv_header(dp_buf *b) {
+void dp_format_rollup_csv_header(dp_buf *b) {
     dp_buf_puts(b, "v,window_start,window_end");
 #define X(f) dp_buf_puts(b, "," #f);
     ROLLUP_STRINGS(X)
@@ -88,7 +94,7 @@ static void csv_field(dp_buf *b, const char *s) {
     dp_buf_putc(b, '"');
 }
 
-void dp_rollup_to_csv(dp_buf *b, const dp_rollup *r) {
+void dp_format_rollup_csv(dp_buf *b, const dp_rollup *r) {
     dp_buf_u64(b, DP_ROLLUP_SCHEMA_VERSION);
     dp_buf_putc(b, ',');
     dp_buf_i64(b, r->window_start);
@@ -108,15 +114,101 @@ void dp_rollup_to_csv(dp_buf *b, const dp_rollup *r) {
     dp_buf_putc(b, '\n');
 }
 
-void dp_report_line_to_json(dp_buf *b, const dp_report_line *line) {
+void dp_format_report_line(dp_buf *b, const dp_report_line *line) {
     const dp_report *r = line->report;
     int first = 1;
     dp_buf_putc(b, '{');
     dp_json_kv_u64(b, &first, "v", DP_ROLLUP_SCHEMA_VERSION);
     dp_json_kv_str(b, &first, "sha256", line->sha256_hex);
-    dp_report_fields_to_json(b, &first, r);
+    dp_format_report_fields(b, &first, r);
     dp_json_kv_u64(b, &first, "records", r->records);
     dp_json_kv_u64(b, &first, "messages", r->messages);
     dp_json_kv_u64(b, &first, "xml_bytes", r->xml_bytes);
+    dp_buf_putc(b, '}');
+}
+
+void dp_format_report_fields(dp_buf *b, int *first, const dp_report *rep) {
+    dp_json_kv_str(b, first, "input", rep->input);
+    dp_json_kv_str(b, first, "part", rep->part);
+    dp_json_kv_str(b, first, "schema", dp_report_schema_name(rep->schema));
+    dp_json_kv_str(b, first, "version", rep->version);
+    dp_json_kv_str(b, first, "org_name", rep->org_name);
+    dp_json_kv_str(b, first, "email", rep->email);
+    dp_json_kv_str(b, first, "extra_contact_info", rep->extra_contact_info);
+    dp_json_kv_str(b, first, "report_id", rep->report_id);
+    dp_json_kv_i64(b, first, "begin", rep->begin);
+    dp_json_kv_i64(b, first, "end", rep->end);
+    dp_json_kv_str(b, first, "generator", rep->generator);
+    dp_json_key(b, first, "errors");
+    dp_buf_putc(b, '[');
+    for (size_t i = 0; i < rep->n_errors; i++) {
+        if (i) dp_buf_putc(b, ',');
+        dp_json_str(b, rep->errors[i]);
+    }
+    dp_buf_putc(b, ']');
+    const dp_policy *p = &rep->policy;
+    dp_json_kv_str(b, first, "policy_domain", p->domain);
+    dp_json_kv_str(b, first, "policy_adkim", p->adkim);
+    dp_json_kv_str(b, first, "policy_aspf", p->aspf);
+    dp_json_kv_str(b, first, "policy_p", p->p);
+    dp_json_kv_str(b, first, "policy_sp", p->sp);
+    dp_json_kv_str(b, first, "policy_np", p->np);
+    dp_json_key(b, first, "policy_pct");
+    if (p->has_pct) dp_buf_u64(b, p->pct);
+    else dp_buf_puts(b, "null");
+    dp_json_kv_str(b, first, "policy_fo", p->fo);
+    dp_json_kv_str(b, first, "policy_testing", p->testing);
+    dp_json_kv_str(b, first, "policy_discovery_method", p->discovery_method);
+    dp_json_kv_str(b, first, "policy_psd", p->psd);
+}
+
+void dp_format_record(dp_buf *b, const dp_report *rep, const dp_record *rec) {
+    int first = 1;
+    dp_buf_putc(b, '{');
+    dp_format_report_fields(b, &first, rep);
+    dp_json_kv_str(b, &first, "source_ip", rec->source_ip);
+    dp_json_kv_u64(b, &first, "count", rec->count);
+    dp_json_kv_str(b, &first, "disposition", rec->disposition);
+    dp_json_kv_str(b, &first, "dkim", rec->dkim);
+    dp_json_kv_str(b, &first, "spf", rec->spf);
+    dp_json_key(b, &first, "overrides");
+    dp_buf_putc(b, '[');
+    for (size_t i = 0; i < rec->n_overrides; i++) {
+        int f = 1;
+        dp_buf_puts(b, i ? ",{" : "{");
+        dp_json_kv_str(b, &f, "type", rec->overrides[i].type);
+        dp_json_kv_str(b, &f, "comment", rec->overrides[i].comment);
+        dp_buf_putc(b, '}');
+    }
+    dp_buf_putc(b, ']');
+    dp_json_kv_str(b, &first, "header_from", rec->header_from);
+    dp_json_kv_str(b, &first, "envelope_from", rec->envelope_from);
+    dp_json_kv_str(b, &first, "envelope_to", rec->envelope_to);
+    dp_json_key(b, &first, "dkim_results");
+    dp_buf_putc(b, '[');
+    for (size_t i = 0; i < rec->n_dkim_auth; i++) {
+        int f = 1;
+        const dp_dkim_auth *d = &rec->dkim_auth[i];
+        dp_buf_puts(b, i ? ",{" : "{");
+        dp_json_kv_str(b, &f, "domain", d->domain);
+        dp_json_kv_str(b, &f, "selector", d->selector);
+        dp_json_kv_str(b, &f, "result", d->result);
+        dp_json_kv_str(b, &f, "human_result", d->human_result);
+        dp_buf_putc(b, '}');
+    }
+    dp_buf_putc(b, ']');
+    dp_json_key(b, &first, "spf_results");
+    dp_buf_putc(b, '[');
+    for (size_t i = 0; i < rec->n_spf_auth; i++) {
+        int f = 1;
+        const dp_spf_auth *s = &rec->spf_auth[i];
+        dp_buf_puts(b, i ? ",{" : "{");
+        dp_json_kv_str(b, &f, "domain", s->domain);
+        dp_json_kv_str(b, &f, "scope", s->scope);
+        dp_json_kv_str(b, &f, "result", s->result);
+        dp_json_kv_str(b, &f, "human_result", s->human_result);
+        dp_buf_putc(b, '}');
+    }
+    dp_buf_putc(b, ']');
     dp_buf_putc(b, '}');
 }

@@ -402,7 +402,7 @@ static void kafka_format_rollup(const dp_sink *s, dp_buf *out, const dp_rollup *
     put_u32_at(out, at, out->len - at - sizeof zero);
     at = out->len;
     dp_buf_append(out, &zero, sizeof zero);
-    dp_rollup_to_json(out, r);
+    dp_format_rollup_json(out, r);
     put_u32_at(out, at, out->len - at - sizeof zero);
 }
 

@@ -1,16 +1,19 @@
-/* sink — opening a sink by URI, and the locking wrappers every caller uses.
+/* sink — opening a sink by URI, and the wrappers every caller uses.
  *
  * Sinks are written by several threads at once (shards flush rollups,
  * workers add report lines), so the lock lives here, once, and sink
  * implementations are single-threaded code, unless they declare themselves
  * `concurrent` (Kafka's producer is thread-safe: a lock would only
  * serialise the shards).
+ *
+ * Committing is written here once for both kinds of sink: an epoch's
+ * commit for a sink with epochs, a flush for one without.
  */
 #include <string.h>
 
 #include "sink_internal.h"
 
-dp_sink *dp_sink_open_with(const char *uri, const dp_sink_options *opts, dp_error *err) {
+dp_sink *dp_sink_open(const char *uri, const dp_sink_options *opts, dp_error *err) {
     static const dp_sink_options none = {0};
     if (!opts) opts = &none;
     if (strcmp(uri, "-") == 0) return dp_file_sink_open("-", 0, 0, err);
@@ -20,9 +23,9 @@ dp_sink *dp_sink_open_with(const char *uri, const dp_sink_options *opts, dp_erro
     return NULL;
 }
 
-dp_sink *dp_sink_open(const char *uri, dp_error *err) { return dp_sink_open_with(uri, NULL, err); }
-
-int dp_sink_has_epochs(const dp_sink *s) { return s->ops->epoch_commit != NULL; }
+dp_sink *dp_sink_open_reports(const char *path, int append, dp_error *err) {
+    return dp_file_sink_open(path, 1, append, err);
+}
 
 static void sink_lock(dp_sink *s) {
     if (!s->ops->concurrent) pthread_mutex_lock(&s->lock);
@@ -32,9 +35,7 @@ static void sink_unlock(dp_sink *s) {
     if (!s->ops->concurrent) pthread_mutex_unlock(&s->lock);
 }
 
-dp_sink *dp_sink_open_reports(const char *path, int append, dp_error *err) {
-    return dp_file_sink_open(path, 1, append, err);
-}
+/* ---- writing ------------------------------------------------------------- */
 
 int dp_sink_write_rollup(dp_sink *s, const dp_rollup *r, dp_error *err) {
     sink_lock(s);
@@ -44,6 +45,10 @@ int dp_sink_write_rollup(dp_sink *s, const dp_rollup *r, dp_error *err) {
     return rc;
 }
 
+int dp_sink_formats_text(const dp_sink *s) { return s->ops->format_rollup != NULL; }
+
+int dp_sink_is_concurrent(const dp_sink *s) { return s->ops->concurrent; }
+
 int dp_sink_write_block(dp_sink *s, const char *data, size_t len, uint64_t count, dp_error *err) {
     sink_lock(s);
     int rc = s->ops->write_block(s, data, len, err);
@@ -52,7 +57,7 @@ int dp_sink_write_block(dp_sink *s, const char *data, size_t len, uint64_t count
     return rc;
 }
 
-int dp_sink_write_report_text(dp_sink *s, const char *line, dp_error *err) {
+int dp_sink_write_report(dp_sink *s, const char *line, dp_error *err) {
     sink_lock(s);
     int rc = s->ops->write_report ? s->ops->write_report(s, line, strlen(line), err) : 0;
     if (rc == 0) s->reports_written++;
@@ -60,13 +65,32 @@ int dp_sink_write_report_text(dp_sink *s, const char *line, dp_error *err) {
     return rc;
 }
 
-int dp_sink_write_report(dp_sink *s, const dp_report_line *r, dp_error *err) {
-    dp_buf b = DP_BUF_INIT;
-    dp_report_line_to_json(&b, r);
-    dp_buf_putc(&b, '\n');
-    int rc = b.failed ? dp_error_set(err, DP_ERR_NOMEM, "out of memory") : dp_sink_write_report_text(s, b.data, err);
-    dp_buf_free(&b);
-    return rc;
+/* ---- committing ---------------------------------------------------------- */
+
+int dp_sink_has_epochs(const dp_sink *s) { return s->ops->epoch_commit != NULL; }
+
+int dp_sink_epoch_begin(dp_sink *s, dp_error *err) {
+    return s->ops->epoch_begin ? s->ops->epoch_begin(s, err) : 0;
+}
+
+int dp_sink_ledger_write(dp_sink *s, const char *rec, size_t len, dp_error *err) {
+    if (!s->ops->ledger_write) return dp_error_set(err, DP_ERR_USAGE, "sink %s keeps no ledger", s->ops->name);
+    return s->ops->ledger_write(s, rec, len, err);
+}
+
+int dp_sink_commit(dp_sink *s, uint64_t *ledger_next, dp_error *err) {
+    *ledger_next = 0;
+    if (s->ops->epoch_commit) return s->ops->epoch_commit(s, ledger_next, err);
+    return dp_sink_flush(s, err);
+}
+
+void dp_sink_epoch_abort(dp_sink *s) {
+    if (s->ops->epoch_abort) s->ops->epoch_abort(s);
+}
+
+int dp_sink_ledger_read(dp_sink *s, uint64_t from, dp_ledger_fn fn, void *ctx, dp_error *err) {
+    if (!s->ops->ledger_read) return dp_error_set(err, DP_ERR_USAGE, "sink %s keeps no ledger", s->ops->name);
+    return s->ops->ledger_read(s, from, fn, ctx, err);
 }
 
 int dp_sink_flush(dp_sink *s, dp_error *err) {

@@ -3,6 +3,7 @@
  * A sink takes rollups (and the per-report inventory feed) out of the
  * process.  Every sink fills the same small vtable, Fluent Bit style, so a
  * new destination touches one file here and one line in dp_sink_open().
+ * Callers go through the dp_sink_* wrappers, never the vtable itself.
  *
  * Threads: shard threads write rollups and worker threads write reports, at
  * the same time; dp_sink_* calls lock the sink, so implementations need not
@@ -10,9 +11,11 @@
  * Memory: everything passed in is borrowed for the duration of the call.
  *
  * Epochs.  A sink that can commit atomically (Kafka: one transaction)
- * fills epoch_begin/epoch_commit/epoch_abort; `dmarcpipe run` then works in
- * epochs, and an input is acknowledged only once its epoch committed.  A
- * sink without them is written through, and its flush() is its commit.
+ * fills epoch_begin/epoch_commit/epoch_abort and keeps a ledger of what
+ * each epoch took; the run (run/) then works in epochs, and an input is
+ * acknowledged only once its epoch committed.  A sink without them is
+ * written through, and its flush() is its commit: dp_sink_commit() says
+ * which, so the run's protocol is written once for every sink.
  */
 #ifndef DP_SINK_H
 #define DP_SINK_H
@@ -25,26 +28,7 @@
 
 #include "dp_buf.h"
 #include "dp_error.h"
-#include "ingest.h"
-
-/* The rollup schema's version, carried in every line (field "v").  Bump it
- * when a field changes meaning; adding a field does not. */
-#define DP_ROLLUP_SCHEMA_VERSION 1
-
-/* One rollup with its strings resolved.  NULL strings are absent values. */
-typedef struct dp_rollup {
-    int64_t window_start, window_end; /* [start, end) in Unix seconds, UTC */
-    const char *reporter;             /* org_name */
-    const char *policy_domain, *header_from;
-    const char *source_ip;
-    const char *disposition, *dkim, *spf; /* policy_evaluated */
-    const char *override;                 /* reason types, sorted, joined by ',' */
-    const char *dkim_domain, *dkim_selector, *dkim_result;
-    const char *spf_domain, *spf_result;
-    uint64_t messages; /* sum of (window shares of) counts */
-    uint64_t records;  /* report records that contributed */
-    int64_t first_seen, last_seen; /* span of the contributing report ranges, within the window */
-} dp_rollup;
+#include "dp_report.h"
 
 /* The per-report line of the inventory feed (reports.ndjson). */
 typedef struct dp_report_line {
@@ -72,7 +56,7 @@ typedef struct dp_sink_ops {
      * Shards format in parallel and only the block write is serialised. */
     void (*format_rollup)(const dp_sink *s, dp_buf *out, const dp_rollup *r);
     int (*write_block)(dp_sink *s, const char *data, size_t len, dp_error *err);
-    /* one reports-feed line, already JSON (dp_report_line_to_json) */
+    /* one reports-feed line, already JSON (dp_format_report_line) */
     int (*write_report)(dp_sink *s, const char *line, size_t len, dp_error *err); /* may be NULL */
     int (*flush)(dp_sink *s, dp_error *err);  /* make what was written durable */
     void (*destroy)(dp_sink *s);
@@ -108,36 +92,73 @@ typedef struct dp_sink_options {
     int append; /* file: add to the file instead of replacing it (CSV: one header) */
 } dp_sink_options;
 
-/* Opens a sink from its URI:
+/* Opens a sink from its URI (opts may be NULL):
  *   file:PATH   rollups as NDJSON, or CSV when PATH ends in ".csv"
  *   -           rollups as NDJSON on stdout
  *   kafka://HOST:PORT[,HOST:PORT...]/TOPIC
  *               rollups as JSON messages in Kafka, in transactions; the
  *               sink also carries the reports feed (opts->reports_topic) */
-dp_sink *dp_sink_open(const char *uri, dp_error *err);
-dp_sink *dp_sink_open_with(const char *uri, const dp_sink_options *opts, dp_error *err);
+dp_sink *dp_sink_open(const char *uri, const dp_sink_options *opts, dp_error *err);
 /* The inventory feed: one JSON line per accepted report, into PATH
  * (added to what PATH holds when `append`). */
 dp_sink *dp_sink_open_reports(const char *path, int append, dp_error *err);
 
+/* ---- writing: any thread, at any time during a run ---------------------- */
+
 /* Thread-safe wrappers: lock, call, count, unlock. */
 int dp_sink_write_rollup(dp_sink *s, const dp_rollup *r, dp_error *err);
-/* `count` rollups formatted with ops->format_rollup, written in one go. */
+/* Whether the sink formats rollups as text (has ops->format_rollup): the
+ * engine then formats on its own threads and hands over blocks. */
+int dp_sink_formats_text(const dp_sink *s);
+/* Whether the sink is thread-safe itself, with threads of its own. */
+int dp_sink_is_concurrent(const dp_sink *s);
+/* Formats one rollup into `out` (sinks that format text): no lock and no
+ * state, so any thread may call it at any time; inline, as the final flush
+ * calls it once per rollup. */
+static inline void dp_sink_format_rollup(const dp_sink *s, dp_buf *out, const dp_rollup *r) {
+    s->ops->format_rollup(s, out, r);
+}
+/* `count` rollups formatted with dp_sink_format_rollup, written in one go. */
 int dp_sink_write_block(dp_sink *s, const char *data, size_t len, uint64_t count, dp_error *err);
-int dp_sink_write_report(dp_sink *s, const dp_report_line *r, dp_error *err);
-/* The same from a line rendered earlier (the engine renders a report's line
- * when the report ends and writes it once the report is decided). */
-int dp_sink_write_report_text(dp_sink *s, const char *line, dp_error *err);
-int dp_sink_flush(dp_sink *s, dp_error *err);
-/* Whether the sink works in epochs (has epoch_commit). */
+/* One reports-feed line rendered earlier (dp_format_report_line and a
+ * newline: the engine renders a report's line when the report ends and
+ * writes it once the report is decided). */
+int dp_sink_write_report(dp_sink *s, const char *line, dp_error *err);
+
+/* ---- committing: the one thread that drives the run, between engine runs */
+
+/* Whether the sink works in epochs (has epoch_commit) and keeps a ledger. */
 int dp_sink_has_epochs(const dp_sink *s);
+/* Opens an epoch; 0 at once for a sink without epochs.  0, DP_SINK_STOPPED
+ * or -1 (err). */
+int dp_sink_epoch_begin(dp_sink *s, dp_error *err);
+/* One ledger record, part of the open epoch (epochs only). */
+int dp_sink_ledger_write(dp_sink *s, const char *rec, size_t len, dp_error *err);
+/* Makes everything written since the epoch began durable: the epoch's
+ * commit, or, for a sink without epochs, its flush (written, fsync'ed).
+ * 0 and *ledger_next (0 when the sink has no ledger), DP_SINK_RETRY,
+ * DP_SINK_STOPPED, or -1 (err). */
+int dp_sink_commit(dp_sink *s, uint64_t *ledger_next, dp_error *err);
+/* Drops the open epoch; nothing for a sink without epochs. */
+void dp_sink_epoch_abort(dp_sink *s);
+/* The committed ledger records from offset `from`, in order (epochs only).
+ * 0, DP_SINK_STOPPED, or -1 (err). */
+int dp_sink_ledger_read(dp_sink *s, uint64_t from, dp_ledger_fn fn, void *ctx, dp_error *err);
+/* Makes what was written durable (written, fsync'ed where it is a file). */
+int dp_sink_flush(dp_sink *s, dp_error *err);
 /* Flushes and frees.  0, or -1 when the final flush failed. */
 int dp_sink_close(dp_sink *s, dp_error *err);
 
-/* Formatting, shared by sinks and tests. */
-void dp_rollup_to_json(dp_buf *out, const dp_rollup *r);
-void dp_rollup_csv_header(dp_buf *out);
-void dp_rollup_to_csv(dp_buf *out, const dp_rollup *r);
-void dp_report_line_to_json(dp_buf *out, const dp_report_line *r);
+/* Formatting (format.c), shared by sinks, `dmarcpipe parse` and tests. */
+void dp_format_rollup_json(dp_buf *out, const dp_rollup *r);
+void dp_format_rollup_csv_header(dp_buf *out);
+void dp_format_rollup_csv(dp_buf *out, const dp_rollup *r);
+void dp_format_report_line(dp_buf *out, const dp_report_line *r);
+/* One record as a JSON object (no newline), with the report's fields
+ * flattened in: `dmarcpipe parse`'s output. */
+void dp_format_record(dp_buf *out, const dp_report *rep, const dp_record *rec);
+/* The report's own fields as JSON object members (input, part, schema,
+ * metadata, errors, policy_*), for record lines and the reports feed. */
+void dp_format_report_fields(dp_buf *out, int *first, const dp_report *rep);
 
 #endif

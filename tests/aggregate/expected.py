@@ -39,7 +39,7 @@ import sys
 
 
 def walk(path):
-    """The files under path, in the order dp_cli_walk visits them."""
+    """The files under path, in the order the file source lists them."""
     if not os.path.isdir(path):
         return [path]
     out = []

@@ -138,9 +138,29 @@ static const mem_row *find_row(const mem_sink *m, const char *ip, int64_t window
 
 /* ---- the engine -------------------------------------------------------------------- */
 
+/* The engine's input: the file at `path`, listed by its file source. */
+typedef struct one_input {
+    dp_source *src;
+    dp_input_list list;
+} one_input;
+
+static void one_input_open(one_input *in, const char *path) {
+    dp_error err;
+    memset(in, 0, sizeof *in);
+    in->src = dp_source_open(path, NULL, &err);
+    ck_assert_msg(in->src != NULL, "%s", err.msg);
+    ck_assert_int_eq(dp_source_next(in->src, &in->list, &err), 0);
+    ck_assert_uint_eq(in->list.n, 1);
+}
+
+static void one_input_close(one_input *in) {
+    dp_input_list_free(&in->list);
+    dp_source_close(in->src);
+}
+
 START_TEST(engine_hands_the_sink_exact_rollups) {
-    const char *path = write_report("two-days.xml", "engine-1", 10, 7);
-    char *inputs[1] = {strdup(path)};
+    one_input in;
+    one_input_open(&in, write_report("two-days.xml", "engine-1", 10, 7));
     mem_sink m;
     mem_init(&m, 0);
     dp_sink *sinks[1] = {&m.base};
@@ -155,7 +175,7 @@ START_TEST(engine_hands_the_sink_exact_rollups) {
     cfg.dedup = dp_dedup_open(NULL, &err);
     ck_assert_ptr_nonnull(cfg.dedup);
     dp_engine_stats st;
-    ck_assert_int_eq(dp_engine_run(&cfg, (const char *const *)inputs, 1, &st, &err), 0);
+    ck_assert_int_eq(dp_engine_run(&cfg, in.list.v, in.list.n, &st, &err), 0);
     ck_assert_uint_eq(st.reports, 1);
     ck_assert_uint_eq(st.messages, 17);
     ck_assert_uint_eq(st.rollups, m.n);
@@ -178,13 +198,13 @@ START_TEST(engine_hands_the_sink_exact_rollups) {
     }
     dp_dedup_close(cfg.dedup);
     pthread_mutex_destroy(&m.base.lock);
-    free(inputs[0]);
+    one_input_close(&in);
 }
 END_TEST
 
 START_TEST(engine_reports_a_failing_sink) {
-    const char *path = write_report("one.xml", "engine-fail", 3, 4);
-    char *inputs[1] = {strdup(path)};
+    one_input in;
+    one_input_open(&in, write_report("one.xml", "engine-fail", 3, 4));
     mem_sink m;
     mem_init(&m, 1);
     dp_sink *sinks[1] = {&m.base};
@@ -198,11 +218,11 @@ START_TEST(engine_reports_a_failing_sink) {
     memset(&err, 0, sizeof err);
     cfg.dedup = dp_dedup_open(NULL, &err);
     dp_engine_stats st;
-    ck_assert_int_eq(dp_engine_run(&cfg, (const char *const *)inputs, 1, &st, &err), -1);
+    ck_assert_int_eq(dp_engine_run(&cfg, in.list.v, in.list.n, &st, &err), -1);
     ck_assert_msg(strstr(err.msg, "disk full") != NULL, "error was: %s", err.msg);
     dp_dedup_close(cfg.dedup);
     pthread_mutex_destroy(&m.base.lock);
-    free(inputs[0]);
+    one_input_close(&in);
 }
 END_TEST
 
@@ -383,8 +403,8 @@ static dp_rollup sample(void) {
 START_TEST(csv_columns_follow_the_json_keys) {
     dp_rollup r = sample();
     dp_buf h = DP_BUF_INIT, j = DP_BUF_INIT;
-    dp_rollup_csv_header(&h);
-    dp_rollup_to_json(&j, &r);
+    dp_format_rollup_csv_header(&h);
+    dp_format_rollup_json(&j, &r);
     ck_assert(!h.failed && !j.failed);
     dp_buf_putc(&h, '\0');
     dp_buf_putc(&j, '\0');
@@ -410,8 +430,8 @@ END_TEST
 START_TEST(csv_quotes_and_absent_values) {
     dp_rollup r = sample();
     dp_buf c = DP_BUF_INIT, j = DP_BUF_INIT;
-    dp_rollup_to_csv(&c, &r);
-    dp_rollup_to_json(&j, &r);
+    dp_format_rollup_csv(&c, &r);
+    dp_format_rollup_json(&j, &r);
     dp_buf_putc(&c, '\0');
     dp_buf_putc(&j, '\0');
     ck_assert_str_eq(c.data,

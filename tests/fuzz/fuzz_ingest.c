@@ -2,7 +2,7 @@
  *
  * Each input goes through dp_ingest_memory() as if a receiver had sent it:
  * sniffing, gzip/zip/zstd unwrapping, MIME, the XML parser, validation and
- * normalisation.  Every record is rendered with dp_record_to_json() and the
+ * normalisation.  Every record is rendered with dp_format_record() and the
  * rendering is checked to be one strict JSON object in valid UTF-8.
  *
  * Beyond "does not crash", the target checks the contract of ingest.h and
@@ -36,6 +36,7 @@
 
 #include "dp_buf.h"
 #include "ingest.h"
+#include "sink.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -302,7 +303,7 @@ static int on_record(void *vctx, const dp_report *rep, const dp_record *rec) {
     CHECK(rep->records == c->pending_records);
     CHECK(rep->messages == c->pending_messages);
     dp_buf_reset(&c->json);
-    dp_record_to_json(&c->json, rep, rec);
+    dp_format_record(&c->json, rep, rec);
     if (!c->json.failed) CHECK(json_is_one_object(c->json.data, c->json.len));
     if (c->refuse_record_at && c->pending_records >= c->refuse_record_at) return 1;
     return 0;

@@ -1,4 +1,4 @@
-/* test_fs — moving an acknowledged input (common/dp_fs.c: dp_move_file).
+/* test_fs — moving an acknowledged input (common/dp_fs.c: dp_fs_move).
  *
  * `dmarcpipe run --done DIR` moves each counted input there.  A move must
  * never lose a file: not the input (its bytes arrive whole before it is
@@ -65,7 +65,7 @@ START_TEST(moves_into_new_folders) {
     snprintf(src, sizeof src, "%s/in.xml", d);
     snprintf(dst, sizeof dst, "%s/done/a/b/in.xml", d);
     put(src, "report one");
-    ck_assert_int_eq(dp_move_file(src, dst, used), 0);
+    ck_assert_int_eq(dp_fs_move(src, dst, used), 0);
     ck_assert_str_eq(used, dst);
     ck_assert_str_eq(get(dst), "report one");
     ck_assert_ptr_null(get(src));
@@ -83,7 +83,7 @@ START_TEST(never_replaces_a_file) {
         char text[32];
         snprintf(text, sizeof text, "copy %d", i);
         put(src, text);
-        ck_assert_int_eq(dp_move_file(src, dst, used), 0);
+        ck_assert_int_eq(dp_fs_move(src, dst, used), 0);
         if (i) snprintf(want, sizeof want, "%s.%d", dst, i);
         else snprintf(want, sizeof want, "%s", dst);
         ck_assert_str_eq(used, want);
@@ -119,7 +119,7 @@ START_TEST(across_file_systems) {
     snprintf(dst, sizeof dst, "%s/done/in.xml", to);
     put(dst, "earlier");
     put(src, big);
-    ck_assert_int_eq(dp_move_file(src, dst, used), 0);
+    ck_assert_int_eq(dp_fs_move(src, dst, used), 0);
     char want[PATH_MAX + 4];
     snprintf(want, sizeof want, "%s.1", dst);
     ck_assert_str_eq(used, want);
@@ -140,7 +140,7 @@ START_TEST(a_missing_input_is_an_error) {
     snprintf(src, sizeof src, "%s/gone.xml", d);
     snprintf(dst, sizeof dst, "%s/done/gone.xml", d);
     errno = 0;
-    ck_assert_int_eq(dp_move_file(src, dst, NULL), -1);
+    ck_assert_int_eq(dp_fs_move(src, dst, NULL), -1);
     ck_assert_int_eq(errno, ENOENT);
     rm_rf(d);
     free(d);

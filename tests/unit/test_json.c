@@ -1,6 +1,6 @@
 /* test_json — JSON text from report strings (common/dp_json.h): escaping is
  * total, valid UTF-8 passes through, invalid bytes become U+FFFD; and the
- * `dmarcpipe parse` record line (dp_record_to_json); and a rollup line (the
+ * `dmarcpipe parse` record line (dp_format_record); and a rollup line (the
  * file sink's line, the Kafka sink's message value) loads in a real JSON
  * parser (jansson, strict UTF-8) whatever bytes its strings hold. */
 #include <jansson.h>
@@ -167,7 +167,7 @@ START_TEST(rollup_json_worst_case) {
                    .last_seen = -1};
     dp_buf b = DP_BUF_INIT;
     dp_buf_puts(&b, "prefix ");
-    dp_rollup_to_json(&b, &r);
+    dp_format_rollup_json(&b, &r);
     ck_assert(!b.failed);
     ck_assert_uint_eq(strlen(b.data), b.len);
     ck_assert(strncmp(b.data, "prefix {\"v\":1,\"window_start\":-9223372036854775808,"
@@ -183,13 +183,13 @@ START_TEST(rollup_json_worst_case) {
 }
 END_TEST
 
-/* dp_record_to_json through a real parse: one line per record, report
+/* dp_format_record through a real parse: one line per record, report
  * fields flattened in, absent values null. */
 static dp_buf line;
 static int json_record(void *ctx, const dp_report *rep, const dp_record *rec) {
     (void)ctx;
     dp_buf_reset(&line);
-    dp_record_to_json(&line, rep, rec);
+    dp_format_record(&line, rep, rec);
     return 0;
 }
 
@@ -268,7 +268,7 @@ START_TEST(rollup_json_loads_in_a_real_parser) {
                        .spf_domain = text[1], .spf_result = "fail", .messages = (uint64_t)1 << 62, /* jansson: signed 64-bit */
                        .records = 1, .first_seen = 1700000000, .last_seen = 1700086399};
         dp_buf b = DP_BUF_INIT;
-        dp_rollup_to_json(&b, &r);
+        dp_format_rollup_json(&b, &r);
         ck_assert(!b.failed);
         json_error_t err;
         json_t *j = json_loadb(b.data, b.len, JSON_REJECT_DUPLICATES, &err);

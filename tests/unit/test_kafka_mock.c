@@ -13,7 +13,7 @@
  *     message.timeout.ms, and a broker that goes away during the epoch make
  *     epoch_commit return DP_SINK_RETRY; the next epoch_begin gets a new
  *     producer and its commit succeeds;
- *   - a property librdkafka refuses fails dp_sink_open_with() with one line
+ *   - a property librdkafka refuses fails dp_sink_open() with one line
  *     that names the key and never the value of a sensitive one;
  *   - URIs without brokers or with a bad topic fail before any connection.
  * librdkafka 2.0.2's mock cluster shows aborted messages to read_committed
@@ -70,7 +70,7 @@ static const char *const FAST[] = {
 
 static dp_sink *open_sink(const char *instance, dp_error *err) {
     dp_sink_options o = {.instance_id = instance, .props = FAST, .n_props = N_FAST};
-    return dp_sink_open_with(uri, &o, err);
+    return dp_sink_open(uri, &o, err);
 }
 
 static dp_rollup rollup(char *ip, size_t n, int i) {
@@ -110,13 +110,13 @@ static void write_epoch(dp_sink *s, int n, const char *ledger) {
     dp_buf b = DP_BUF_INIT;
     for (int i = 0; i < n; i++) {
         dp_rollup r = rollup(ip, sizeof ip, 100 + i);
-        s->ops->format_rollup(s, &b, &r);
+        dp_sink_format_rollup(s, &b, &r);
     }
     ck_assert(!b.failed);
     ck_assert_int_eq(dp_sink_write_block(s, b.data, b.len, (uint64_t)n, &err), 0);
     dp_buf_free(&b);
-    ck_assert_int_eq(dp_sink_write_report_text(s, "{\"report_id\":\"r1\"}\n", &err), 0);
-    ck_assert_int_eq(s->ops->ledger_write(s, ledger, strlen(ledger), &err), 0);
+    ck_assert_int_eq(dp_sink_write_report(s, "{\"report_id\":\"r1\"}\n", &err), 0);
+    ck_assert_int_eq(dp_sink_ledger_write(s, ledger, strlen(ledger), &err), 0);
 }
 
 /* Messages in TOPIC (every partition, from the beginning); the first key
@@ -201,28 +201,28 @@ START_TEST(normal_epochs_commit) {
     ck_assert(dp_sink_has_epochs(s));
 
     uint64_t next1 = 0, next2 = 0;
-    ck_assert_int_eq(s->ops->epoch_begin(s, &err), 0);
+    ck_assert_int_eq(dp_sink_epoch_begin(s, &err), 0);
     write_epoch(s, 5, "{\"epoch\":1}");
-    ck_assert_msg(s->ops->epoch_commit(s, &next1, &err) == 0, "commit: %s", err.msg);
+    ck_assert_msg(dp_sink_commit(s, &next1, &err) == 0, "commit: %s", err.msg);
     ck_assert_uint_ge(next1, 1); /* after the ledger record's offset */
 
-    ck_assert_int_eq(s->ops->epoch_begin(s, &err), 0);
+    ck_assert_int_eq(dp_sink_epoch_begin(s, &err), 0);
     write_epoch(s, 5, "{\"epoch\":2}");
-    ck_assert_msg(s->ops->epoch_commit(s, &next2, &err) == 0, "commit: %s", err.msg);
+    ck_assert_msg(dp_sink_commit(s, &next2, &err) == 0, "commit: %s", err.msg);
     ck_assert_uint_gt(next2, next1);
     ck_assert_uint_eq(s->rollups_written, 20);
     ck_assert_uint_eq(s->reports_written, 2);
 
     /* the ledger, read back from the start and from after epoch 1 */
     ledger_seen ls = {0};
-    ck_assert_msg(s->ops->ledger_read(s, 0, on_ledger, &ls, &err) == 0, "ledger_read: %s", err.msg);
+    ck_assert_msg(dp_sink_ledger_read(s, 0, on_ledger, &ls, &err) == 0, "ledger_read: %s", err.msg);
     ck_assert_int_eq(ls.n, 2);
     ck_assert_str_eq(ls.rec[0], "{\"epoch\":1}");
     ck_assert_str_eq(ls.rec[1], "{\"epoch\":2}");
     ck_assert_uint_eq(ls.next[0], next1);
     ck_assert_uint_eq(ls.next[1], next2);
     ledger_seen ls2 = {0};
-    ck_assert_int_eq(s->ops->ledger_read(s, next1, on_ledger, &ls2, &err), 0);
+    ck_assert_int_eq(dp_sink_ledger_read(s, next1, on_ledger, &ls2, &err), 0);
     ck_assert_int_eq(ls2.n, 1);
     ck_assert_str_eq(ls2.rec[0], "{\"epoch\":2}");
 
@@ -241,7 +241,7 @@ START_TEST(ledger_of_an_unknown_topic_is_empty) {
     dp_sink *s = open_sink("t-empty-ledger", &err);
     ck_assert_msg(s != NULL, "open: %s", err.msg);
     ledger_seen ls = {0};
-    ck_assert_msg(s->ops->ledger_read(s, 0, on_ledger, &ls, &err) == 0, "ledger_read: %s", err.msg);
+    ck_assert_msg(dp_sink_ledger_read(s, 0, on_ledger, &ls, &err) == 0, "ledger_read: %s", err.msg);
     ck_assert_int_eq(ls.n, 0);
     dp_sink_close(s, &err);
 }
@@ -252,10 +252,10 @@ START_TEST(calls_outside_an_epoch_are_refused) {
     dp_sink *s = open_sink("t-usage", &err);
     ck_assert_msg(s != NULL, "open: %s", err.msg);
     uint64_t next = 99;
-    ck_assert_int_eq(s->ops->epoch_commit(s, &next, &err), -1);
+    ck_assert_int_eq(dp_sink_commit(s, &next, &err), -1);
     ck_assert_uint_eq(next, 0);
     ck_assert_ptr_nonnull(strstr(err.msg, "without an epoch"));
-    ck_assert_int_eq(s->ops->ledger_write(s, "{}", 2, &err), -1);
+    ck_assert_int_eq(dp_sink_ledger_write(s, "{}", 2, &err), -1);
     ck_assert_ptr_nonnull(strstr(err.msg, "without an epoch"));
     dp_sink_close(s, &err);
 }
@@ -271,22 +271,22 @@ START_TEST(block_larger_than_the_queue_is_delivered_once) {
     };
     dp_sink_options o = {.instance_id = "t-queue-full", .props = props, .n_props = sizeof props / sizeof *props};
     dp_error err;
-    dp_sink *s = dp_sink_open_with(uri, &o, &err);
+    dp_sink *s = dp_sink_open(uri, &o, &err);
     ck_assert_msg(s != NULL, "open: %s", err.msg);
-    ck_assert_int_eq(s->ops->epoch_begin(s, &err), 0);
+    ck_assert_int_eq(dp_sink_epoch_begin(s, &err), 0);
     enum { N = 1000 };
     dp_buf b = DP_BUF_INIT;
     char ip[32];
     for (int i = 0; i < N; i++) {
         dp_rollup r = rollup(ip, sizeof ip, i);
-        s->ops->format_rollup(s, &b, &r);
+        dp_sink_format_rollup(s, &b, &r);
     }
     ck_assert(!b.failed);
     ck_assert_int_eq(dp_sink_write_block(s, b.data, b.len, N, &err), 0);
     dp_buf_free(&b);
-    ck_assert_int_eq(s->ops->ledger_write(s, "{}", 2, &err), 0);
+    ck_assert_int_eq(dp_sink_ledger_write(s, "{}", 2, &err), 0);
     uint64_t next = 0;
-    ck_assert_msg(s->ops->epoch_commit(s, &next, &err) == 0, "commit: %s", err.msg);
+    ck_assert_msg(dp_sink_commit(s, &next, &err) == 0, "commit: %s", err.msg);
     ck_assert_uint_eq(s->rollups_written, N);
     ck_assert_int_eq(dp_sink_close(s, &err), 0);
     ck_assert_int_eq(count_messages("rollups", NULL, 0), N);
@@ -298,13 +298,13 @@ START_TEST(abort_then_next_epoch_commits) {
     dp_error err;
     dp_sink *s = open_sink("t-abort", &err);
     ck_assert_msg(s != NULL, "open: %s", err.msg);
-    ck_assert_int_eq(s->ops->epoch_begin(s, &err), 0);
+    ck_assert_int_eq(dp_sink_epoch_begin(s, &err), 0);
     write_epoch(s, 3, "{\"epoch\":1}");
-    s->ops->epoch_abort(s);
+    dp_sink_epoch_abort(s);
     uint64_t next = 0;
-    ck_assert_int_eq(s->ops->epoch_begin(s, &err), 0);
+    ck_assert_int_eq(dp_sink_epoch_begin(s, &err), 0);
     write_epoch(s, 3, "{\"epoch\":1}");
-    ck_assert_msg(s->ops->epoch_commit(s, &next, &err) == 0, "commit: %s", err.msg);
+    ck_assert_msg(dp_sink_commit(s, &next, &err) == 0, "commit: %s", err.msg);
     ck_assert_uint_ge(next, 1);
     dp_sink_close(s, &err);
 }
@@ -322,9 +322,9 @@ START_TEST(abort_right_after_writes_race) {
     dp_sink *s = open_sink("t-abort-race", &err);
     ck_assert_msg(s != NULL, "open: %s", err.msg);
     for (int i = 0; i < 200; i++) {
-        ck_assert_int_eq(s->ops->epoch_begin(s, &err), 0);
+        ck_assert_int_eq(dp_sink_epoch_begin(s, &err), 0);
         write_epoch(s, 1, "{\"epoch\":1}");
-        s->ops->epoch_abort(s);
+        dp_sink_epoch_abort(s);
     }
     dp_sink_close(s, &err);
 }
@@ -337,13 +337,13 @@ START_TEST(retriable_endtxn_errors_still_commit) {
     dp_error err;
     dp_sink *s = open_sink("t-endtxn-retry", &err);
     ck_assert_msg(s != NULL, "open: %s", err.msg);
-    ck_assert_int_eq(s->ops->epoch_begin(s, &err), 0);
+    ck_assert_int_eq(dp_sink_epoch_begin(s, &err), 0);
     write_epoch(s, 5, "{\"epoch\":1}");
     rd_kafka_mock_push_request_errors(mock, API_END_TXN, 3, RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
                                       RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
                                       RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS);
     uint64_t next = 0;
-    ck_assert_msg(s->ops->epoch_commit(s, &next, &err) == 0, "commit: %s", err.msg);
+    ck_assert_msg(dp_sink_commit(s, &next, &err) == 0, "commit: %s", err.msg);
     ck_assert_uint_ge(next, 1);
     dp_sink_close(s, &err);
 }
@@ -353,9 +353,9 @@ END_TEST
 static void next_epoch_commits(dp_sink *s) {
     dp_error err;
     uint64_t next = 0;
-    ck_assert_msg(s->ops->epoch_begin(s, &err) == 0, "begin after a failed epoch: %s", err.msg);
+    ck_assert_msg(dp_sink_epoch_begin(s, &err) == 0, "begin after a failed epoch: %s", err.msg);
     write_epoch(s, 5, "{\"epoch\":1}");
-    int rc = s->ops->epoch_commit(s, &next, &err);
+    int rc = dp_sink_commit(s, &next, &err);
     ck_assert_msg(rc == 0, "commit after a failed epoch returned %d: %s", rc, err.msg);
     ck_assert_uint_ge(next, 1);
 }
@@ -365,11 +365,11 @@ START_TEST(abortable_endtxn_error_retries_the_epoch) {
     dp_error err;
     dp_sink *s = open_sink("t-endtxn-abort", &err);
     ck_assert_msg(s != NULL, "open: %s", err.msg);
-    ck_assert_int_eq(s->ops->epoch_begin(s, &err), 0);
+    ck_assert_int_eq(dp_sink_epoch_begin(s, &err), 0);
     write_epoch(s, 5, "{\"epoch\":1}");
     rd_kafka_mock_push_request_errors(mock, API_END_TXN, 1, RD_KAFKA_RESP_ERR_UNKNOWN_PRODUCER_ID);
     uint64_t next = 99;
-    int rc = s->ops->epoch_commit(s, &next, &err);
+    int rc = dp_sink_commit(s, &next, &err);
     ck_assert_msg(rc == DP_SINK_RETRY, "commit returned %d (%s), expected DP_SINK_RETRY", rc, err.msg);
     ck_assert_uint_eq(next, 0);
     ck_assert_msg(strstr(err.msg, "epoch aborted") && strstr(err.msg, "EndTxn"), "%s", err.msg);
@@ -389,7 +389,7 @@ START_TEST(produce_errors_past_the_timeout_retry_the_epoch) {
     dp_error err;
     dp_sink *s = open_sink("t-produce", &err);
     ck_assert_msg(s != NULL, "open: %s", err.msg);
-    ck_assert_int_eq(s->ops->epoch_begin(s, &err), 0);
+    ck_assert_int_eq(dp_sink_epoch_begin(s, &err), 0);
     enum { N_ERR = 2000 };
     rd_kafka_resp_err_t *errs = malloc(N_ERR * sizeof *errs);
     ck_assert_ptr_nonnull(errs);
@@ -398,7 +398,7 @@ START_TEST(produce_errors_past_the_timeout_retry_the_epoch) {
     free(errs);
     write_epoch(s, 5, "{\"epoch\":1}");
     uint64_t next = 99;
-    int rc = s->ops->epoch_commit(s, &next, &err);
+    int rc = dp_sink_commit(s, &next, &err);
     ck_assert_msg(rc == DP_SINK_RETRY, "commit returned %d (%s), expected DP_SINK_RETRY", rc, err.msg);
     ck_assert_uint_eq(next, 0);
     ck_assert_msg(strstr(err.msg, "epoch aborted") && strstr(err.msg, "timed out"), "%s", err.msg);
@@ -413,11 +413,11 @@ START_TEST(permanent_produce_error_retries_the_epoch) {
     dp_error err;
     dp_sink *s = open_sink("t-produce-perm", &err);
     ck_assert_msg(s != NULL, "open: %s", err.msg);
-    ck_assert_int_eq(s->ops->epoch_begin(s, &err), 0);
+    ck_assert_int_eq(dp_sink_epoch_begin(s, &err), 0);
     rd_kafka_mock_push_request_errors(mock, API_PRODUCE, 1, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
     write_epoch(s, 5, "{\"epoch\":1}");
     uint64_t next = 99;
-    int rc = s->ops->epoch_commit(s, &next, &err);
+    int rc = dp_sink_commit(s, &next, &err);
     ck_assert_msg(rc == DP_SINK_RETRY, "commit returned %d (%s), expected DP_SINK_RETRY", rc, err.msg);
     ck_assert_msg(strstr(err.msg, "epoch aborted") && strstr(err.msg, "authorization"), "%s", err.msg);
     rd_kafka_mock_clear_request_errors(mock, API_PRODUCE);
@@ -432,11 +432,11 @@ START_TEST(broker_down_during_the_epoch_retries_it) {
     dp_error err;
     dp_sink *s = open_sink("t-down", &err);
     ck_assert_msg(s != NULL, "open: %s", err.msg);
-    ck_assert_int_eq(s->ops->epoch_begin(s, &err), 0);
+    ck_assert_int_eq(dp_sink_epoch_begin(s, &err), 0);
     ck_assert_int_eq(rd_kafka_mock_broker_set_down(mock, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
     write_epoch(s, 5, "{\"epoch\":1}");
     uint64_t next = 99;
-    int rc = s->ops->epoch_commit(s, &next, &err);
+    int rc = dp_sink_commit(s, &next, &err);
     ck_assert_msg(rc == DP_SINK_RETRY, "commit returned %d (%s), expected DP_SINK_RETRY", rc, err.msg);
     ck_assert_msg(strstr(err.msg, "epoch aborted") && strstr(err.msg, "timed out"), "%s", err.msg);
     ck_assert_int_eq(rd_kafka_mock_broker_set_up(mock, 1), RD_KAFKA_RESP_ERR_NO_ERROR);
@@ -453,7 +453,7 @@ static void open_fails(const char *const *props, size_t n, const char *want) {
     dp_error err;
     memset(&err, 0, sizeof err);
     dp_sink_options o = {.instance_id = "t-conf", .props = props, .n_props = n};
-    dp_sink *s = dp_sink_open_with(uri, &o, &err);
+    dp_sink *s = dp_sink_open(uri, &o, &err);
     if (s) dp_sink_close(s, &err);
     ck_assert_msg(s == NULL, "open with %s succeeded", props[0]);
     ck_assert_msg(strstr(err.msg, "hunter2") == NULL, "the secret is in the error: %s", err.msg);
@@ -508,7 +508,7 @@ START_TEST(sensitive_property_from_env_and_file_is_hidden) {
     dp_error err;
     memset(&err, 0, sizeof err);
     dp_sink_options o = {.instance_id = "t-conf", .config_file = path};
-    dp_sink *s = dp_sink_open_with(uri, &o, &err);
+    dp_sink *s = dp_sink_open(uri, &o, &err);
     unlink(path);
     if (s) dp_sink_close(s, &err);
     ck_assert_ptr_null(s);
@@ -524,7 +524,7 @@ START_TEST(sensitive_property_from_env_and_file_is_hidden) {
     fputs("sasl.password hunter2\n", f);
     fclose(f);
     o.config_file = path2;
-    s = dp_sink_open_with(uri, &o, &err);
+    s = dp_sink_open(uri, &o, &err);
     unlink(path2);
     if (s) dp_sink_close(s, &err);
     ck_assert_ptr_null(s);
@@ -547,7 +547,7 @@ START_TEST(invalid_uris_fail_before_connecting) {
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         dp_error err;
         memset(&err, 0, sizeof err);
-        dp_sink *s = dp_sink_open_with(bad[i], NULL, &err);
+        dp_sink *s = dp_sink_open(bad[i], NULL, &err);
         if (s) dp_sink_close(s, &err);
         ck_assert_msg(s == NULL, "%s was accepted", bad[i]);
         ck_assert_int_eq(err.kind, DP_ERR_USAGE);
@@ -557,15 +557,15 @@ START_TEST(invalid_uris_fail_before_connecting) {
     char longuri[300];
     snprintf(longuri, sizeof longuri, "kafka://127.0.0.1:9/%0250d", 0);
     dp_error err;
-    ck_assert_ptr_null(dp_sink_open_with(longuri, NULL, &err));
+    ck_assert_ptr_null(dp_sink_open(longuri, NULL, &err));
     ck_assert_int_eq(err.kind, DP_ERR_USAGE);
     /* the reports and ledger topics are checked too */
     dp_sink_options o = {.reports_topic = "no/slashes"};
-    ck_assert_ptr_null(dp_sink_open_with(uri, &o, &err));
+    ck_assert_ptr_null(dp_sink_open(uri, &o, &err));
     ck_assert_int_eq(err.kind, DP_ERR_USAGE);
     ck_assert_ptr_nonnull(strstr(err.msg, "topic names"));
     dp_sink_options o2 = {.instance_id = "bad id"};
-    ck_assert_ptr_null(dp_sink_open_with(uri, &o2, &err));
+    ck_assert_ptr_null(dp_sink_open(uri, &o2, &err));
     ck_assert_int_eq(err.kind, DP_ERR_USAGE);
 }
 END_TEST

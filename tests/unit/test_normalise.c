@@ -12,25 +12,25 @@
 START_TEST(trim_strips_ascii_whitespace_both_ends) {
     char s[] = " \t\r\n PASS \n\t";
     size_t n = strlen(s);
-    char *t = dp_trim(s, &n);
+    char *t = dp_normalise_trim(s, &n);
     ck_assert_uint_eq(n, 4);
     ck_assert_int_eq(memcmp(t, "PASS", 4), 0);
 
     char blank[] = " \n ";
     n = strlen(blank);
-    dp_trim(blank, &n);
+    dp_normalise_trim(blank, &n);
     ck_assert_uint_eq(n, 0);
 
     char inner[] = "a b";
     n = strlen(inner);
-    t = dp_trim(inner, &n);
+    t = dp_normalise_trim(inner, &n);
     ck_assert_uint_eq(n, 3); /* inner space kept */
 }
 END_TEST
 
 START_TEST(lower_changes_only_ascii_letters) {
     char s[] = "PaSs-\xC3\x89X";
-    dp_ascii_lower(s, strlen(s));
+    dp_normalise_lower(s, strlen(s));
     ck_assert_str_eq(s, "pass-\xC3\x89x"); /* É (UTF-8) untouched */
 }
 END_TEST
@@ -39,7 +39,7 @@ static void ip_ok(const char *in, const char *want, int family) {
     char out[DP_IP_STRLEN];
     unsigned char bytes[16];
     int fam = 0;
-    ck_assert_msg(dp_parse_ip(in, strlen(in), out, bytes, &fam) == 0, "'%s' rejected", in);
+    ck_assert_msg(dp_normalise_ip(in, strlen(in), out, bytes, &fam) == 0, "'%s' rejected", in);
     ck_assert_str_eq(out, want);
     ck_assert_int_eq(fam, family);
     unsigned char expect[16] = {0};
@@ -51,7 +51,7 @@ static void ip_bad(const char *in) {
     char out[DP_IP_STRLEN];
     unsigned char bytes[16];
     int fam = 0;
-    ck_assert_msg(dp_parse_ip(in, strlen(in), out, bytes, &fam) == -1, "'%s' accepted", in);
+    ck_assert_msg(dp_normalise_ip(in, strlen(in), out, bytes, &fam) == -1, "'%s' accepted", in);
 }
 
 START_TEST(ip_canonical_forms) {
@@ -64,15 +64,15 @@ START_TEST(ip_canonical_forms) {
 }
 END_TEST
 
-/* dp_format_ip writes its own text (no sprintf); rollup keys depend on it,
+/* dp_net_format_ip writes its own text (no sprintf); rollup keys depend on it,
  * so it must be inet_ntop's, byte for byte: every pattern of zero and
  * non-zero groups (all 256), with group values from tiny to 0xffff, the
  * IPv4-tailed forms (::a.b.c.d, ::ffff:a.b.c.d) and random addresses. */
 static void format_matches_inet_ntop(const unsigned char *b, int family) {
     char want[64], got[DP_IP_STRLEN];
     ck_assert_ptr_nonnull(inet_ntop(family == 4 ? AF_INET : AF_INET6, b, want, sizeof want));
-    dp_format_ip(b, family, got);
-    ck_assert_msg(strcmp(got, want) == 0, "dp_format_ip gave '%s', inet_ntop '%s'", got, want);
+    dp_net_format_ip(b, family, got);
+    ck_assert_msg(strcmp(got, want) == 0, "dp_net_format_ip gave '%s', inet_ntop '%s'", got, want);
 }
 
 START_TEST(ip_text_matches_inet_ntop) {
@@ -125,35 +125,35 @@ END_TEST
 
 START_TEST(u64_limits) {
     uint64_t v = 1;
-    ck_assert_int_eq(dp_parse_u64("0", 1, &v), 0);
+    ck_assert_int_eq(dp_normalise_u64("0", 1, &v), 0);
     ck_assert_uint_eq(v, 0);
-    ck_assert_int_eq(dp_parse_u64("18446744073709551615", 20, &v), 0);
+    ck_assert_int_eq(dp_normalise_u64("18446744073709551615", 20, &v), 0);
     ck_assert_uint_eq(v, UINT64_MAX);
-    ck_assert_int_eq(dp_parse_u64("18446744073709551616", 20, &v), -1);
-    ck_assert_int_eq(dp_parse_u64("99999999999999999999", 20, &v), -1);
-    ck_assert_int_eq(dp_parse_u64("", 0, &v), -1);
-    ck_assert_int_eq(dp_parse_u64("-1", 2, &v), -1);
-    ck_assert_int_eq(dp_parse_u64("+1", 2, &v), -1);
-    ck_assert_int_eq(dp_parse_u64("1.5", 3, &v), -1);
-    ck_assert_int_eq(dp_parse_u64("12a", 3, &v), -1);
-    ck_assert_int_eq(dp_parse_u64("1 ", 2, &v), -1);
+    ck_assert_int_eq(dp_normalise_u64("18446744073709551616", 20, &v), -1);
+    ck_assert_int_eq(dp_normalise_u64("99999999999999999999", 20, &v), -1);
+    ck_assert_int_eq(dp_normalise_u64("", 0, &v), -1);
+    ck_assert_int_eq(dp_normalise_u64("-1", 2, &v), -1);
+    ck_assert_int_eq(dp_normalise_u64("+1", 2, &v), -1);
+    ck_assert_int_eq(dp_normalise_u64("1.5", 3, &v), -1);
+    ck_assert_int_eq(dp_normalise_u64("12a", 3, &v), -1);
+    ck_assert_int_eq(dp_normalise_u64("1 ", 2, &v), -1);
 }
 END_TEST
 
 START_TEST(i64_limits) {
     int64_t v = 0;
-    ck_assert_int_eq(dp_parse_i64("1700000000", 10, &v), 0);
+    ck_assert_int_eq(dp_normalise_i64("1700000000", 10, &v), 0);
     ck_assert_int_eq(v, 1700000000);
-    ck_assert_int_eq(dp_parse_i64("-5", 2, &v), 0);
+    ck_assert_int_eq(dp_normalise_i64("-5", 2, &v), 0);
     ck_assert_int_eq(v, -5);
-    ck_assert_int_eq(dp_parse_i64("9223372036854775807", 19, &v), 0);
+    ck_assert_int_eq(dp_normalise_i64("9223372036854775807", 19, &v), 0);
     ck_assert_int_eq(v, INT64_MAX);
-    ck_assert_int_eq(dp_parse_i64("-9223372036854775808", 20, &v), 0);
+    ck_assert_int_eq(dp_normalise_i64("-9223372036854775808", 20, &v), 0);
     ck_assert_int_eq(v, INT64_MIN);
-    ck_assert_int_eq(dp_parse_i64("9223372036854775808", 19, &v), -1);
-    ck_assert_int_eq(dp_parse_i64("-9223372036854775809", 20, &v), -1);
-    ck_assert_int_eq(dp_parse_i64("-", 1, &v), -1);
-    ck_assert_int_eq(dp_parse_i64("2024-01-01", 10, &v), -1);
+    ck_assert_int_eq(dp_normalise_i64("9223372036854775808", 19, &v), -1);
+    ck_assert_int_eq(dp_normalise_i64("-9223372036854775809", 20, &v), -1);
+    ck_assert_int_eq(dp_normalise_i64("-", 1, &v), -1);
+    ck_assert_int_eq(dp_normalise_i64("2024-01-01", 10, &v), -1);
 }
 END_TEST
 

@@ -47,7 +47,7 @@ START_TEST(schema_draft_by_namespace) {
                                       REC_IP("192.0.2.1")));
     tu_assert_ok(c, 1, 1);
     ck_assert_int_eq(c->reps[0].schema, DP_SCHEMA_DRAFT);
-    ck_assert_str_eq(dp_schema_name(c->reps[0].schema), "draft");
+    ck_assert_str_eq(dp_report_schema_name(c->reps[0].schema), "draft");
     tu_assert_str(c->reps[0].org_name, "Example Org"); /* namespaced elements matched by local name */
 }
 END_TEST
@@ -63,7 +63,7 @@ START_TEST(schema_rfc7489) {
     tu_collect *c = tu_ingest_str(simple(REC_IP("192.0.2.1")));
     tu_assert_ok(c, 1, 1);
     ck_assert_int_eq(c->reps[0].schema, DP_SCHEMA_RFC7489);
-    ck_assert_str_eq(dp_schema_name(c->reps[0].schema), "rfc7489");
+    ck_assert_str_eq(dp_report_schema_name(c->reps[0].schema), "rfc7489");
     tu_assert_str(c->reps[0].version, "1.0");
     /* and without <version> */
     c = tu_ingest_str(doc(NULL, NULL, META, POLICY, REC_IP("192.0.2.1")));
@@ -116,7 +116,7 @@ START_TEST(schema_rfc9990_fields) {
     tu_assert_ok(c, 1, 1);
     const tu_report *r = &c->reps[0];
     ck_assert_int_eq(r->schema, DP_SCHEMA_RFC9990);
-    ck_assert_str_eq(dp_schema_name(r->schema), "rfc9990");
+    ck_assert_str_eq(dp_report_schema_name(r->schema), "rfc9990");
     tu_assert_str(r->org_name, "GMX");
     tu_assert_str(r->extra_contact_info, "https://postmaster.gmx.example");
     tu_assert_str(r->report_id, "20240101.abc@gmx.example");

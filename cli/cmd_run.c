@@ -1,15 +1,17 @@
-/* cmd_run — `dmarcpipe run`: the pipeline, from report files to rollups.
+/* cmd_run — `dmarcpipe run`: the pipeline, from sources to rollups.
  *
- * Wires the stages: sources (files and directories) -> the aggregate
- * engine (ingest workers, lock-free shards) -> sinks.  With no --sink, the
- * embedded default writes ./dmarcpipe-out/rollups.ndjson and the report
- * inventory ./dmarcpipe-out/reports.ndjson, and rejected inputs go to
+ * Parses the options, opens the sinks, the state and the sources, and
+ * hands them to the run (run/): once over everything (a batch run), or
+ * for good (--follow).  With no --sink, the embedded default writes
+ * ./dmarcpipe-out/rollups.ndjson and the report inventory
+ * ./dmarcpipe-out/reports.ndjson, and rejected inputs go to
  * ./dmarcpipe-out/quarantine/ with their reasons.
  *
- * With a transactional sink (kafka://) the run goes in epochs, exactly
- * once: see run_epochs.c.  SIGTERM and SIGINT then end the open epoch
- * cleanly and exit 0.  The signal flag is this program's one piece of
- * global state: a signal handler has nowhere else to write.
+ * With a transactional sink (kafka://) the run goes in epochs of
+ * --epoch-inputs inputs or --flush-interval seconds, exactly once.
+ * SIGTERM and SIGINT then end the open epoch cleanly and exit 0.  The
+ * signal flag is this program's one piece of global state: a signal
+ * handler has nowhere else to write.
  */
 #include <errno.h>
 #include <limits.h>
@@ -21,14 +23,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "aggregate.h"
 #include "cli.h"
 #include "dp_clock.h"
 #include "dp_fs.h"
-#include "sink.h"
+#include "run.h"
 
 #define DEFAULT_OUT "dmarcpipe-out"
 #define MAX_SINKS 16
+#define MAX_SOURCES 256
 #define MAX_PROPS 256
 
 static volatile sig_atomic_t stop_requested;
@@ -36,25 +38,6 @@ static volatile sig_atomic_t stop_requested;
 static void on_stop_signal(int sig) {
     (void)sig;
     stop_requested = 1;
-}
-
-typedef struct paths {
-    char **v;
-    size_t n, cap;
-} paths;
-
-static int add_path(const char *file, void *ctx) {
-    paths *p = ctx;
-    if (p->n == p->cap) {
-        size_t cap = p->cap ? p->cap * 2 : 256;
-        char **v = realloc(p->v, cap * sizeof *v);
-        if (!v) return -1;
-        p->v = v;
-        p->cap = cap;
-    }
-    if (!(p->v[p->n] = strdup(file))) return -1;
-    p->n++;
-    return 0;
 }
 
 static void help(FILE *f) {
@@ -128,94 +111,34 @@ static int parse_count(const char *opt, const char *s, uint64_t max, uint64_t *o
     return 0;
 }
 
-/* Everything a run (a batch run, or one --follow cycle) writes to. */
-typedef struct run_ctx {
-    dp_engine_config cfg;
-    dp_sink **sinks;
-    size_t n_sinks;
-    dp_sink *reports, *txn_sink;
-    dp_epoch_options eo; /* with txn_sink */
-    dp_acker *acker;
-    dp_ack_fn ack; /* NULL: acknowledged inputs stay as they are */
-    const volatile sig_atomic_t *stop;
-    int follow;
-    dp_engine_stats total; /* without txn_sink */
-    dp_epoch_stats etotal; /* with txn_sink */
-} run_ctx;
-
-static int admit_until_stop(void *ctx, size_t taken) {
-    (void)taken;
-    return !*(const volatile sig_atomic_t *)ctx;
-}
-
-/* The pipeline over `inputs`, to every sink; each input it counts is
- * acknowledged once that is durable.  0, or -1 (err). */
-static int run_inputs(run_ctx *r, char **inputs, size_t n, dp_error *err) {
-    if (r->txn_sink) {
-        dp_epoch_stats es;
-        int rc = dp_epochs_run(&r->cfg, &r->eo, inputs, n, &es, err);
-        dp_epoch_stats *t = &r->etotal;
-        dp_engine_stats_add(&t->engine, &es.engine);
-        t->epochs += es.epochs;
-        t->epochs_retried += es.epochs_retried;
-        t->inputs_done_before += es.inputs_done_before;
-        t->sink_seconds += es.sink_seconds;
-        t->stopped |= es.stopped;
-        return rc;
-    }
-    dp_engine_config cfg = r->cfg;
-    /* A follower records the inputs it counted in the state, as epochs do,
-     * and skips those an earlier follower counted: they stay in place
-     * without --done, and must not be parsed again on every restart. */
-    dp_input_split in = {.todo = inputs, .n_todo = n};
-    if (r->follow) {
-        cfg.admit = admit_until_stop; /* a signal ends the cycle at the next input */
-        cfg.admit_ctx = (void *)r->stop;
-        if (dp_input_split_make(r->cfg.dedup, inputs, n, &in, err) != 0) return -1;
-        if (in.n_done) {
-            fprintf(stderr, "dmarcpipe run: %zu input(s) already counted by an earlier run: skipped\n", in.n_done);
-            if (r->ack) r->ack(r->acker, in.done, in.n_done);
-        }
-    }
-    char **todo = in.todo;
-    size_t n_todo = in.n_todo;
-    dp_engine_stats st;
-    memset(&st, 0, sizeof st);
-    int rc = n_todo ? dp_engine_run(&cfg, (const char *const *)todo, n_todo, &st, err) : 0;
-    dp_engine_stats_add(&r->total, &st);
-    /* The sinks hold the rollups durably before the state says "counted":
-     * a crash in between re-counts on the next run instead of losing. */
-    dp_error ferr;
-    for (size_t i = 0; i < r->n_sinks; i++)
-        if (dp_sink_flush(r->sinks[i], &ferr) != 0 && rc == 0) rc = -1, *err = ferr;
-    if (r->reports && dp_sink_flush(r->reports, &ferr) != 0 && rc == 0) rc = -1, *err = ferr;
-    dp_dedup_epoch taken = {(const char *const *)in.keys, (size_t)st.inputs, 0, 0};
-    if (rc == 0) rc = dp_dedup_persist(r->cfg.dedup, in.keys ? &taken : NULL, err);
-    if (rc == 0 && r->ack) r->ack(r->acker, todo, (size_t)st.inputs);
-    if (r->follow) dp_input_split_free(&in);
-    return rc;
-}
-
-/* One --follow cycle: a run over the inputs ready now, and a line saying
- * what it did. */
-static int follow_cycle(void *ctx, uint64_t cycle_no, char **inputs, size_t n, dp_error *err) {
-    run_ctx *r = ctx;
-    const dp_engine_stats *t = r->txn_sink ? &r->etotal.engine : &r->total;
-    dp_engine_stats before = *t;
-    uint64_t epochs = r->etotal.epochs;
-    int rc = run_inputs(r, inputs, n, err);
+/* The run's summary, on stderr. */
+static void print_summary(const dp_run_stats *rs, const dp_engine_config *cfg, const char *const *sink_uris,
+                          size_t n_sink_uris, int epochs, const char *done_dir) {
+    const dp_engine_stats *st = &rs->engine;
+    double secs = st->seconds > 0 ? st->seconds : 1e-9;
     fprintf(stderr,
-            "dmarcpipe run: cycle %llu: %llu of %zu input(s) (%llu rejected); %llu report(s) accepted, %llu duplicate; "
-            "%llu messages; %llu rollups",
-            (unsigned long long)cycle_no, (unsigned long long)(t->inputs - before.inputs), n,
-            (unsigned long long)(t->inputs_rejected - before.inputs_rejected),
-            (unsigned long long)(t->reports - before.reports), (unsigned long long)(t->duplicates - before.duplicates),
-            (unsigned long long)(t->messages - before.messages), (unsigned long long)(t->rollups - before.rollups));
-    if (r->txn_sink) fprintf(stderr, "; %llu epoch(s) committed", (unsigned long long)(r->etotal.epochs - epochs));
-    fputc('\n', stderr);
-    /* the state holds what this cycle counted: memory need not */
-    dp_dedup_forget_persisted(r->cfg.dedup);
-    return rc;
+            "dmarcpipe run: %llu inputs (%llu rejected) in %.2f s, %u workers, %u shards\n"
+            "  reports:  %llu accepted, %llu rejected, %llu duplicate\n"
+            "  records:  %llu   messages: %llu\n"
+            "  rollups:  %llu per sink (%s%s)\n"
+            "  rate:     %.0f records/s, %.1f MB/s of XML\n",
+            (unsigned long long)st->inputs, (unsigned long long)st->inputs_rejected, st->seconds, cfg->workers,
+            cfg->shards, (unsigned long long)st->reports, (unsigned long long)st->rejected,
+            (unsigned long long)st->duplicates, (unsigned long long)st->records, (unsigned long long)st->messages,
+            (unsigned long long)st->rollups, sink_uris[0], n_sink_uris > 1 ? ", ..." : "", st->records / secs,
+            st->xml_bytes / secs / 1e6);
+    if (epochs) {
+        fprintf(stderr, "  epochs:   %llu committed, %llu run again, %llu recovered from the ledger%s\n",
+                (unsigned long long)rs->epochs, (unsigned long long)rs->epochs_retried,
+                (unsigned long long)rs->recovered_epochs, rs->stopped ? "; stopped by a signal" : "");
+        /* the sink's own rate: producing the rollups through the commit */
+        fprintf(stderr, "  kafka:    %llu rollups produced and committed in %.3f s (%.0f rollups/s)\n",
+                (unsigned long long)st->rollups, rs->sink_seconds,
+                rs->sink_seconds > 0 ? st->rollups / rs->sink_seconds : 0.0);
+    }
+    if (done_dir)
+        fprintf(stderr, "  done:     %llu input(s) moved to %s%s\n", (unsigned long long)rs->acked, done_dir,
+                rs->ack_failures ? " (some could not be: see above)" : "");
 }
 
 /* A report gets a reader thread once this much of its XML is parsed:
@@ -360,7 +283,7 @@ int dp_cmd_run(int argc, char **argv) {
     /* The embedded default: two files in ./dmarcpipe-out. */
     int embedded = n_sink_uris == 0;
     if (embedded || !quarantine) {
-        if (dp_mkdir_p(DEFAULT_OUT) != 0) {
+        if (dp_fs_mkdir_p(DEFAULT_OUT) != 0) {
             fprintf(stderr, "dmarcpipe run: cannot create %s: %s\n", DEFAULT_OUT, strerror(errno));
             return 3;
         }
@@ -369,13 +292,19 @@ int dp_cmd_run(int argc, char **argv) {
         sink_uris[n_sink_uris++] = "file:" DEFAULT_OUT "/rollups.ndjson";
         if (!reports_path) reports_path = DEFAULT_OUT "/reports.ndjson";
     }
-    cfg.quarantine_dir = quarantine ? quarantine : DEFAULT_OUT "/quarantine";
+    const char *quarantine_dir = quarantine ? quarantine : DEFAULT_OUT "/quarantine";
 
     dp_ingest_global_init();
     dp_error err;
     int rc = 0;
     dp_sink *sinks[MAX_SINKS] = {0};
     dp_sink *reports = NULL;
+    dp_source *sources[MAX_SOURCES] = {0};
+    size_t n_sources = 0;
+    char *skip_real[5] = {0};
+    size_t n_skip = 0;
+    dp_run_stats rs;
+    memset(&rs, 0, sizeof rs);
     sopts.props = props;
     /* a follower started again adds to what the last one wrote */
     sopts.append = follow;
@@ -390,10 +319,14 @@ int dp_cmd_run(int argc, char **argv) {
         sigaction(SIGTERM, &sa, NULL);
         sigaction(SIGINT, &sa, NULL);
     }
+    if ((size_t)(argc - optind) > MAX_SOURCES) {
+        fprintf(stderr, "dmarcpipe run: at most %d sources\n", MAX_SOURCES);
+        return 2;
+    }
     double flush_interval = cfg.flush_interval;
     dp_sink *txn_sink = NULL;
     for (size_t i = 0; i < n_sink_uris; i++) {
-        if (!(sinks[i] = dp_sink_open_with(sink_uris[i], &sopts, &err))) {
+        if (!(sinks[i] = dp_sink_open(sink_uris[i], &sopts, &err))) {
             fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
             rc = stop_requested ? 0 : 2; /* SIGTERM while waiting for the broker: a clean stop */
             goto out;
@@ -428,7 +361,7 @@ int dp_cmd_run(int argc, char **argv) {
      * on by default there (and it keeps a follower's memory bounded) */
     if ((txn_sink || follow) && !state_dir) {
         state_dir = DEFAULT_OUT "/state";
-        if (dp_mkdir_p(DEFAULT_OUT) != 0) {
+        if (dp_fs_mkdir_p(DEFAULT_OUT) != 0) {
             fprintf(stderr, "dmarcpipe run: cannot create %s: %s\n", DEFAULT_OUT, strerror(errno));
             rc = 3;
             goto out;
@@ -440,107 +373,83 @@ int dp_cmd_run(int argc, char **argv) {
         goto out;
     }
     /* made now, so that a scan knows them for run's own and skips them */
-    const char *own_dirs[] = {done_dir, follow ? cfg.quarantine_dir : NULL};
+    const char *own_dirs[] = {done_dir, follow ? quarantine_dir : NULL};
     for (size_t i = 0; i < sizeof own_dirs / sizeof *own_dirs; i++)
-        if (own_dirs[i] && dp_mkdir_p(own_dirs[i]) != 0) {
+        if (own_dirs[i] && dp_fs_mkdir_p(own_dirs[i]) != 0) {
             fprintf(stderr, "dmarcpipe run: cannot create %s: %s\n", own_dirs[i], strerror(errno));
             rc = 3;
             goto out;
         }
 
     /* run's own folders are not inputs, even under a SOURCE */
-    const char *skip_dirs[] = {embedded || !quarantine ? DEFAULT_OUT : NULL, cfg.quarantine_dir, done_dir, state_dir};
-    char *skip_real[5] = {0};
-    size_t n_skip = 0;
+    const char *skip_dirs[] = {embedded || !quarantine ? DEFAULT_OUT : NULL, quarantine_dir, done_dir, state_dir};
     for (size_t i = 0; i < sizeof skip_dirs / sizeof *skip_dirs; i++) {
         if (!skip_dirs[i]) continue;
         char *rp = realpath(skip_dirs[i], NULL);
         if (rp) skip_real[n_skip++] = rp;
     }
-    const char *const *skip = (const char *const *)skip_real;
-
-    dp_acker acker = {(const char *const *)argv + optind, (size_t)(argc - optind), done_dir, NULL, 0, 0};
-    double t0 = dp_clock_seconds();
-    run_ctx r = {.cfg = cfg, .sinks = sinks, .n_sinks = n_sink_uris, .reports = reports, .txn_sink = txn_sink,
-                 .acker = &acker, .ack = done_dir || follow ? dp_acker_ack : NULL, .stop = &stop_requested,
-                 .follow = follow};
-    if (txn_sink) {
-        dp_epoch_options eo = {txn_sink, sopts.instance_id ? sopts.instance_id : "default", (size_t)epoch_inputs,
-                               cfg.flush_interval, &stop_requested, r.ack, &acker};
-        r.eo = eo;
-        r.cfg.flush_interval = 0; /* an epoch is the flush */
-        dp_epoch_stats rec;
-        if (dp_epochs_recover(&r.cfg, &r.eo, &rec, &err) != 0) {
-            fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
-            rc = 3;
-        }
-        r.etotal.recovered_epochs = rec.recovered_epochs;
-        r.etotal.stopped = rec.stopped;
-    }
     /* a follower watches its SOURCEs for good: a mistyped one would watch
      * nothing, quietly, for ever */
-    for (int i = optind; follow && rc == 0 && i < argc; i++) {
+    for (int i = optind; follow && i < argc; i++) {
         struct stat sst;
         if (stat(argv[i], &sst) != 0) {
             fprintf(stderr, "dmarcpipe run: %s: %s\n", argv[i], strerror(errno));
             rc = 2;
+            goto out;
         }
     }
-    if (rc == 0 && !r.etotal.stopped && follow) {
-        fprintf(stderr, "dmarcpipe run: following %d source(s), scanning every %.0f s; SIGTERM or ^C stops\n",
-                argc - optind, poll_seconds);
-        dp_follow_options fo = {(const char *const *)argv + optind, (size_t)(argc - optind), skip, poll_seconds,
-                                flush_interval, (size_t)epoch_inputs, &stop_requested, follow_cycle, &r};
-        if (dp_follow_run(&fo, &acker, &err) != 0) {
+    dp_source_options so = {.follow = follow, .quarantine_dir = quarantine_dir, .done_dir = done_dir,
+                            .skip = (const char *const *)skip_real};
+    for (int i = optind; i < argc; i++) {
+        if (!(sources[n_sources] = dp_source_open(argv[i], &so, &err))) {
             fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
-            rc = 3;
+            rc = 2;
+            goto out;
         }
-    } else if (rc == 0 && !r.etotal.stopped) {
-        paths in = {0};
-        for (int i = optind; i < argc; i++) dp_cli_walk_skip(argv[i], skip, add_path, &in);
-        if (run_inputs(&r, in.v, in.n, &err) != 0) {
-            fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
-            rc = 3;
-        }
-        for (size_t i = 0; i < in.n; i++) free(in.v[i]);
-        free(in.v);
+        n_sources++;
     }
-    for (size_t i = 0; i < n_skip; i++) free(skip_real[i]);
-    dp_engine_stats st = txn_sink ? r.etotal.engine : r.total;
-    /* a batch run with epochs: the whole of it, as the ledger read and the
-     * commits are part of the work; otherwise the engine's time (for a
-     * follower: the time its cycles took, not the time it waited) */
-    if (txn_sink && !follow) st.seconds = dp_clock_seconds() - t0;
-    double secs = st.seconds > 0 ? st.seconds : 1e-9;
-    fprintf(stderr,
-            "dmarcpipe run: %llu inputs (%llu rejected) in %.2f s, %u workers, %u shards\n"
-            "  reports:  %llu accepted, %llu rejected, %llu duplicate\n"
-            "  records:  %llu   messages: %llu\n"
-            "  rollups:  %llu per sink (%s%s)\n"
-            "  rate:     %.0f records/s, %.1f MB/s of XML\n",
-            (unsigned long long)st.inputs, (unsigned long long)st.inputs_rejected, st.seconds,
-            cfg.workers, cfg.shards, (unsigned long long)st.reports, (unsigned long long)st.rejected,
-            (unsigned long long)st.duplicates, (unsigned long long)st.records,
-            (unsigned long long)st.messages, (unsigned long long)st.rollups, sink_uris[0],
-            n_sink_uris > 1 ? ", ..." : "", st.records / secs, st.xml_bytes / secs / 1e6);
+
+    dp_run_config rc_cfg = {.engine = cfg,
+                            .instance = sopts.instance_id ? sopts.instance_id : "default",
+                            /* the state records inputs wherever it is what a later run stands on */
+                            .track_inputs = txn_sink || follow,
+                            .stop = &stop_requested};
     if (txn_sink) {
-        const dp_epoch_stats *es = &r.etotal;
-        fprintf(stderr, "  epochs:   %llu committed, %llu run again, %llu recovered from the ledger%s\n",
-                (unsigned long long)es->epochs, (unsigned long long)es->epochs_retried,
-                (unsigned long long)es->recovered_epochs, es->stopped ? "; stopped by a signal" : "");
-        /* the sink's own rate: producing the rollups through the commit */
-        fprintf(stderr, "  kafka:    %llu rollups produced and committed in %.3f s (%.0f rollups/s)\n",
-                (unsigned long long)st.rollups, es->sink_seconds,
-                es->sink_seconds > 0 ? st.rollups / es->sink_seconds : 0.0);
+        /* an epoch is one transaction, and the flush */
+        rc_cfg.epoch_inputs = (size_t)epoch_inputs;
+        rc_cfg.epoch_seconds = flush_interval;
+        rc_cfg.engine.flush_interval = 0;
     }
-    if (done_dir)
-        fprintf(stderr, "  done:     %llu input(s) moved to %s%s\n", (unsigned long long)acker.moved, done_dir,
-                acker.move_failures ? " (some could not be: see above)" : "");
-    if (rc == 0 && acker.move_failures && !follow) rc = 3;
+    double t0 = dp_clock_seconds();
+    if (dp_conductor_recover(&rc_cfg, &rs, &err) != 0) {
+        fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
+        rc = 3;
+    } else if (!rs.stopped && follow) {
+        fprintf(stderr, "dmarcpipe run: following %zu source(s), scanning every %.0f s; SIGTERM or ^C stops\n",
+                n_sources, poll_seconds);
+        dp_follow_config fc = {poll_seconds, flush_interval, (size_t)epoch_inputs};
+        if (dp_follow_run(&rc_cfg, &fc, sources, n_sources, &rs, &err) != 0) {
+            fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
+            rc = 3;
+        }
+    } else if (!rs.stopped) {
+        if (dp_conductor_batch(&rc_cfg, sources, n_sources, &rs, &err) != 0) {
+            fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
+            rc = 3;
+        }
+    }
+    /* a batch run with epochs: the whole of it, as the ledger read and the
+     * commits are part of the work; otherwise the runs' own time (for a
+     * follower: the time its cycles took, not the time it waited) */
+    if (txn_sink && !follow) rs.engine.seconds = dp_clock_seconds() - t0;
+    print_summary(&rs, &cfg, sink_uris, n_sink_uris, txn_sink != NULL, done_dir);
+    if (rc == 0 && rs.ack_failures && !follow) rc = 3;
     /* a follower stopped by a signal has done its job; a batch run says
      * whether some input was rejected */
-    if (rc == 0 && st.inputs_rejected && !r.etotal.stopped && !follow) rc = 1;
+    if (rc == 0 && rs.engine.inputs_rejected && !rs.stopped && !follow) rc = 1;
 out:
+    for (size_t i = 0; i < n_sources; i++) dp_source_close(sources[i]);
+    for (size_t i = 0; i < n_skip; i++) free(skip_real[i]);
     for (size_t i = 0; i < n_sink_uris; i++) dp_sink_close(sinks[i], &err);
     dp_sink_close(reports, &err);
     dp_dedup_close(cfg.dedup);

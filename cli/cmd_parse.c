@@ -6,7 +6,9 @@
  * are held back until ingest commits it: in memory up to SPILL_AT, then in
  * an anonymous temporary file, so memory stays flat even for a 1 GiB
  * report.  A rejected report's held lines are dropped; the error goes to
- * stderr and, with --quarantine, the input is copied there with its reason.
+ * stderr and, with --quarantine, the input is copied there with its reason
+ * (the file source's rejection).  Inputs come from the file source, as
+ * `dmarcpipe run` reads them.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -18,6 +20,8 @@
 #include "cli.h"
 #include "dp_buf.h"
 #include "dp_json.h"
+#include "sink.h"
+#include "source.h"
 
 #define SPILL_AT (8u << 20)
 
@@ -47,7 +51,7 @@ static int on_record(void *ctx, const dp_report *rep, const dp_record *rec) {
     parse_state *st = ctx;
     if (st->summary) return 0;
     dp_buf_reset(&st->line);
-    dp_record_to_json(&st->line, rep, rec);
+    dp_format_record(&st->line, rep, rec);
     dp_buf_putc(&st->line, '\n');
     dp_buf_append(&st->pending, st->line.data, st->line.len);
     if (st->line.failed || st->pending.failed) return -1;
@@ -107,32 +111,38 @@ static void on_report_failed(void *ctx, const dp_report *rep, const dp_error *er
 static const dp_ingest_handler HANDLER = {
     .record = on_record, .report_done = on_report_done, .report_failed = on_report_failed};
 
-static int parse_one(const char *path, void *ctx) {
-    parse_state *st = ctx;
+/* Reads one input, prints its records (or its summary line), and hands
+ * it back to its source when it was rejected. */
+static void parse_one(parse_state *st, const dp_input *in) {
     dp_ingest_result res;
     dp_error err;
     st->n_errs = 0;
-    int rc = dp_ingest_file(&st->lim, path, &HANDLER, st, &res, &err);
+    int rc;
+    int fd = dp_source_open_input(in, &err);
+    if (fd < 0) {
+        memset(&res, 0, sizeof res);
+        res.rejected = 1;
+        on_report_failed(st, NULL, &err);
+        rc = -1;
+    } else {
+        rc = dp_ingest_fd(&st->lim, in->name, fd, &HANDLER, st, &res, &err);
+        close(fd);
+    }
     if (rc != 0) {
         st->any_rejected = 1;
         /* every rejection passes report_failed; this is a safety net */
         if (st->n_errs == 0) remember_error(st, &err);
-        if (st->quarantine) {
-            char qpath[4096];
-            dp_error qerr;
-            if (dp_quarantine_file(st->quarantine, path, st->errs, st->n_errs, qpath, &qerr) != 0) {
-                fprintf(stderr, "dmarcpipe: %s\n", qerr.msg);
-                st->io_failed = 1;
-            } else {
-                fprintf(stderr, "dmarcpipe: %s: quarantined as %s\n", path, qpath);
-            }
+        dp_error qerr;
+        if (dp_source_reject(in, st->errs, st->n_errs, &qerr) != 0) {
+            fprintf(stderr, "dmarcpipe: %s\n", qerr.msg);
+            st->io_failed = 1;
         }
     }
     if (st->summary) {
         dp_buf_reset(&st->line);
         int first = 1;
         dp_buf_putc(&st->line, '{');
-        dp_json_kv_str(&st->line, &first, "input", path);
+        dp_json_kv_str(&st->line, &first, "input", in->name);
         dp_json_kv_u64(&st->line, &first, "reports", res.reports);
         dp_json_kv_u64(&st->line, &first, "records", res.records);
         dp_json_kv_u64(&st->line, &first, "messages", res.messages);
@@ -142,7 +152,26 @@ static int parse_one(const char *path, void *ctx) {
         /* one line per input: keep it next to that input's errors on stderr */
         fflush(stdout);
     }
-    return 0;
+}
+
+/* Every input of one SOURCE (a file, or a folder in name order). */
+static void parse_source(parse_state *st, const char *uri) {
+    dp_source_options so = {.quarantine_dir = st->quarantine};
+    dp_error err;
+    dp_source *src = dp_source_open(uri, &so, &err);
+    if (!src) {
+        fprintf(stderr, "dmarcpipe parse: %s\n", err.msg);
+        st->io_failed = 1;
+        return;
+    }
+    dp_input_list inputs = {0};
+    if (dp_source_next(src, &inputs, &err) != 0) {
+        fprintf(stderr, "dmarcpipe parse: %s\n", err.msg);
+        st->io_failed = 1;
+    }
+    for (size_t i = 0; i < inputs.n; i++) parse_one(st, inputs.v[i]);
+    dp_input_list_free(&inputs);
+    dp_source_close(src);
 }
 
 static void help(FILE *f) {
@@ -200,7 +229,7 @@ int dp_cmd_parse(int argc, char **argv) {
     dp_ingest_global_init();
     static char outbuf[1 << 20];
     setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
-    for (int i = optind; i < argc; i++) dp_cli_walk(argv[i], parse_one, &st);
+    for (int i = optind; i < argc; i++) parse_source(&st, argv[i]);
     if (fflush(stdout) != 0) st.io_failed = 1;
     if (st.io_failed) fprintf(stderr, "dmarcpipe: writing the output failed: %s\n", strerror(errno));
     dp_buf_free(&st.line);

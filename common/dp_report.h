@@ -1,0 +1,96 @@
+/* dp_report.h — the data that flows down the pipeline.
+ *
+ * Ingest turns an input into reports and their records; aggregate rolls
+ * records up into rollups; sinks format all three.  Their types live here,
+ * at the ground floor, so that each stage includes only what it takes and
+ * gives, and no stage includes another's header to learn a type.
+ *
+ * These are plain descriptions: every pointer in them is borrowed.  Who
+ * owns the memory, and for how long, is said by the function that hands
+ * one out (see ingest.h for reports and records, sink.h for rollups).
+ */
+#ifndef DP_REPORT_H
+#define DP_REPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- a report and its records ------------------------------------------- */
+
+typedef enum dp_schema {
+    DP_SCHEMA_DRAFT,   /* pre-RFC draft: namespace http://dmarc.org/dmarc-xml/0.1 or version 0.1 */
+    DP_SCHEMA_RFC7489, /* RFC 7489 appendix C, with or without <version>1.0 */
+    DP_SCHEMA_RFC9990  /* urn:ietf:params:xml:ns:dmarc-2.0 */
+} dp_schema;
+
+const char *dp_report_schema_name(dp_schema s); /* "draft", "rfc7489", "rfc9990" */
+
+/* Strings below are NULL when the element was absent or empty.  Enumerated
+ * values are lower-cased; every string is whitespace-trimmed UTF-8. */
+
+typedef struct dp_policy {
+    const char *domain, *adkim, *aspf, *p, *sp, *np, *fo, *testing, *discovery_method, *psd;
+    int has_pct;
+    uint32_t pct;
+} dp_policy;
+
+typedef struct dp_report {
+    const char *input;   /* the input as named by the caller */
+    const char *part;    /* where in it: "input!member.xml!..." */
+    const char *org_name, *email, *extra_contact_info, *report_id;
+    const char *generator, *version;
+    int64_t begin, end; /* Unix seconds, begin <= end */
+    const char *const *errors;
+    size_t n_errors;
+    dp_schema schema;
+    dp_policy policy;
+    uint64_t records;    /* so far; final in report_done() */
+    uint64_t messages;   /* sum of counts so far */
+    uint64_t xml_bytes;  /* decompressed XML bytes read so far */
+    const char *sha256;  /* hex SHA-256 of the XML, in report_done() when
+                            compute_sha256 is set; else NULL */
+} dp_report;
+
+typedef struct dp_override { const char *type, *comment; } dp_override;
+typedef struct dp_dkim_auth { const char *domain, *selector, *result, *human_result; } dp_dkim_auth;
+typedef struct dp_spf_auth { const char *domain, *scope, *result, *human_result; } dp_spf_auth;
+
+#define DP_IP_STRLEN 46
+
+typedef struct dp_record {
+    char source_ip[DP_IP_STRLEN]; /* canonical text form */
+    int ip_family;                /* 4 or 6 */
+    unsigned char ip[16];         /* network order; IPv4 in the first 4 bytes */
+    uint64_t count;
+    const char *disposition, *dkim, *spf; /* policy_evaluated */
+    const dp_override *overrides;
+    size_t n_overrides;
+    const char *header_from, *envelope_from, *envelope_to;
+    const dp_dkim_auth *dkim_auth;
+    size_t n_dkim_auth;
+    const dp_spf_auth *spf_auth;
+    size_t n_spf_auth;
+} dp_record;
+
+/* ---- a rollup ------------------------------------------------------------ */
+
+/* The rollup schema's version, carried in every line (field "v").  Bump it
+ * when a field changes meaning; adding a field does not. */
+#define DP_ROLLUP_SCHEMA_VERSION 1
+
+/* One rollup with its strings resolved.  NULL strings are absent values. */
+typedef struct dp_rollup {
+    int64_t window_start, window_end; /* [start, end) in Unix seconds, UTC */
+    const char *reporter;             /* org_name */
+    const char *policy_domain, *header_from;
+    const char *source_ip;
+    const char *disposition, *dkim, *spf; /* policy_evaluated */
+    const char *override;                 /* reason types, sorted, joined by ',' */
+    const char *dkim_domain, *dkim_selector, *dkim_result;
+    const char *spf_domain, *spf_result;
+    uint64_t messages; /* sum of (window shares of) counts */
+    uint64_t records;  /* report records that contributed */
+    int64_t first_seen, last_seen; /* span of the contributing report ranges, within the window */
+} dp_rollup;
+
+#endif

@@ -1,0 +1,297 @@
+/* conductor — the epoch protocol, written once for every sink.
+ *
+ *   sources ─► engine ─► sinks commit ─► state persisted ─► sources ack
+ *
+ * Why each step waits for the one before it is told in run.h.  Here:
+ *   - an epoch is one dp_engine_run() over a prefix of the inputs still to
+ *     do; its admit() hook ends it after --epoch-inputs inputs or
+ *     --flush-interval seconds (with a transactional sink), or on a stop
+ *     request, at a clean cut: inputs are taken in list order;
+ *   - the commit goes to every sink of the run: those without epochs
+ *     flush first, the one with epochs (Kafka) commits last, with the
+ *     epoch's ledger records in its transaction;
+ *   - an epoch the sink aborted (the broker away too long, a fatal
+ *     producer error) forgets what it decided (dp_dedup_rollback) and is
+ *     run again over the same inputs, after a backoff: they are still in
+ *     their source, so nothing needs to be kept in memory to retry.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dp_clock.h"
+#include "run.h"
+
+/* ---- the sinks of a run -------------------------------------------------------- */
+
+#define MAX_RUN_SINKS 64
+
+dp_sink *dp_conductor_epoch_sink(const dp_run_config *c) {
+    for (size_t k = 0; k < c->engine.n_sinks; k++)
+        if (dp_sink_has_epochs(c->engine.sinks[k])) return c->engine.sinks[k];
+    if (c->engine.reports && dp_sink_has_epochs(c->engine.reports)) return c->engine.reports;
+    return NULL;
+}
+
+/* The run's distinct sinks in commit order: those without epochs, then
+ * the one with epochs.  Returns how many. */
+static size_t commit_order(const dp_run_config *c, dp_sink **out) {
+    size_t n = 0;
+    dp_sink *all[MAX_RUN_SINKS + 1];
+    size_t n_all = 0;
+    for (size_t k = 0; k < c->engine.n_sinks && n_all < MAX_RUN_SINKS; k++) all[n_all++] = c->engine.sinks[k];
+    if (c->engine.reports) all[n_all++] = c->engine.reports;
+    for (int epochs = 0; epochs < 2; epochs++)
+        for (size_t k = 0; k < n_all; k++) {
+            if (dp_sink_has_epochs(all[k]) != epochs) continue;
+            int seen = 0;
+            for (size_t j = 0; j < n; j++) seen |= out[j] == all[k];
+            if (!seen) out[n++] = all[k];
+        }
+    return n;
+}
+
+/* Commits the epoch in every sink; *ledger_next from the one with epochs.
+ * 0, DP_SINK_RETRY, DP_SINK_STOPPED or -1 (err). */
+static int commit_all(const dp_run_config *c, uint64_t *ledger_next, dp_error *err) {
+    dp_sink *order[MAX_RUN_SINKS + 1];
+    size_t n = commit_order(c, order);
+    *ledger_next = 0;
+    for (size_t k = 0; k < n; k++) {
+        uint64_t next;
+        int rc = dp_sink_commit(order[k], &next, err);
+        if (rc != 0) return rc;
+        if (dp_sink_has_epochs(order[k])) *ledger_next = next;
+    }
+    return 0;
+}
+
+/* ---- which inputs are still to do ------------------------------------------------ */
+
+/* Inputs split by the state: those an earlier run counted (done) and the
+ * rest (todo), each in list order.  The inputs are the caller's. */
+typedef struct split {
+    dp_input **todo, **done;
+    size_t n_todo, n_done;
+} split;
+
+static void split_free(split *s) {
+    free(s->todo);
+    free(s->done);
+    memset(s, 0, sizeof *s);
+}
+
+static int split_make(const dp_run_config *c, dp_input *const *inputs, size_t n, split *out, dp_error *err) {
+    memset(out, 0, sizeof *out);
+    out->todo = calloc(n ? n : 1, sizeof *out->todo);
+    out->done = calloc(n ? n : 1, sizeof *out->done);
+    if (!out->todo || !out->done) {
+        split_free(out);
+        return dp_error_set(err, DP_ERR_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        int done = c->track_inputs && inputs[i]->key[0] ? dp_dedup_input_done(c->engine.dedup, inputs[i]->key) : 0;
+        if (done < 0) {
+            split_free(out);
+            return dp_error_set(err, DP_ERR_IO, "state: cannot read the acknowledged inputs");
+        }
+        if (done) out->done[out->n_done++] = inputs[i];
+        else out->todo[out->n_todo++] = inputs[i];
+    }
+    return 0;
+}
+
+static void ack(dp_input *const *inputs, size_t n, dp_run_stats *st) {
+    for (size_t i = 0; i < n; i++) {
+        int rc = dp_source_ack(inputs[i]);
+        if (rc == 0) st->acked++;
+        else if (rc < 0) st->ack_failures++;
+    }
+}
+
+/* ---- an epoch's bounds --------------------------------------------------------------- */
+
+typedef struct admit_ctx {
+    size_t max_inputs; /* this epoch's cap (exact on a retry) */
+    double started, max_seconds;
+    int retry;         /* a retry takes exactly max_inputs */
+    const volatile sig_atomic_t *stop;
+} admit_ctx;
+
+static int admit(void *ctx, size_t taken) {
+    const admit_ctx *a = ctx;
+    if (taken >= a->max_inputs) return 0;
+    if (a->retry) return 1; /* the same inputs as the attempt that failed */
+    if (taken > 0 && ((a->stop && *a->stop) || (a->max_seconds > 0 && dp_clock_seconds() - a->started >= a->max_seconds)))
+        return 0;
+    return 1;
+}
+
+static int emit_to_sink(void *ctx, const char *rec, size_t len, dp_error *err) {
+    return dp_sink_ledger_write(ctx, rec, len, err);
+}
+
+static void add_id(void *ctx, const uint8_t id[32]) { dp_ledger_add_report(ctx, id); }
+
+/* Sleeps `ms`, waking early on a stop request: 1 if stopped. */
+static int backoff(long ms, const volatile sig_atomic_t *stop) {
+    for (long w = 0; w < ms; w += 100) {
+        if (stop && *stop) return 1;
+        struct timespec ts = {0, 100000000L};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+/* ---- the protocol ----------------------------------------------------------------------- */
+
+int dp_conductor_recover(const dp_run_config *c, dp_run_stats *st, dp_error *err) {
+    dp_sink *es = dp_conductor_epoch_sink(c);
+    if (!es) return 0;
+    uint64_t epochs = 0;
+    int rc = dp_ledger_recover(es, c->engine.dedup, c->instance, &epochs, err);
+    if (rc == DP_SINK_STOPPED) {
+        st->stopped = 1;
+        return 0;
+    }
+    st->recovered_epochs += epochs;
+    return rc;
+}
+
+int dp_conductor_run(const dp_run_config *c, dp_input *const *inputs, size_t n, dp_run_stats *st, dp_error *err) {
+    double t0 = dp_clock_seconds();
+    dp_dedup *state = c->engine.dedup;
+    dp_sink *es = dp_conductor_epoch_sink(c);
+    uint64_t state_epoch = 0, ledger_next = 0;
+    if (es && dp_dedup_meta(state, &state_epoch, &ledger_next) != 0)
+        return dp_error_set(err, DP_ERR_IO, "state: cannot read the epoch and ledger position");
+
+    /* inputs an earlier run counted are acknowledged again (a crash may
+     * have come before they were), not run */
+    split in;
+    if (split_make(c, inputs, n, &in, err) != 0) return -1;
+    if (in.n_done) {
+        fprintf(stderr, "dmarcpipe run: %zu input(s) already %s by an earlier run: skipped\n", in.n_done,
+                es ? "committed" : "counted");
+        st->inputs_done_before += in.n_done;
+        ack(in.done, in.n_done, st);
+    }
+
+    dp_engine_stats sum;
+    memset(&sum, 0, sizeof sum);
+    int rc = 0, stopped_open = 0;
+    size_t at = 0;
+    while (rc == 0 && at < in.n_todo && !(c->stop && *c->stop)) {
+        uint64_t epoch = state_epoch + 1;
+        admit_ctx ac = {c->epoch_inputs ? c->epoch_inputs : SIZE_MAX, 0, c->epoch_seconds, 0, c->stop};
+        long backoff_ms = 1000;
+        for (;;) {
+            int b = es ? dp_sink_epoch_begin(es, err) : 0;
+            if (b == DP_SINK_STOPPED) {
+                stopped_open = 1;
+                break;
+            }
+            if (b != 0) {
+                rc = -1;
+                break;
+            }
+            dp_engine_config cfg = c->engine;
+            cfg.admit = admit;
+            cfg.admit_ctx = &ac;
+            ac.started = dp_clock_seconds();
+            dp_engine_stats es_st;
+            if (dp_engine_run(&cfg, in.todo + at, in.n_todo - at, &es_st, err) != 0) {
+                if (es) dp_sink_epoch_abort(es);
+                dp_dedup_rollback(state);
+                rc = -1;
+                break;
+            }
+            size_t taken = (size_t)es_st.inputs;
+            int ledger_failed = 0;
+            if (es) {
+                dp_ledger_writer lw;
+                dp_ledger_begin(&lw, c->instance, epoch, emit_to_sink, es, err);
+                dp_dedup_pending(state, add_id, &lw);
+                for (size_t i = 0; i < taken; i++) dp_ledger_add_input(&lw, in.todo[at + i]->key);
+                ledger_failed = dp_ledger_end(&lw) != 0;
+            }
+            uint64_t next = 0;
+            double tc = dp_clock_seconds();
+            int cr = ledger_failed ? -1 : commit_all(c, &next, err);
+            if (cr == 0) {
+                st->sink_seconds += es_st.final_flush_seconds + (dp_clock_seconds() - tc);
+                const char **keys = NULL;
+                if (c->track_inputs && taken) {
+                    keys = malloc(taken * sizeof *keys);
+                    if (!keys) {
+                        rc = dp_error_set(err, DP_ERR_NOMEM, "out of memory recording the inputs");
+                        break;
+                    }
+                    for (size_t i = 0; i < taken; i++) keys[i] = in.todo[at + i]->key;
+                }
+                dp_dedup_epoch de = {keys, keys ? taken : 0, es ? epoch : 0, es ? next : 0};
+                int p = dp_dedup_persist(state, &de, err);
+                free(keys);
+                if (p != 0) {
+                    /* committed, but not recorded: with a ledger the next
+                     * start reads it back; stop rather than guess */
+                    rc = -1;
+                    break;
+                }
+                dp_engine_stats_add(&sum, &es_st);
+                st->epochs++;
+                state_epoch = epoch;
+                ack(in.todo + at, taken, st);
+                at += taken;
+                break;
+            }
+            if (ledger_failed) dp_sink_epoch_abort(es);
+            dp_dedup_rollback(state);
+            if (cr == DP_SINK_STOPPED) {
+                stopped_open = 1;
+                break;
+            }
+            if (cr != DP_SINK_RETRY) {
+                rc = -1;
+                break;
+            }
+            st->epochs_retried++;
+            fprintf(stderr, "dmarcpipe run: epoch %llu (%zu inputs) aborted: %s; running it again in %.1f s\n",
+                    (unsigned long long)epoch, taken, err->msg, backoff_ms / 1000.0);
+            ac.retry = 1;
+            ac.max_inputs = taken;
+            if (backoff(backoff_ms, c->stop)) {
+                stopped_open = 1;
+                break;
+            }
+            if (backoff_ms < 30000) backoff_ms *= 2;
+        }
+        if (stopped_open) break;
+    }
+    if (stopped_open) {
+        st->stopped = 1;
+        fprintf(stderr, "dmarcpipe run: stopping: the open epoch was aborted; its inputs are run again next time\n");
+    } else if (c->stop && *c->stop && at < in.n_todo) {
+        st->stopped = 1;
+        if (es)
+            fprintf(stderr, "dmarcpipe run: stopping after epoch %llu: %zu input(s) left for the next run\n",
+                    (unsigned long long)state_epoch, in.n_todo - at);
+        else
+            fprintf(stderr, "dmarcpipe run: stopping: %zu input(s) left for the next run\n", in.n_todo - at);
+    }
+    split_free(&in);
+    sum.seconds = dp_clock_seconds() - t0;
+    dp_engine_stats_add(&st->engine, &sum);
+    return rc;
+}
+
+int dp_conductor_batch(const dp_run_config *c, dp_source *const *sources, size_t n_sources, dp_run_stats *st,
+                       dp_error *err) {
+    dp_input_list all = {0};
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n_sources; i++) rc = dp_source_next(sources[i], &all, err);
+    if (rc == 0) rc = dp_conductor_run(c, all.v, all.n, st, err);
+    dp_input_list_free(&all);
+    return rc;
+}

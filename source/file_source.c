@@ -1,0 +1,353 @@
+/* file_source — inputs from files and folders.
+ *
+ * A SOURCE that is a file is one input; a folder is walked recursively, in
+ * name order, so that runs are reproducible.  Names that start with a dot
+ * are never read: they are bookkeeping (.gitattributes, editors' swap
+ * files), or a writer's temporary name before it renames a file into place.
+ * Folders that are the run's own (its output, quarantine, state and done
+ * folders, when they lie under a SOURCE) are not entered.
+ *
+ * Following (dp_source_options.follow).  Every call to next() walks the
+ * folder again; polling, not inotify, because it works alike on local
+ * disks, NFS and the volumes a container is given.  A file is listed once
+ * it has looked the same (size and mtime) on two walks in a row, so one
+ * still being written waits.
+ *
+ * Keys.  "SIZE:MTIME:REALPATH": the state remembers an input under it, so
+ * a file changed in place is a new input, and one seen through another
+ * path is the same.
+ *
+ * Acknowledging.  With a done folder, an input is moved there, at its path
+ * below the SOURCE, never over an earlier file of the same name: a spool
+ * then holds only what is still to be counted.  Without one it stays where
+ * it is; a follower remembers its key for the rest of the process (the
+ * state knows it across processes), so it is not listed again.
+ *
+ * Rejecting.  A copy goes to the quarantine folder, with its reasons
+ * (ingest's dp_quarantine_file).
+ *
+ * Memory: per file under the folder, while following, its path and
+ * signature from the last walk, and the keys of acknowledged files still in
+ * place; with a done folder the spool empties, and these with it.  The maps
+ * are jansson objects: string-keyed hash tables that are already a
+ * dependency.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dp_buf.h"
+#include "dp_fs.h"
+#include "ingest.h"
+#include "source_internal.h"
+
+typedef struct file_source {
+    dp_source base;
+    char *root;           /* the SOURCE as given */
+    int follow, listed;   /* listed: a batch source has listed its inputs */
+    char *quarantine_dir; /* NULL: rejections only logged */
+    char *done_dir;       /* NULL: acknowledged inputs stay */
+    char **skip;          /* real paths of folders not to enter; NULL-terminated */
+    json_t *prev;         /* following: path -> signature on the last walk */
+    json_t *acked;        /* following: keys of acknowledged inputs still in place */
+} file_source;
+
+/* ---- keys ----------------------------------------------------------------- */
+
+/* "SIZE:MTIME:REALPATH" of the file at `path`, from its stat `st`:
+ * malloc'd, or NULL when out of memory. */
+static char *key_of(const char *path, const struct stat *st) {
+    char real[PATH_MAX];
+    const char *p = realpath(path, real) ? real : path;
+    dp_buf b = DP_BUF_INIT;
+    dp_buf_printf(&b, "%lld:%lld.%09ld:%s", (long long)st->st_size, (long long)st->st_mtim.tv_sec,
+                  (long)st->st_mtim.tv_nsec, p);
+    if (b.failed) {
+        dp_buf_free(&b);
+        return NULL;
+    }
+    return b.data;
+}
+
+/* The key of the file at `path` now; NULL when it cannot be stat'ed. */
+static char *key_now(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 ? key_of(path, &st) : NULL;
+}
+
+/* ---- walking -------------------------------------------------------------- */
+
+typedef int (*walk_fn)(file_source *fs, const char *file, void *ctx);
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int is_skipped(const file_source *fs, const char *dir) {
+    char real[PATH_MAX];
+    if (!fs->skip || !*fs->skip || !realpath(dir, real)) return 0;
+    for (char **s = fs->skip; *s; s++)
+        if (strcmp(real, *s) == 0) return 1;
+    return 0;
+}
+
+/* Calls fn for each entry under `path` that is not a folder (itself, if it
+ * is not one), in sorted order.  A path that cannot be stat'ed is passed
+ * on as it is: reading it fails, and says why.  A SOURCE named on the
+ * command line (top) is always entered. */
+static int walk(file_source *fs, const char *path, int top, walk_fn fn, void *ctx) {
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return fn(fs, path, ctx);
+    if (!top && is_skipped(fs, path)) return 0;
+    DIR *d = opendir(path);
+    if (!d) return fn(fs, path, ctx); /* let ingest report the error for this path */
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    int rc = 0;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            char **nn = realloc(names, cap * sizeof *nn);
+            if (!nn) { rc = -1; break; }
+            names = nn;
+        }
+        names[n] = strdup(de->d_name);
+        if (!names[n]) { rc = -1; break; }
+        n++;
+    }
+    closedir(d);
+    if (rc == 0 && n > 1) qsort(names, n, sizeof *names, cmp_str); /* an empty folder: names is NULL */
+    for (size_t i = 0; i < n; i++) {
+        if (rc == 0) {
+            char child[PATH_MAX];
+            size_t pl = strlen(path);
+            while (pl > 1 && path[pl - 1] == '/') pl--;
+            if (snprintf(child, sizeof child, "%.*s/%s", (int)pl, path, names[i]) < (int)sizeof child) {
+                int c = walk(fs, child, 0, fn, ctx);
+                if (c < 0) rc = -1;
+            }
+        }
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
+/* ---- listing: a batch walk ------------------------------------------------- */
+
+static int list_file(file_source *fs, const char *path, void *ctx) {
+    dp_input_list *out = ctx;
+    char *key = key_now(path); /* NULL: cannot be stat'ed; it fails, and is logged, when read */
+    dp_input *in = dp_input_new(&fs->base, path, key);
+    free(key);
+    if (!in) return -1;
+    return dp_input_list_push(out, in);
+}
+
+/* ---- listing: following ----------------------------------------------------- */
+
+typedef struct scan {
+    dp_input_list *out;
+    json_t *sig;        /* path -> "size:mtime" on this walk */
+    json_t *acked_seen; /* keys of acknowledged inputs this walk met */
+} scan;
+
+static int scan_file(file_source *fs, const char *path, void *ctx) {
+    scan *s = ctx;
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return 0; /* gone, or not a file */
+    char sig[64];
+    snprintf(sig, sizeof sig, "%lld:%lld.%09ld", (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+             (long)st.st_mtim.tv_nsec);
+    char *key = NULL;
+    if (json_object_size(fs->acked)) {
+        key = key_of(path, &st);
+        if (!key) return -1;
+        if (json_object_get(fs->acked, key)) {
+            int rc = json_object_set_new_nocheck(s->acked_seen, key, json_true());
+            free(key);
+            return rc;
+        }
+    }
+    if (json_object_set_new_nocheck(s->sig, path, json_string_nocheck(sig)) != 0) {
+        free(key);
+        return -1;
+    }
+    const char *before = json_string_value(json_object_get(fs->prev, path));
+    if (!before || strcmp(before, sig) != 0) { /* new, or still changing */
+        free(key);
+        return 0;
+    }
+    if (!key && !(key = key_of(path, &st))) return -1;
+    dp_input *in = dp_input_new(&fs->base, path, key);
+    free(key);
+    if (!in) return -1;
+    return dp_input_list_push(s->out, in);
+}
+
+static int file_next(dp_source *src, dp_input_list *out, dp_error *err) {
+    file_source *fs = (file_source *)src;
+    if (!fs->follow) {
+        if (fs->listed) return 0;
+        fs->listed = 1;
+        if (walk(fs, fs->root, 1, list_file, out) != 0)
+            return dp_error_set(err, DP_ERR_NOMEM, "out of memory listing %s", fs->root);
+        return 0;
+    }
+    scan s = {out, json_object(), json_object()};
+    int rc = s.sig && s.acked_seen ? walk(fs, fs->root, 1, scan_file, &s) : -1;
+    if (rc == 0) {
+        /* what the next walk compares with; acknowledged keys of files that
+         * are gone are forgotten */
+        json_decref(fs->prev);
+        fs->prev = s.sig;
+        s.sig = NULL;
+        json_object_clear(fs->acked);
+        json_object_update(fs->acked, s.acked_seen);
+    }
+    json_decref(s.sig);
+    json_decref(s.acked_seen);
+    if (rc != 0) return dp_error_set(err, DP_ERR_NOMEM, "out of memory scanning %s", fs->root);
+    return 0;
+}
+
+/* ---- reading and rejecting ------------------------------------------------- */
+
+static int file_open(dp_source *src, const dp_input *in, dp_error *err) {
+    (void)src;
+    int fd = open(in->name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        dp_error_set(err, DP_ERR_IO, "cannot open: %s", strerror(errno));
+        dp_error_set_where(err, in->name);
+    }
+    return fd;
+}
+
+static int file_reject(dp_source *src, const dp_input *in, const dp_error *errors, size_t n_errors, dp_error *err) {
+    file_source *fs = (file_source *)src;
+    if (!fs->quarantine_dir) return 0;
+    char qpath[PATH_MAX];
+    struct stat st;
+    if (dp_quarantine_file(fs->quarantine_dir, in->name, errors, n_errors, qpath, err) == 0) {
+        fprintf(stderr, "dmarcpipe: %s: quarantined as %s\n", in->name, qpath);
+        return 0;
+    }
+    if (stat(in->name, &st) != 0 && errno == ENOENT) {
+        /* Gone before it could be kept (removed from a spool by someone
+         * else, or never there): its rejection is logged, nothing is left
+         * to keep, and the other inputs must not stop for it. */
+        fprintf(stderr, "dmarcpipe: %s: gone, so not quarantined\n", in->name);
+        return 0;
+    }
+    return -1;
+}
+
+/* ---- acknowledging ------------------------------------------------------------ */
+
+/* The path of `input` below the SOURCE: what follows the root when the
+ * root is a folder above it, or the base name of a SOURCE that is the file
+ * itself. */
+static const char *relative_path(const file_source *fs, const char *input) {
+    const char *r = fs->root;
+    size_t n = strlen(r);
+    while (n > 1 && r[n - 1] == '/') n--;
+    if (strcmp(input, r) != 0 && strncmp(input, r, n) == 0 && input[n] == '/') return input + n + 1;
+    const char *slash = strrchr(input, '/');
+    return slash && slash[1] ? slash + 1 : input;
+}
+
+/* A follower does not list `in` again in this process. */
+static void remember(file_source *fs, const dp_input *in) {
+    if (!fs->acked) return;
+    char *key = key_now(in->name);
+    if (key) json_object_set_new_nocheck(fs->acked, key, json_true());
+    free(key);
+}
+
+static int file_ack(dp_source *src, const dp_input *in) {
+    file_source *fs = (file_source *)src;
+    if (!fs->done_dir) {
+        remember(fs, in);
+        return 0;
+    }
+    dp_buf dst = DP_BUF_INIT;
+    dp_buf_printf(&dst, "%s/%s", fs->done_dir, relative_path(fs, in->name));
+    int rc = 0;
+    if (dst.failed || dp_fs_move(in->name, dst.data, NULL) != 0) {
+        if (!dst.failed && errno == ENOENT) {
+            rc = 1; /* gone already: nothing to move */
+        } else {
+            fprintf(stderr, "dmarcpipe run: %s: counted, but cannot be moved to %s: %s\n", in->name, fs->done_dir,
+                    dst.failed ? "out of memory" : strerror(errno));
+            remember(fs, in);
+            rc = -1;
+        }
+    }
+    dp_buf_free(&dst);
+    return rc;
+}
+
+/* ---- the source ---------------------------------------------------------------- */
+
+static void file_destroy(dp_source *src) {
+    file_source *fs = (file_source *)src;
+    free(fs->root);
+    free(fs->quarantine_dir);
+    free(fs->done_dir);
+    for (char **s = fs->skip; s && *s; s++) free(*s);
+    free(fs->skip);
+    json_decref(fs->prev);
+    json_decref(fs->acked);
+    free(fs);
+}
+
+static const dp_source_ops FILE_OPS = {
+    .name = "file",
+    .next = file_next,
+    .open = file_open,
+    .reject = file_reject,
+    .ack = file_ack,
+    .destroy = file_destroy,
+};
+
+static int dup_opt(char **dst, const char *src) {
+    if (!src) return 0;
+    *dst = strdup(src);
+    return *dst ? 0 : -1;
+}
+
+dp_source *dp_file_source_open(const char *path, const dp_source_options *opts, dp_error *err) {
+    file_source *fs = calloc(1, sizeof *fs);
+    int rc = fs ? 0 : -1;
+    if (rc == 0) {
+        fs->base.ops = &FILE_OPS;
+        fs->follow = opts->follow;
+        size_t n_skip = 0;
+        while (opts->skip && opts->skip[n_skip]) n_skip++;
+        fs->skip = calloc(n_skip + 1, sizeof *fs->skip);
+        rc = fs->skip ? 0 : -1;
+        for (size_t i = 0; rc == 0 && i < n_skip; i++) rc = dup_opt(&fs->skip[i], opts->skip[i]);
+        if (rc == 0) rc = dup_opt(&fs->root, path) | dup_opt(&fs->quarantine_dir, opts->quarantine_dir) |
+                          dup_opt(&fs->done_dir, opts->done_dir);
+        if (rc == 0 && fs->follow) {
+            fs->prev = json_object();
+            fs->acked = json_object();
+            if (!fs->prev || !fs->acked) rc = -1;
+        }
+    }
+    if (rc != 0) {
+        if (fs) file_destroy(&fs->base);
+        dp_error_set(err, DP_ERR_NOMEM, "out of memory opening %s", path);
+        return NULL;
+    }
+    return &fs->base;
+}

@@ -1,0 +1,35 @@
+/* source — opening a source by URI, and the wrappers every caller uses.
+ *
+ * The wrappers are the only callers of a source's vtable, so what the run
+ * counts about sources (acknowledged inputs, and those that could not be)
+ * is counted here, once, for every source.
+ */
+#include "source_internal.h"
+
+dp_source *dp_source_open(const char *uri, const dp_source_options *opts, dp_error *err) {
+    static const dp_source_options none = {0};
+    if (!opts) opts = &none;
+    return dp_file_source_open(uri, opts, err);
+}
+
+int dp_source_next(dp_source *s, dp_input_list *out, dp_error *err) { return s->ops->next(s, out, err); }
+
+int dp_source_open_input(const dp_input *in, dp_error *err) {
+    return in->source->ops->open(in->source, in, err);
+}
+
+int dp_source_reject(const dp_input *in, const dp_error *errors, size_t n_errors, dp_error *err) {
+    return in->source->ops->reject(in->source, in, errors, n_errors, err);
+}
+
+int dp_source_ack(const dp_input *in) {
+    dp_source *s = in->source;
+    int rc = s->ops->ack(s, in);
+    if (rc == 0) s->acked++;
+    else if (rc < 0) s->ack_failures++;
+    return rc;
+}
+
+void dp_source_close(dp_source *s) {
+    if (s) s->ops->destroy(s);
+}

@@ -1,0 +1,11 @@
+/* source_internal.h — constructors of the source implementations, for source.c. */
+#ifndef DP_SOURCE_INTERNAL_H
+#define DP_SOURCE_INTERNAL_H
+
+#include "source.h"
+
+/* A file, or a folder walked recursively in name order (names starting
+ * with '.' are never read).  Its inputs' keys are "SIZE:MTIME:REALPATH". */
+dp_source *dp_file_source_open(const char *path, const dp_source_options *opts, dp_error *err);
+
+#endif
