@@ -5,19 +5,42 @@
 # messages start with).
 #
 # Sets: repo, build (BUILD_DIR, default <repo>/build), gen (DP_GEN_REPORT),
-# floor (DP_FLOOR), dmarcpipe (DMARCPIPE; the CLI lands at the top of the
-# build tree, older layouts had it beside its sources).
+# floor (DP_FLOOR), dmarcpipe (DMARCPIPE; the program lands at the top of
+# the build tree). bench_dirs sets scratch, dir and cleanup.
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${BUILD_DIR:-$repo/build}
 gen=${DP_GEN_REPORT:-$build/bench/dp-gen-report}
 floor=${DP_FLOOR:-$build/bench/dp-floor}
-dmarcpipe=${DMARCPIPE:-}
-if [ -z "$dmarcpipe" ]; then
-    dmarcpipe=$build/dmarcpipe
-    [ -x "$dmarcpipe" ] || [ ! -x "$build/common/cli/dmarcpipe" ] ||
-        dmarcpipe=$build/common/cli/dmarcpipe
-fi
+dmarcpipe=${DMARCPIPE:-$build/dmarcpipe}
+
+# bench_dirs SCRATCH-NAME INPUT-NAME KEEP [HOOK]: the two directories a
+# benchmark works in, and their removal on exit. Sets:
+#   scratch  a new directory $TMPDIR/SCRATCH-NAME.XXXXXX, always removed;
+#   dir      where the inputs go: BENCH_DIR when set (created if need be,
+#            never removed), else a new directory $TMPDIR/INPUT-NAME.XXXXXX,
+#            removed unless KEEP is 1 (--keep);
+#   cleanup  the directories removed on exit.
+# Installs the EXIT trap: HOOK (a command, such as a function that stops a
+# broker), when given, runs first; then the directories are removed.
+bench_dirs() {
+    scratch=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+    cleanup=("$scratch")
+    if [ -n "${BENCH_DIR:-}" ]; then
+        dir=$BENCH_DIR
+        mkdir -p "$dir"
+    else
+        dir=$(mktemp -d "${TMPDIR:-/tmp}/$2.XXXXXX")
+        [ "$3" = 1 ] || cleanup+=("$dir")
+    fi
+    bench_exit_hook=${4:-}
+    trap bench_on_exit EXIT
+}
+# The EXIT trap that bench_dirs installs.
+bench_on_exit() {
+    [ -z "$bench_exit_hook" ] || "$bench_exit_hook"
+    rm -rf "${cleanup[@]}"
+}
 
 # die MESSAGE [STATUS]: one line on stderr, exit STATUS (default 1).
 die() { echo "$me: $1" >&2; exit "${2:-1}"; }

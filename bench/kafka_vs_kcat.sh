@@ -126,24 +126,17 @@ command -v "$kcat" >/dev/null || die "kcat not found (Debian package kcat, or se
 [ -x /usr/bin/time ] || die "GNU time not found at /usr/bin/time (Debian package 'time')" 2
 command -v gzip >/dev/null || die "gzip not found" 2
 
-scratch=$(mktemp -d "${TMPDIR:-/tmp}/dp-kafka-bench.XXXXXX")
-cleanup=("$scratch")
-if [ -n "${BENCH_DIR:-}" ]; then
-    dir=$BENCH_DIR
-    mkdir -p "$dir"
-else
-    dir=$(mktemp -d "${TMPDIR:-/tmp}/dp-kafka-bench-in.XXXXXX")
-    [ "$keep" = 1 ] || cleanup+=("$dir")
-fi
+# On exit, the broker started here (if any) is stopped, then scratch and
+# (unless --keep or BENCH_DIR) the input are removed.
 broker_dir=
-on_exit() {
+# shellcheck disable=SC2317  # called from the EXIT trap, through bench_dirs
+stop_broker() {
     if [ -n "$broker_dir" ]; then
         "$repo/tests/kafka/stop" --dir "$broker_dir" >/dev/null 2>&1 ||
             echo "kafka_vs_kcat: could not stop the broker in $broker_dir" >&2
     fi
-    rm -rf "${cleanup[@]}"
 }
-trap on_exit EXIT
+bench_dirs dp-kafka-bench dp-kafka-bench-in "$keep" stop_broker
 trap 'exit 130' INT TERM
 
 # --- broker ------------------------------------------------------------------

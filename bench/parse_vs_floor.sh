@@ -27,8 +27,7 @@
 #                 size/seed/ips/schema/codec is asked again); default: a
 #                 temporary directory removed on exit
 #   BUILD_DIR     build tree (default: <repo>/build)
-#   DMARCPIPE     dmarcpipe binary (default: $BUILD_DIR/dmarcpipe, else
-#                 $BUILD_DIR/common/cli/dmarcpipe)
+#   DMARCPIPE     dmarcpipe binary (default: $BUILD_DIR/dmarcpipe)
 #   DP_GEN_REPORT, DP_FLOOR   the bench tools (default: $BUILD_DIR/bench/...)
 #   BENCH_CPU     the core to pin to with taskset (default 0)
 #
@@ -101,16 +100,7 @@ have_time=0
 
 # Scratch is always removed; the input only when it lives in our own
 # temporary directory and --keep was not given.
-scratch=$(mktemp -d "${TMPDIR:-/tmp}/dp-bench-run.XXXXXX")
-cleanup=("$scratch")
-if [ -n "${BENCH_DIR:-}" ]; then
-    dir=$BENCH_DIR
-    mkdir -p "$dir"
-else
-    dir=$(mktemp -d "${TMPDIR:-/tmp}/dp-bench.XXXXXX")
-    [ "$keep" = 1 ] || cleanup+=("$dir")
-fi
-trap 'rm -rf "${cleanup[@]}"' EXIT
+bench_dirs dp-bench-run dp-bench "$keep"
 
 # --- generate (or reuse) the input -------------------------------------
 input=$dir/report-$bytes-s$seed-i$ips-$schema.$ext

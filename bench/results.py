@@ -193,6 +193,10 @@ def main():
     # ---- run scaling
     md += ["## `dmarcpipe run`: workers, the floor, distinct keys", ""]
     rs = L.get("run_scaling", [])
+    # a second binary, the code before a change, measured in the same run
+    rsb = L.get("run_scaling_baseline", [])
+    rfb = L.get("run_vs_floor_baseline", [])
+    bc = L.get("baseline_compare", [])
     plot_tp = None
     if rs:
         rows = [(e.get("input"), e.get("workers"), e.get("shards"), e.get("records"), e.get("wall_s"),
@@ -204,14 +208,25 @@ def main():
         if many2:
             summary.append(("run, 2 workers vs 1 on many reports (target >= 1.7x)", many2[0]["speedup"] + "x"))
         data = ""
-        for inp in ("many", "big"):
-            pts = sorted((int(e["workers"]), num(e, "records_per_s", 0)) for e in rs if e.get("input") == inp)
-            data += "".join("%d %f\n" % p for p in pts) + "\n\n"
+        # With a baseline binary (run_scaling.sh --baseline), its curves are
+        # drawn dashed beside the current binary's.
+        series = [(rs, "")]
+        if rsb:
+            series.append((rsb, ", baseline"))
+        plots = []
+        for entries, suffix in series:
+            for color, (inp, title) in enumerate((("many", "many reports"), ("big", "one big report")), 1):
+                pts = sorted((int(e["workers"]), num(e, "records_per_s", 0)) for e in entries
+                             if e.get("input") == inp)
+                data += "".join("%d %f\n" % p for p in pts) + "\n\n"
+                # each input keeps its colour; the baseline's line is dashed
+                style = " lc %d%s" % (color, " dt 2" if suffix else "") if rsb else ""
+                plots.append("%s index %d with linespoints lw 2%s title '%s%s'" %
+                             ("'DATA'" if not plots else "''", len(plots), style, title, suffix))
         plot_tp = gnuplot(args.out, "throughput-vs-workers",
                           "set title 'dmarcpipe run: records/s against workers (shards = workers)'\n"
                           "set xlabel 'workers'\nset ylabel 'records/s'\nset yrange [0:*]\n"
-                          "plot 'DATA' index 0 with linespoints lw 2 title 'many reports', "
-                          "'' index 1 with linespoints lw 2 title 'one big report'\n", data)
+                          "plot " + ", ".join(plots) + "\n", data)
     rf = L.get("run_vs_floor", [])
     if rf:
         e = rf[-1]
@@ -235,8 +250,46 @@ def main():
                "(target: at most 2 GiB)." % (num(e, "peak_rss_kib", 0) / 1024, e.get("keys"), e.get("bytes_per_key")), ""]
         summary.append(("peak RSS with %s distinct keys (target <= 2 GiB)" % e.get("keys"),
                         "%.0f MiB" % (num(e, "peak_rss_kib", 0) / 1024)))
-    if rs or rf or rk:
-        md += ["```", cmd_list(rs + rf + rk), "```", ""]
+    if rsb or rfb or bc:
+        md += ["### Against the baseline binary", "",
+               "A second dmarcpipe binary, built from the code before a change (`run_scaling.sh --baseline`), "
+               "measured in the same run: each of its runs beside the same run of the current binary, in the "
+               "same loop, so that the host's noise hit both alike. Its totals were checked like the current "
+               "binary's. change: current / baseline - 1; below 0, the current code is slower.", ""]
+        if bc:
+            e = bc[-1]
+            rows = []
+            for key, label in (("run_floor_pct", "run / floor, wall, one worker, big report"),
+                               ("run_floor_cpu_pct", "run / floor, CPU"),
+                               ("run_floor_fastest_pct", "run / floor, fastest run of each"),
+                               ("speedup2", "speedup, 2 workers vs 1, many reports"),
+                               ("records_per_s2", "records/s, 2 workers, many reports")):
+                if key + "_current" in e:
+                    unit = "%" if key.endswith("_pct") else "x" if key == "speedup2" else ""
+                    rows.append((label, "**%s%s**" % (e[key + "_current"], unit),
+                                 "%s%s" % (e.get(key + "_baseline"), unit), "%s%%" % e.get(key + "_change_pct")))
+            md += ["Medians of %s run(s) of each binary:" % e.get("runs"), "",
+                   table(rows, ["measure", "current", "baseline", "change"]), ""]
+            if "run_floor_pct_current" in e:
+                summary.append(("run / floor, one worker: current, baseline binary (same run)",
+                                "%s%%, %s%%" % (e["run_floor_pct_current"], e.get("run_floor_pct_baseline"))))
+            if "speedup2_current" in e:
+                summary.append(("run, 2 workers vs 1 on many reports: current, baseline binary (same run)",
+                                "%sx, %sx" % (e["speedup2_current"], e.get("speedup2_baseline"))))
+        if rsb:
+            rows = [(e.get("input"), e.get("workers"), e.get("shards"), e.get("records"), e.get("wall_s"),
+                     e.get("records_per_s"), e.get("mbps"), "%sx" % e.get("speedup"),
+                     "%.0f MiB" % (num(e, "rss_kib", 0) / 1024)) for e in rsb]
+            md += ["The baseline binary over workers:", "",
+                   table(rows, ["input", "workers", "shards", "records", "wall s", "records/s", "MB/s",
+                                "speedup vs 1", "peak RSS"]), ""]
+        if rfb:
+            e = rfb[-1]
+            md += ["The baseline binary against the same floor runs: %s s, %s%% of the floor's rate "
+                   "(fastest run of each: %s%%)." % (e.get("run_s"), e.get("wall_ratio_pct"),
+                                                    e.get("fastest_ratio_pct")), ""]
+    if rs or rf or rk or rsb or rfb or bc:
+        md += ["```", cmd_list(rs + rf + rk + rsb + rfb + bc), "```", ""]
         if plot_tp:
             md += ["![throughput against workers](%s)" % plot_tp, ""]
     else:
@@ -329,7 +382,7 @@ def main():
 
     # ---- anything else
     known = {"floor", "parse_vs_floor", "run_scaling", "run_vs_floor", "run_keys", "rss_vs_size", "parsedmarc",
-             "kafka_vs_kcat"}
+             "kafka_vs_kcat", "run_scaling_baseline", "run_vs_floor_baseline", "baseline_compare"}
     for name in sorted(set(L) - known):
         keys = [k for k in L[name][0] if k != "_cmd"]
         md += ["## %s" % name, "", table([[e.get(k, "") for k in keys] for e in L[name]], keys), "", "```",

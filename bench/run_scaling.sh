@@ -24,10 +24,24 @@
 # when they disagree. It never fails because something was slow or big;
 # targets are printed, not asserted.
 #
+# --baseline BIN measures a second dmarcpipe binary, built from the code
+# before a change, in the same run: for scaling and floor, every run of the
+# current binary has the same run of the baseline beside it, in the same
+# loop (the two take turns going first from one round to the next), so
+# that the host's noise hits both alike. The baseline's totals are checked
+# as the current binary's are. It adds `bench run_scaling_baseline` and
+# `bench run_vs_floor_baseline` lines (the fields of run_scaling and
+# run_vs_floor; the parse reference is not run for the baseline) and one
+# `bench baseline_compare` line: run / floor and the 2-worker speedup and
+# records/s on the many reports, current and baseline, and each *_change_pct
+# (current over baseline, in percent: below 0 the current code is slower).
+# keys is measured with the current binary only.
+#
 # Usage: bench/run_scaling.sh [--quick] [--runs N] [--max-workers N]
 #            [--workers-list 1,2,4] [--reports N] [--records N]
 #            [--size 256M|BYTES] [--keys N] [--keys-per-report N]
 #            [--ips N] [--seed S] [--measure scaling,floor,keys] [--keep]
+#            [--baseline BIN]
 #
 # Defaults: --runs 3; workers 1..nproc (1, 2, 4, ... and nproc above 8
 # cores); 2000 reports of 500 records; a 256M report (uncompressed, just
@@ -43,6 +57,7 @@
 #                 a temporary directory removed on exit
 #   BUILD_DIR     build tree (default: <repo>/build)
 #   DMARCPIPE     dmarcpipe binary (default: $BUILD_DIR/dmarcpipe)
+#   BASELINE_DMARCPIPE   the baseline binary, as --baseline (default: none)
 #   DP_GEN_REPORT, DP_FLOOR   the bench tools (default: $BUILD_DIR/bench/...)
 #   TMPDIR        scratch (sink output: ~430 bytes per rollup, 4.3 GB for
 #                 10M keys, removed after each run)
@@ -74,6 +89,7 @@ ips=100000
 seed=1
 measures=scaling,floor,keys
 keep=0
+baseline=${BASELINE_DMARCPIPE:-}
 
 usage() { sed -n '/^# Usage:/,/^# Defaults:/{/^# Defaults:/d;/^#/s/^# \{0,1\}//p}' "$0"; exit 2; }
 
@@ -92,6 +108,7 @@ while [ $# -gt 0 ]; do
         --seed) seed=${2:?}; shift 2 ;;
         --measure) measures=${2:?}; shift 2 ;;
         --keep) keep=1; shift ;;
+        --baseline) baseline=${2:?}; shift 2 ;;
         -h|--help) usage ;;
         *) echo "run_scaling: unknown argument '$1'" >&2; usage ;;
     esac
@@ -150,19 +167,19 @@ bytes=$(awk -v s="$size" 'BEGIN {
 if [ "$want_floor" = 1 ] && [ ! -x "$floor" ]; then
     die "dp-floor not found at $floor (build it, or set DP_FLOOR)" 2
 fi
+if [ -n "$baseline" ]; then
+    if [ ! -x "$baseline" ] || [ -d "$baseline" ]; then
+        die "baseline dmarcpipe not found at $baseline (--baseline, BASELINE_DMARCPIPE)" 2
+    fi
+    [ "$want_scaling" = 1 ] || [ "$want_floor" = 1 ] ||
+        die "--baseline compares the scaling and floor measures; --measure has neither" 2
+fi
 [ -x /usr/bin/time ] || die "GNU time not found at /usr/bin/time (Debian package 'time')" 2
 command -v gzip >/dev/null || die "gzip not found" 2
 
-scratch=$(mktemp -d "${TMPDIR:-/tmp}/dp-scaling-run.XXXXXX")
-cleanup=("$scratch")
-if [ -n "${BENCH_DIR:-}" ]; then
-    dir=$BENCH_DIR
-    mkdir -p "$dir"
-else
-    dir=$(mktemp -d "${TMPDIR:-/tmp}/dp-scaling.XXXXXX")
-    [ "$keep" = 1 ] || cleanup+=("$dir")
-fi
-trap 'rm -rf "${cleanup[@]}"' EXIT
+# Scratch is always removed; the inputs only when they live in our own
+# temporary directory and --keep was not given.
+bench_dirs dp-scaling-run dp-scaling "$keep"
 
 
 # --- inputs ----------------------------------------------------------------
@@ -237,18 +254,19 @@ if [ "$want_keys" = 1 ]; then
 fi
 
 # --- one run of dmarcpipe ------------------------------------------------------
-# dp_run STATS-FILE EXPECT-REPORTS VERIFY-SINK LABEL ARGS... runs `dmarcpipe
-# run ARGS...` and sets: r_wall r_cpu r_rss r_rollups. Totals are checked
-# against STATS-FILE; with VERIFY-SINK=1 the sink's rollup lines are summed
-# too (messages and records: each generated report covers exactly one UTC
-# day, so with the 1d window a record is exactly one rollup share).
+# dp_run BIN STATS-FILE EXPECT-REPORTS VERIFY-SINK LABEL ARGS... runs `BIN
+# run ARGS...` (BIN: a dmarcpipe binary) and sets: r_wall r_cpu r_rss
+# r_rollups. Totals are checked against STATS-FILE; with VERIFY-SINK=1 the
+# sink's rollup lines are summed too (messages and records: each generated
+# report covers exactly one UTC day, so with the 1d window a record is
+# exactly one rollup share).
 status=0
 mismatch() { echo "run_scaling: $1: $2" >&2; status=1; }
 # "  records:  N   messages: M" -> value after LABEL: in the summary.
 sumval() { sed -n "s/.*$1:[[:space:]]*\\([0-9][0-9]*\\).*/\\1/p" "$2" | head -n 1; }
 
 dp_run() {
-    local stats=$1 exp_reports=$2 verify=$3 label=$4; shift 4
+    local bin=$1 stats=$2 exp_reports=$3 verify=$4 label=$5; shift 5
     local exp_records exp_messages out=$scratch/r.ndjson rep=$scratch/rep.ndjson
     exp_records=$(kv records "$stats")
     exp_messages=$(kv messages "$stats")
@@ -256,12 +274,12 @@ dp_run() {
     local t0 t1 rc=0
     t0=$(now_ns)
     /usr/bin/time -f '%e %U %S %M' -o "$scratch/time.out" \
-        "$dmarcpipe" run --sink "file:$out" --reports "$rep" --quarantine "$scratch/q" "$@" \
+        "$bin" run --sink "file:$out" --reports "$rep" --quarantine "$scratch/q" "$@" \
         >"$scratch/dp.out" 2>"$scratch/dp.err" || rc=$?
     t1=$(now_ns)
     if [ "$rc" != 0 ]; then
         tail -n 20 "$scratch/dp.err" >&2
-        die "$label: dmarcpipe run $* failed (exit $rc)"
+        die "$label: $bin run $* failed (exit $rc)"
     fi
     r_wall=$(secs "$t0" "$t1")
     read -r _ u s r_rss <"$scratch/time.out" || die "$label: cannot read /usr/bin/time output"
@@ -350,18 +368,26 @@ parse_once() {
     echo "parse 1 $(secs "$t0" "$t1") $(awk -v u="$u" -v s="$s" 'BEGIN { printf "%.2f", u + s }') 0" >>"$results"
 }
 
-run_input() {  # run_input many|big WORKERS RUN-NUMBER
-    local verify=0
+# run_input many|big WORKERS RUN-NUMBER [current|baseline]: one run of the
+# current binary (default) or of the baseline; the baseline's results are
+# kept as kind many-baseline or big-baseline.
+run_input() {
+    local verify=0 bin=$dmarcpipe kind=$1 which=${4:-current} label note=""
     [ "$3" = 1 ] && verify=1
+    label="$1 w=$2 run $3"
+    if [ "$which" = baseline ]; then
+        bin=$baseline kind=$1-baseline label="$label (baseline)"
+    fi
+    [ -z "$baseline" ] || note="  $which"
     if [ "$1" = many ]; then
-        dp_run "$many.stats" "$many_reports" "$verify" "many w=$2 run $3" \
+        dp_run "$bin" "$many.stats" "$many_reports" "$verify" "$label" \
             --workers "$2" --shards "$2" "$many"
     else
-        dp_run "$big.stats" 1 "$verify" "big w=$2 run $3" --workers "$2" --shards "$2" "$big"
+        dp_run "$bin" "$big.stats" 1 "$verify" "$label" --workers "$2" --shards "$2" "$big"
     fi
-    echo "$1 $2 $r_wall $r_cpu $r_rss" >>"$results"
-    printf '  run %d: %-4s %2d workers %8.3f s  cpu %7.2f s  rss %7.1f MiB\n' \
-        "$3" "$1" "$2" "$r_wall" "$r_cpu" "$(awk -v k="$r_rss" 'BEGIN { print k / 1024 }')" >&2
+    echo "$kind $2 $r_wall $r_cpu $r_rss" >>"$results"
+    printf '  run %d: %-4s %2d workers %8.3f s  cpu %7.2f s  rss %7.1f MiB%s\n' \
+        "$3" "$1" "$2" "$r_wall" "$r_cpu" "$(awk -v k="$r_rss" 'BEGIN { print k / 1024 }')" "$note" >&2
 }
 
 # Others' load makes wall times meaningless on a small machine; the load
@@ -369,18 +395,26 @@ run_input() {  # run_input many|big WORKERS RUN-NUMBER
 load_start=$(cut -d ' ' -f 1 /proc/loadavg 2>/dev/null || echo n/a)
 if [ "$want_scaling" = 1 ] || [ "$want_floor" = 1 ]; then
     echo "measuring: $runs runs, workers ${wcounts[*]}, nproc $ncpu, load average $load_start ..." >&2
+    [ -z "$baseline" ] ||
+        echo "  each run of $dmarcpipe (current) beside the same run of $baseline (baseline)" >&2
     for i in $(seq 1 "$runs"); do
+        # With a baseline, the two binaries take turns going first, so that
+        # neither always runs on the caches and clocks the other left.
+        bins=(current)
+        if [ -n "$baseline" ]; then
+            if [ $((i % 2)) = 1 ]; then bins=(current baseline); else bins=(baseline current); fi
+        fi
         if [ "$want_floor" = 1 ]; then
             # floor, then the 1-worker run on the same file, then parse
             floor_once
-            run_input big 1 "$i"
+            for b in "${bins[@]}"; do run_input big 1 "$i" "$b"; done
             parse_once
         fi
         [ "$want_scaling" = 1 ] || continue
         for w in "${wcounts[@]}"; do
             for inp in "${inputs[@]}"; do
                 [ "$want_floor" = 1 ] && [ "$inp" = big ] && [ "$w" = 1 ] && continue
-                run_input "$inp" "$w" "$i"
+                for b in "${bins[@]}"; do run_input "$inp" "$w" "$i" "$b"; done
             done
         done
     done
@@ -415,31 +449,40 @@ echo "dmarcpipe run: nproc $ncpu, nothing pinned; $(uname -m), $(grep -m1 'model
 if [ "$want_scaling" = 1 ] || [ "$want_floor" = 1 ]; then
     echo "  median of $runs run(s); 1-minute load average $load_start before the runs, $load_end after"
     echo "  (our own runs count in the second; a first figure above 0.5 means someone else was busy)"
+    [ -z "$baseline" ] || echo "  current: $dmarcpipe; baseline: $baseline (interleaved, run by run)"
 fi
 
 if [ "$want_scaling" = 1 ]; then
     printf '  %-5s %-46s %7s %8s %9s %11s %8s %8s\n' input what workers wall_s cpu_s records/s "MB/s" speedup
+    table_bins=(current)
+    [ -z "$baseline" ] || table_bins+=(baseline)
     for inp in "${inputs[@]}"; do
-        if [ "$inp" = many ]; then
-            recs=$many_records xb=$many_bytes
-            what="$many_reports reports x $n_records records, gzip"
-        else
-            recs=$big_records xb=$big_bytes
-            what="1 report, $(awk -v b="$big_bytes" 'BEGIN { printf "%.1f MiB", b / 1048576 }') XML, $recs records, gzip"
-        fi
-        base=$(median 3 "$inp" "$base_w")
-        for w in "${wcounts[@]}"; do
-            wall=$(median 3 "$inp" "$w")
-            cpu=$(median 4 "$inp" "$w")
-            rss=$(median max5 "$inp" "$w")
-            line=$(awk -v r="$recs" -v b="$xb" -v s="$wall" -v c="$cpu" -v b0="$base" -v w="$w" \
-                -v inp="$inp" -v what="$what" -v rss="$rss" -v n="$ncpu" -v runs="$runs" 'BEGIN {
-                printf "  %-5s %-46s %7d %8.3f %9.2f %11.0f %8.1f %7.2fx\n", inp, what, w, s, c, r / s, b / s / 1e6, b0 / s
-                printf "bench run_scaling input=%s workers=%d shards=%d records=%.0f xml_bytes=%.0f runs=%d wall_s=%.3f cpu_s=%.2f records_per_s=%.0f mbps=%.1f speedup=%.2f rss_kib=%d nproc=%d\n", \
-                    inp, w, w, r, b, runs, s, c, r / s, b / s / 1e6, b0 / s, rss, n }')
-            printf '%s\n' "${line%%$'\n'*}"
-            machine+=("${line##*$'\n'}")
-            what=""
+        for b in "${table_bins[@]}"; do
+            if [ "$inp" = many ]; then
+                recs=$many_records xb=$many_bytes
+                what="$many_reports reports x $n_records records, gzip"
+            else
+                recs=$big_records xb=$big_bytes
+                what="1 report, $(awk -v b="$big_bytes" 'BEGIN { printf "%.1f MiB", b / 1048576 }') XML, $recs records, gzip"
+            fi
+            kind=$inp name=run_scaling
+            if [ "$b" = baseline ]; then
+                kind=$inp-baseline name=run_scaling_baseline what="baseline binary, the same input"
+            fi
+            base=$(median 3 "$kind" "$base_w")
+            for w in "${wcounts[@]}"; do
+                wall=$(median 3 "$kind" "$w")
+                cpu=$(median 4 "$kind" "$w")
+                rss=$(median max5 "$kind" "$w")
+                line=$(awk -v r="$recs" -v b="$xb" -v s="$wall" -v c="$cpu" -v b0="$base" -v w="$w" \
+                    -v inp="$inp" -v what="$what" -v rss="$rss" -v n="$ncpu" -v runs="$runs" -v name="$name" 'BEGIN {
+                    printf "  %-5s %-46s %7d %8.3f %9.2f %11.0f %8.1f %7.2fx\n", inp, what, w, s, c, r / s, b / s / 1e6, b0 / s
+                    printf "bench %s input=%s workers=%d shards=%d records=%.0f xml_bytes=%.0f runs=%d wall_s=%.3f cpu_s=%.2f records_per_s=%.0f mbps=%.1f speedup=%.2f rss_kib=%d nproc=%d\n", \
+                        name, inp, w, w, r, b, runs, s, c, r / s, b / s / 1e6, b0 / s, rss, n }')
+                printf '%s\n' "${line%%$'\n'*}"
+                machine+=("${line##*$'\n'}")
+                what=""
+            done
         done
     done
     [ "$base_w" = 1 ] || echo "  (speedup is against $base_w workers, the first of --workers-list)"
@@ -450,24 +493,41 @@ if [ "$want_floor" = 1 ]; then
     run_s=$(median 3 big 1); run_c=$(median 4 big 1)
     pa_s=$(median 3 parse 1); pa_c=$(median 4 parse 1)
     fl_f=$(fastest 3 floor 1); run_f=$(fastest 3 big 1)
+    bl_s='' bl_c='' bl_f=''
+    if [ -n "$baseline" ]; then
+        bl_s=$(median 3 big-baseline 1); bl_c=$(median 4 big-baseline 1); bl_f=$(fastest 3 big-baseline 1)
+    fi
     echo
+    # bs, bc, bf: the baseline's run (wall, cpu, fastest wall); empty without one
     awk -v b="$big_bytes" -v gz="$big_gz" -v rec="$big_records" -v fs="$fl_s" -v fc="$fl_c" \
         -v rs="$run_s" -v rc="$run_c" -v ps="$pa_s" -v pc="$pa_c" -v runs="$runs" \
-        -v ff="$fl_f" -v rf="$run_f" 'BEGIN {
+        -v ff="$fl_f" -v rf="$run_f" -v bs="$bl_s" -v bc="$bl_c" -v bf="$bl_f" 'BEGIN {
         printf "run vs floor: %.1f MiB XML, gzip %.1f MiB, %d records; nothing pinned, median of %d\n", b / 1048576, gz / 1048576, rec, runs
         printf "  %-38s %8s %8s %9s\n", "measure", "wall_s", "MB/s", "cpu_s"
         printf "  %-38s %8.3f %8.1f %9.2f\n", "floor: dp-floor --only expat", fs, b / fs / 1e6, fc
         printf "  %-38s %8.3f %8.1f %9.2f\n", "dmarcpipe run --workers 1 --shards 1", rs, b / rs / 1e6, rc
+        if (bs != "")
+            printf "  %-38s %8.3f %8.1f %9.2f\n", "baseline: run --workers 1 --shards 1", bs, b / bs / 1e6, bc
         printf "  %-38s %8.3f %8.1f %9.2f\n", "dmarcpipe parse --summary (reference)", ps, b / ps / 1e6, pc
         printf "  %-38s %7.1f%% %8s %8.1f%%\n", "run / floor (target >= 75%)", 100 * fs / rs, "", 100 * fc / rc
+        if (bs != "")
+            printf "  %-38s %7.1f%% %8s %8.1f%%\n", "baseline run / floor", 100 * fs / bs, "", 100 * fc / bc
         printf "  %-38s %7.1f%% %8s %8.1f%%\n", "parse / floor", 100 * fs / ps, "", 100 * fc / pc
         printf "  %-38s %7.1f%%   (floor %.3f s, run %.3f s: the runs the host disturbed least)\n", "run / floor, fastest of each", 100 * ff / rf, ff, rf
+        if (bs != "")
+            printf "  %-38s %7.1f%%   (baseline run %.3f s)\n", "baseline run / floor, fastest of each", 100 * ff / bf, bf
     }'
     machine+=("$(awk -v b="$big_bytes" -v rec="$big_records" -v fs="$fl_s" -v fc="$fl_c" \
         -v rs="$run_s" -v rc="$run_c" -v ps="$pa_s" -v pc="$pa_c" -v runs="$runs" \
         -v ff="$fl_f" -v rf="$run_f" 'BEGIN {
         printf "bench run_vs_floor bytes=%.0f records=%.0f runs=%d floor_s=%.3f run_s=%.3f wall_ratio_pct=%.1f floor_cpu_s=%.2f run_cpu_s=%.2f cpu_ratio_pct=%.1f parse_s=%.3f parse_ratio_pct=%.1f fastest_floor_s=%.3f fastest_run_s=%.3f fastest_ratio_pct=%.1f", \
             b, rec, runs, fs, rs, 100 * fs / rs, fc, rc, 100 * fc / rc, ps, 100 * fs / ps, ff, rf, 100 * ff / rf }')")
+    if [ -n "$baseline" ]; then
+        machine+=("$(awk -v b="$big_bytes" -v rec="$big_records" -v fs="$fl_s" -v fc="$fl_c" \
+            -v bs="$bl_s" -v bc="$bl_c" -v runs="$runs" -v ff="$fl_f" -v bf="$bl_f" 'BEGIN {
+            printf "bench run_vs_floor_baseline bytes=%.0f records=%.0f runs=%d floor_s=%.3f run_s=%.3f wall_ratio_pct=%.1f floor_cpu_s=%.2f run_cpu_s=%.2f cpu_ratio_pct=%.1f fastest_floor_s=%.3f fastest_run_s=%.3f fastest_ratio_pct=%.1f", \
+                b, rec, runs, fs, bs, 100 * fs / bs, fc, bc, 100 * fc / bc, ff, bf, 100 * ff / bf }')")
+    fi
 fi
 
 if [ "$want_keys" = 1 ]; then
@@ -479,11 +539,11 @@ if [ "$want_keys" = 1 ]; then
     if "$dmarcpipe" run --flush-interval 0 --help >/dev/null 2>&1; then
         kargs+=(--flush-interval 0)
     fi
-    dp_run "$keys_base_stats" 1 1 "keys baseline" "${kargs[@]}" "$keys_base"
+    dp_run "$dmarcpipe" "$keys_base_stats" 1 1 "keys baseline" "${kargs[@]}" "$keys_base"
     base_rss=$r_rss base_keys=$r_rollups
     [ "$base_keys" = "$keys_per" ] ||
         mismatch "keys baseline" "$base_keys rollups from $keys_per records with distinct IPs"
-    dp_run "$keysdir.stats" "$keys_reports" 1 "keys" "${kargs[@]}" "$keysdir"
+    dp_run "$dmarcpipe" "$keysdir.stats" "$keys_reports" 1 "keys" "${kargs[@]}" "$keysdir"
     [ "$r_rollups" = "$keys_total" ] ||
         mismatch keys "$r_rollups rollups from $keys_total records with distinct IPs"
     echo
@@ -501,6 +561,54 @@ if [ "$want_keys" = 1 ]; then
             k, nr, rss, brss, bk, per, s, c, ok }')
     printf '%s\n' "${line%$'\n'*}"
     machine+=("${line##*$'\n'}")
+fi
+
+# The current binary against the baseline, in one table and one line:
+# run / floor (1 worker, big report) and, when 2 workers were measured, the
+# speedup and records/s of 2 workers on the many reports. change: current
+# over baseline, in percent (below 0, the current code is slower).
+if [ -n "$baseline" ]; then
+    cmp_fields=() cmp_rows=()
+    # compare_row NAME LABEL CURRENT BASELINE [UNIT]: one row of the table
+    # (UNIT after each value) and the line's fields NAME_current,
+    # NAME_baseline and NAME_change_pct.
+    compare_row() {
+        local ch
+        ch=$(awk -v c="$3" -v b="$4" 'BEGIN { if (b > 0) printf "%+.1f", 100 * (c / b - 1); else print "nan" }')
+        cmp_fields+=("$1_current=$3" "$1_baseline=$4" "$1_change_pct=$ch")
+        cmp_rows+=("$(printf '  %-44s %10s %10s %9s' "$2" "$3${5:-}" "$4${5:-}" "$ch%")")
+    }
+    # ratio A B FORMAT: A / B (times 100 for FORMAT pct); nan when B is 0.
+    ratio() {
+        awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN {
+            if (b + 0 == 0) print "nan"
+            else if (f == "pct") printf "%.1f", 100 * a / b; else printf f, a / b }'
+    }
+    if [ "$want_floor" = 1 ]; then
+        compare_row run_floor_pct "run / floor, wall (1 worker, big report)" \
+            "$(ratio "$fl_s" "$run_s" pct)" "$(ratio "$fl_s" "$bl_s" pct)" %
+        compare_row run_floor_cpu_pct "run / floor, cpu" \
+            "$(ratio "$fl_c" "$run_c" pct)" "$(ratio "$fl_c" "$bl_c" pct)" %
+        compare_row run_floor_fastest_pct "run / floor, fastest of each" \
+            "$(ratio "$fl_f" "$run_f" pct)" "$(ratio "$fl_f" "$bl_f" pct)" %
+    fi
+    if [ "$want_scaling" = 1 ] && [[ " ${wcounts[*]} " == *" 2 "* ]]; then
+        c2=$(median 3 many 2) b2=$(median 3 many-baseline 2)
+        compare_row speedup2 "speedup, 2 workers vs $base_w, many reports" \
+            "$(ratio "$(median 3 many "$base_w")" "$c2" %.2f)" \
+            "$(ratio "$(median 3 many-baseline "$base_w")" "$b2" %.2f)" x
+        compare_row records_per_s2 "records/s, 2 workers, many reports" \
+            "$(ratio "$many_records" "$c2" %.0f)" "$(ratio "$many_records" "$b2" %.0f)"
+    fi
+    echo
+    echo "current against baseline: medians of $runs interleaved run(s); change = current / baseline - 1"
+    printf '  %-44s %10s %10s %9s\n' measure current baseline change
+    if [ "${#cmp_rows[@]}" -gt 0 ]; then
+        printf '%s\n' "${cmp_rows[@]}"
+    else
+        echo "  (nothing to compare: no floor measure, and 2 workers were not measured)"
+    fi
+    machine+=("bench baseline_compare runs=$runs ${cmp_fields[*]}")
 fi
 
 [ "$status" = 0 ] || totals=MISMATCH
