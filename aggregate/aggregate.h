@@ -23,8 +23,7 @@
 #include <stdint.h>
 
 #include "dp_error.h"
-#include "ingest.h"
-#include "source.h"
+#include "dp_report.h"
 
 /* ---- dp_ring: bounded lock-free SPSC ring of pointers ------------------
  *
@@ -137,12 +136,26 @@ void dp_dedup_identity(const dp_report *rep, uint8_t out[32]);
 
 /* ---- dp_engine: a run of the stage over a list of inputs ----------------
  *
- * Workers open each input through its source and parse it with ingest;
- * shards roll the records up; rollups go to every sink and accepted
- * reports to the reports feed; a rejected input goes back to its source
- * (dp_source_reject).  See engine_internal.h for the threads and who owns
- * what. */
+ * Workers read the inputs (through dp_engine_inputs: the run reads each
+ * from its source with ingest); shards roll the records up; rollups go to
+ * every sink and accepted reports to the reports feed.  See
+ * engine_internal.h for the threads and who owns what. */
 struct dp_sink;
+
+/* How the engine's workers read their inputs; the caller's, called by
+ * several workers at once. */
+typedef struct dp_engine_inputs {
+    size_t n;
+    /* Reads input i to its end, handing its reports and records to h with
+     * hctx.  0 when it was accepted whole; -1 when something in it was
+     * rejected (each rejection is passed to h->report_failed, and err gets
+     * the first). */
+    int (*read)(void *ctx, size_t i, const dp_report_handler *h, void *hctx, dp_error *err);
+    /* Input i was rejected; errors[0..n) say why.  0, or -1 (err) when the
+     * rejection could not be kept and the run must stop. */
+    int (*reject)(void *ctx, size_t i, const dp_error *errors, size_t n_errors, dp_error *err);
+    void *ctx;
+} dp_engine_inputs;
 
 typedef struct dp_engine_config {
     unsigned workers, shards;     /* threads of each kind */
@@ -151,7 +164,6 @@ typedef struct dp_engine_config {
     double flush_interval;        /* seconds between flushes (0: only at the end) */
     size_t ring_slots;            /* batches per ring */
     size_t batch_items;           /* window shares per batch */
-    dp_ingest_limits limits;
     dp_dedup *dedup;              /* NULL: no dedup */
     struct dp_sink *const *sinks; /* rollups go to each */
     size_t n_sinks;
@@ -178,10 +190,10 @@ typedef struct dp_engine_stats {
 void dp_engine_config_default(dp_engine_config *c);
 /* Adds the counts of `s` to `total` (peaks: the larger; times: summed). */
 void dp_engine_stats_add(dp_engine_stats *total, const dp_engine_stats *s);
-/* Runs the stage over `inputs`, in list order.  0, or -1 when something
+/* Runs the stage over the inputs, in list order.  0, or -1 when something
  * other than an input failed (a sink, the state, memory, a rejection that
  * could not be kept); rejected inputs are not errors. */
-int dp_engine_run(const dp_engine_config *cfg, dp_input *const *inputs, size_t n_inputs,
-                  dp_engine_stats *out, dp_error *err);
+int dp_engine_run(const dp_engine_config *cfg, const dp_engine_inputs *inputs, dp_engine_stats *out,
+                  dp_error *err);
 
 #endif

@@ -49,11 +49,11 @@ void dp_engine_config_default(dp_engine_config *c) {
     c->max_keys = 4u << 20;
     c->ring_slots = 64;
     c->batch_items = 256;
-    dp_ingest_limits_default(&c->limits);
 }
 
-int dp_engine_run(const dp_engine_config *cfg, dp_input *const *inputs, size_t n_inputs,
-                  dp_engine_stats *out, dp_error *err) {
+int dp_engine_run(const dp_engine_config *cfg, const dp_engine_inputs *inputs, dp_engine_stats *out,
+                  dp_error *err) {
+    size_t n_inputs = inputs->n;
     double t0 = dp_clock_seconds();
     memset(out, 0, sizeof *out);
     if (cfg->workers < 1 || cfg->shards < 1 || cfg->window < 1 || cfg->batch_items < 1)

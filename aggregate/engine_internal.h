@@ -62,7 +62,6 @@
 #include "aggregate_internal.h"
 #include "dp_buf.h"
 #include "sink.h"
-#include "source.h"
 
 enum { OP_DATA = 0, OP_DEFER, OP_ABORT, OP_DECIDE };
 
@@ -190,7 +189,7 @@ typedef struct shard {
 
 struct engine {
     const dp_engine_config *cfg;
-    dp_input *const *inputs;
+    const dp_engine_inputs *inputs;
     size_t n_inputs;
     size_t next_input; /* inputs below it were taken (order_lock) */
     int closed;        /* no more inputs will be taken (order_lock) */

@@ -1,13 +1,15 @@
 /* worker — a worker thread: inputs through ingest, records into batches.
  *
- * A worker takes the next input in list order (decide.c), opens it through
- * its source, and hands its bytes to ingest.  Each record's count is split
+ * A worker takes the next input in list order (decide.c) and reads it
+ * through the caller's dp_engine_inputs (the run: from its source, with
+ * ingest).  Each record's count is split
  * over the UTC windows its report covers (window.c), and each share goes
  * into the open batch of the shard that owns the record's source IP.  When
  * a report ends, the worker tells every shard it touched: DEFER (it ended
  * well: keep its data pending until its verdict) or ABORT (drop it); the
  * verdict itself comes later, in input order (decide.c).  A rejected input
- * goes back to its source, which keeps it with its reasons.
+ * goes back through dp_engine_inputs.reject (to its source, which keeps
+ * it with its reasons).
  *
  * Everything here runs on the worker's own thread, on memory it owns: its
  * open batches, free list, window shares and scratch buffer.
@@ -15,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "engine_internal.h"
 
@@ -185,7 +186,7 @@ static int on_report_begin(void *ctx, const dp_report *rep) {
             fprintf(stderr, "dmarcpipe: %s: duplicate report (org_name=%s report_id=%s domain=%s begin=%lld), not counted\n",
                     rep->part, rep->org_name ? rep->org_name : "-", rep->report_id ? rep->report_id : "-",
                     rep->policy.domain ? rep->policy.domain : "-", (long long)rep->begin);
-            return DP_INGEST_SKIP;
+            return DP_REPORT_SKIP;
         }
     }
     return 0;
@@ -240,43 +241,28 @@ static void on_report_failed(void *ctx, const dp_report *rep, const dp_error *er
     w->errs[w->n_errs++] = *err;
 }
 
-static const dp_ingest_handler HANDLER = {
+static const dp_report_handler HANDLER = {
     .report_begin = on_report_begin,
     .record = on_record,
     .report_done = on_report_done,
     .report_failed = on_report_failed,
 };
 
-/* Reads one input: through ingest, or rejected when it cannot be opened.
- * 0 when it was accepted whole, -1 when something in it was rejected. */
-static int read_input(worker *w, const dp_input *in) {
-    engine *e = w->e;
-    dp_ingest_result res;
-    dp_error err;
-    int fd = dp_source_open_input(in, &err);
-    if (fd < 0) {
-        on_report_failed(w, NULL, &err);
-        return -1;
-    }
-    int rc = dp_ingest_fd(&e->cfg->limits, in->name, fd, &HANDLER, w, &res, &err);
-    close(fd);
-    if (rc != 0 && w->n_errs == 0) on_report_failed(w, NULL, &err); /* every rejection passes report_failed: a safety net */
-    return rc;
-}
-
 void *dp_worker_main(void *arg) {
     worker *w = arg;
     engine *e = w->e;
     size_t i;
+    const dp_engine_inputs *in = e->inputs;
     while (dp_decide_take_input(e, &i)) {
-        const dp_input *in = e->inputs[i];
+        dp_error err;
         w->input = i;
         w->n_errs = 0;
         w->st.inputs++;
-        if (read_input(w, in) != 0) {
+        if (in->read(in->ctx, i, &HANDLER, w, &err) != 0) {
             w->st.inputs_rejected++;
-            dp_error err;
-            if (dp_source_reject(in, w->errs, w->n_errs, &err) != 0) dp_engine_fail(e, &err);
+            /* every rejection passes report_failed; this is a safety net */
+            if (w->n_errs == 0) on_report_failed(w, NULL, &err);
+            if (in->reject(in->ctx, i, w->errs, w->n_errs, &err) != 0) dp_engine_fail(e, &err);
         }
         dp_decide_input_done(e, i);
         dp_decide_send(w);

@@ -108,7 +108,7 @@ static void on_report_failed(void *ctx, const dp_report *rep, const dp_error *er
     remember_error(st, err);
 }
 
-static const dp_ingest_handler HANDLER = {
+static const dp_report_handler HANDLER = {
     .record = on_record, .report_done = on_report_done, .report_failed = on_report_failed};
 
 /* Reads one input, prints its records (or its summary line), and hands

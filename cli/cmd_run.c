@@ -146,11 +146,13 @@ static void print_summary(const dp_run_stats *rs, const dp_engine_config *cfg, c
 #define READAHEAD_AFTER ((uint64_t)1 << 20)
 
 int dp_cmd_run(int argc, char **argv) {
-    dp_engine_config cfg;
-    dp_engine_config_default(&cfg);
+    dp_run_config run;
+    dp_conductor_config_default(&run);
+    dp_engine_config *cfg = &run.engine;
+    dp_ingest_limits *limits = &run.limits;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    cfg.workers = cfg.shards = cores > 0 ? (unsigned)cores : 1;
-    cfg.flush_interval = 60;
+    cfg->workers = cfg->shards = cores > 0 ? (unsigned)cores : 1;
+    cfg->flush_interval = 60;
     const char *sink_uris[MAX_SINKS];
     size_t n_sink_uris = 0;
     const char *reports_path = NULL, *state_dir = NULL, *quarantine = NULL;
@@ -224,14 +226,14 @@ int dp_cmd_run(int argc, char **argv) {
         case 'D': done_dir = optarg; break;
         case 'w':
             if (parse_count("--workers", optarg, 1024, &v) != 0) return 2;
-            cfg.workers = (unsigned)v;
+            cfg->workers = (unsigned)v;
             break;
         case 's':
             if (parse_count("--shards", optarg, 1024, &v) != 0) return 2;
-            cfg.shards = (unsigned)v;
+            cfg->shards = (unsigned)v;
             break;
         case 'W':
-            if (parse_window(optarg, &cfg.window) != 0) {
+            if (parse_window(optarg, &cfg->window) != 0) {
                 fprintf(stderr, "dmarcpipe run: --window is 1h or 1d, got '%s'\n", optarg);
                 return 2;
             }
@@ -241,19 +243,19 @@ int dp_cmd_run(int argc, char **argv) {
         case 'f':
             if (strcmp(optarg, "0") == 0) v = 0;
             else if (parse_count("--flush-interval", optarg, 86400, &v) != 0) return 2;
-            cfg.flush_interval = (double)v;
+            cfg->flush_interval = (double)v;
             break;
         case 'k':
             if (parse_count("--max-keys", optarg, UINT32_MAX / 2, &v) != 0) return 2;
-            cfg.max_keys = (size_t)v;
+            cfg->max_keys = (size_t)v;
             break;
         case 'r':
             if (parse_count("--ring-slots", optarg, 1u << 20, &v) != 0) return 2;
-            cfg.ring_slots = (size_t)v;
+            cfg->ring_slots = (size_t)v;
             break;
         case 'b':
             if (parse_count("--batch-items", optarg, 1u << 20, &v) != 0) return 2;
-            cfg.batch_items = (size_t)v;
+            cfg->batch_items = (size_t)v;
             break;
         case 'A':
             if (strcmp(optarg, "auto") == 0) readahead = -1;
@@ -267,7 +269,7 @@ int dp_cmd_run(int argc, char **argv) {
         case 'L': {
             char name[64];
             snprintf(name, sizeof name, "--%s", opts[idx].name);
-            if (dp_cli_limit_option(&cfg.limits, name, optarg) < 0) return 2;
+            if (dp_cli_limit_option(limits, name, optarg) < 0) return 2;
             break;
         }
         case 'h': help(stdout); return 0;
@@ -323,7 +325,7 @@ int dp_cmd_run(int argc, char **argv) {
         fprintf(stderr, "dmarcpipe run: at most %d sources\n", MAX_SOURCES);
         return 2;
     }
-    double flush_interval = cfg.flush_interval;
+    double flush_interval = cfg->flush_interval;
     dp_sink *txn_sink = NULL;
     for (size_t i = 0; i < n_sink_uris; i++) {
         if (!(sinks[i] = dp_sink_open(sink_uris[i], &sopts, &err))) {
@@ -346,17 +348,17 @@ int dp_cmd_run(int argc, char **argv) {
         rc = 2;
         goto out;
     }
-    cfg.sinks = sinks;
-    cfg.n_sinks = n_sink_uris;
+    cfg->sinks = sinks;
+    cfg->n_sinks = n_sink_uris;
     /* with Kafka, the reports feed is a topic in the same transactions */
-    cfg.reports = reports ? reports : txn_sink;
+    cfg->reports = reports ? reports : txn_sink;
     /* the XML's SHA-256 is a field of the reports feed, and only there */
-    cfg.limits.compute_sha256 = cfg.reports != NULL;
+    limits->compute_sha256 = cfg->reports != NULL;
     /* A reader thread moves work off the parser, it adds none: worth it
      * whenever there is a second core (a big report usually leaves other
      * workers idle), useless on one. */
     if (readahead < 0) readahead = cores > 1;
-    cfg.limits.readahead_after = readahead ? READAHEAD_AFTER : 0;
+    limits->readahead_after = readahead ? READAHEAD_AFTER : 0;
     /* the state is what a long-running process, or exactly once, stands on:
      * on by default there (and it keeps a follower's memory bounded) */
     if ((txn_sink || follow) && !state_dir) {
@@ -367,7 +369,7 @@ int dp_cmd_run(int argc, char **argv) {
             goto out;
         }
     }
-    if (!(cfg.dedup = dp_dedup_open(state_dir, &err))) {
+    if (!(cfg->dedup = dp_dedup_open(state_dir, &err))) {
         fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
         rc = 3;
         goto out;
@@ -409,31 +411,30 @@ int dp_cmd_run(int argc, char **argv) {
         n_sources++;
     }
 
-    dp_run_config rc_cfg = {.engine = cfg,
-                            .instance = sopts.instance_id ? sopts.instance_id : "default",
-                            /* the state records inputs wherever it is what a later run stands on */
-                            .track_inputs = txn_sink || follow,
-                            .stop = &stop_requested};
+    if (sopts.instance_id) run.instance = sopts.instance_id;
+    /* the state records inputs wherever it is what a later run stands on */
+    run.track_inputs = txn_sink || follow;
+    run.stop = &stop_requested;
     if (txn_sink) {
         /* an epoch is one transaction, and the flush */
-        rc_cfg.epoch_inputs = (size_t)epoch_inputs;
-        rc_cfg.epoch_seconds = flush_interval;
-        rc_cfg.engine.flush_interval = 0;
+        run.epoch_inputs = (size_t)epoch_inputs;
+        run.epoch_seconds = flush_interval;
+        cfg->flush_interval = 0;
     }
     double t0 = dp_clock_seconds();
-    if (dp_conductor_recover(&rc_cfg, &rs, &err) != 0) {
+    if (dp_conductor_recover(&run, &rs, &err) != 0) {
         fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
         rc = 3;
     } else if (!rs.stopped && follow) {
         fprintf(stderr, "dmarcpipe run: following %zu source(s), scanning every %.0f s; SIGTERM or ^C stops\n",
                 n_sources, poll_seconds);
         dp_follow_config fc = {poll_seconds, flush_interval, (size_t)epoch_inputs};
-        if (dp_follow_run(&rc_cfg, &fc, sources, n_sources, &rs, &err) != 0) {
+        if (dp_follow_run(&run, &fc, sources, n_sources, &rs, &err) != 0) {
             fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
             rc = 3;
         }
     } else if (!rs.stopped) {
-        if (dp_conductor_batch(&rc_cfg, sources, n_sources, &rs, &err) != 0) {
+        if (dp_conductor_batch(&run, sources, n_sources, &rs, &err) != 0) {
             fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
             rc = 3;
         }
@@ -442,7 +443,7 @@ int dp_cmd_run(int argc, char **argv) {
      * commits are part of the work; otherwise the runs' own time (for a
      * follower: the time its cycles took, not the time it waited) */
     if (txn_sink && !follow) rs.engine.seconds = dp_clock_seconds() - t0;
-    print_summary(&rs, &cfg, sink_uris, n_sink_uris, txn_sink != NULL, done_dir);
+    print_summary(&rs, cfg, sink_uris, n_sink_uris, txn_sink != NULL, done_dir);
     if (rc == 0 && rs.ack_failures && !follow) rc = 3;
     /* a follower stopped by a signal has done its job; a batch run says
      * whether some input was rejected */
@@ -452,6 +453,6 @@ out:
     for (size_t i = 0; i < n_skip; i++) free(skip_real[i]);
     for (size_t i = 0; i < n_sink_uris; i++) dp_sink_close(sinks[i], &err);
     dp_sink_close(reports, &err);
-    dp_dedup_close(cfg.dedup);
+    dp_dedup_close(cfg->dedup);
     return rc;
 }

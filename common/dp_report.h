@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dp_error.h"
+
 /* ---- a report and its records ------------------------------------------- */
 
 typedef enum dp_schema {
@@ -71,6 +73,38 @@ typedef struct dp_record {
     const dp_spf_auth *spf_auth;
     size_t n_spf_auth;
 } dp_record;
+
+/* ---- a stream of reports and records ---------------------------------------
+ *
+ * Who produces reports (ingest) hands them, and their records, to whoever
+ * consumes them through this vtable: record() once per record as soon as
+ * it is parsed, then exactly one of report_done() (the report is complete
+ * and valid: commit its records) or report_failed() (discard everything
+ * record() delivered since the report began).  A report therefore counts
+ * whole or not at all, even though its records stream out before its end
+ * is seen.  Every pointer handed to a callback is the producer's and valid
+ * only until the callback returns. */
+
+/* report_begin() may return this to skip a report quietly (a duplicate). */
+#define DP_REPORT_SKIP 1
+
+typedef struct dp_report_handler {
+    /* The report's header (metadata and policy) is complete: called once
+     * per report, before its first record, or at its end when it has none.
+     * Returns 0 to go on, DP_REPORT_SKIP to skip the report (no record(),
+     * no report_done(), no report_failed(); counted in `skipped`), or
+     * anything else to fail it with DP_ERR_HANDLER.  May be NULL. */
+    int (*report_begin)(void *ctx, const dp_report *rep);
+    /* Returns 0 to go on, non-zero to stop the whole input (the current
+     * report is then failed with a DP_ERR_HANDLER error). */
+    int (*record)(void *ctx, const dp_report *rep, const dp_record *rec);
+    /* The report is complete and valid: commit its records. */
+    int (*report_done)(void *ctx, const dp_report *rep);
+    /* A report, or a part of the input that held no report, was rejected:
+     * discard any records delivered since the last commit.  `rep` is NULL
+     * when the failure happened before a report began. */
+    void (*report_failed)(void *ctx, const dp_report *rep, const dp_error *err);
+} dp_report_handler;
 
 /* ---- a rollup ------------------------------------------------------------ */
 

@@ -54,7 +54,7 @@ static int finish(dp_unwrap *u, int rc, dp_error *err) {
 }
 
 static void unwrap_init(dp_unwrap *u, const dp_ingest_limits *lim, const char *name,
-                        const dp_ingest_handler *h, void *ctx, dp_ingest_result *res,
+                        const dp_report_handler *h, void *ctx, dp_ingest_result *res,
                         dp_ingest_limits *deflt) {
     memset(u, 0, sizeof *u);
     if (!lim) { dp_ingest_limits_default(deflt); lim = deflt; }
@@ -82,7 +82,7 @@ static int unwrap_fd(dp_unwrap *u, const char *name, int fd) {
     return rc;
 }
 
-int dp_ingest_fd(const dp_ingest_limits *lim, const char *name, int fd, const dp_ingest_handler *h,
+int dp_ingest_fd(const dp_ingest_limits *lim, const char *name, int fd, const dp_report_handler *h,
                  void *ctx, dp_ingest_result *res, dp_error *err) {
     dp_unwrap u;
     dp_ingest_limits deflt;
@@ -90,7 +90,7 @@ int dp_ingest_fd(const dp_ingest_limits *lim, const char *name, int fd, const dp
     return finish(&u, unwrap_fd(&u, name, fd), err);
 }
 
-int dp_ingest_file(const dp_ingest_limits *lim, const char *path, const dp_ingest_handler *h,
+int dp_ingest_file(const dp_ingest_limits *lim, const char *path, const dp_report_handler *h,
                    void *ctx, dp_ingest_result *res, dp_error *err) {
     dp_unwrap u;
     dp_ingest_limits deflt;
@@ -107,7 +107,7 @@ int dp_ingest_file(const dp_ingest_limits *lim, const char *path, const dp_inges
 }
 
 int dp_ingest_memory(const dp_ingest_limits *lim, const char *name, const void *data, size_t len,
-                     const dp_ingest_handler *h, void *ctx, dp_ingest_result *res, dp_error *err) {
+                     const dp_report_handler *h, void *ctx, dp_ingest_result *res, dp_error *err) {
     dp_unwrap u;
     dp_ingest_limits deflt;
     unwrap_init(&u, lim, name, h, ctx, res, &deflt);

@@ -4,7 +4,7 @@
  * zstd, RFC 5322 messages, mbox files, nested in each other) into a stream of
  * parsed aggregate-report records, in constant memory.
  *
- * The caller supplies a dp_ingest_handler (a small vtable).  For each report
+ * The caller supplies a dp_report_handler (a small vtable).  For each report
  * found in an input, ingest calls record() once per <record> as soon as the
  * element closes, then exactly one of report_done() (commit) or
  * report_failed() (discard everything record() delivered since the report
@@ -12,10 +12,11 @@
  * records stream out before its end is seen.
  *
  * Memory and threads: every pointer handed to a callback is owned by ingest
- * and valid only until the callback returns; copy what you keep.  A call to
- * dp_ingest_fd() or dp_ingest_file() runs entirely on the calling thread and touches no global
- * mutable state, so several threads may ingest different inputs at once
- * (call dp_ingest_global_init() once first).
+ * and valid only until the callback returns; copy what you keep.  A call
+ * to dp_ingest_fd() or dp_ingest_file() runs entirely on the calling
+ * thread and touches no global mutable state, so several threads may
+ * ingest different inputs at once (call dp_ingest_global_init() once
+ * first).
  */
 #ifndef DP_INGEST_H
 #define DP_INGEST_H
@@ -49,28 +50,11 @@ typedef struct dp_ingest_limits {
 
 void dp_ingest_limits_default(dp_ingest_limits *lim);
 
-/* ---- The consumer's vtable ------------------------------------------- */
+/* ---- What ingest gives ----------------------------------------------- */
 
-/* report_begin() may return this to skip a report quietly (a duplicate). */
-#define DP_INGEST_SKIP 1
-
-typedef struct dp_ingest_handler {
-    /* The report's header (metadata and policy) is complete: called once
-     * per report, before its first record, or at its end when it has none.
-     * Returns 0 to go on, DP_INGEST_SKIP to skip the report (no record(),
-     * no report_done(), no report_failed(); counted in `skipped`), or
-     * anything else to fail it with DP_ERR_HANDLER.  May be NULL. */
-    int (*report_begin)(void *ctx, const dp_report *rep);
-    /* Returns 0 to go on, non-zero to stop the whole input (the current
-     * report is then failed with a DP_ERR_HANDLER error). */
-    int (*record)(void *ctx, const dp_report *rep, const dp_record *rec);
-    /* The report is complete and valid: commit its records. */
-    int (*report_done)(void *ctx, const dp_report *rep);
-    /* A report, or a part of the input that held no report, was rejected:
-     * discard any records delivered since the last commit.  `rep` is NULL
-     * when the failure happened before a report began. */
-    void (*report_failed)(void *ctx, const dp_report *rep, const dp_error *err);
-} dp_ingest_handler;
+/* Reports and records go to the caller's dp_report_handler (dp_report.h),
+ * a small vtable: record() once per <record> as soon as the element
+ * closes, then report_done() or report_failed() for the report. */
 
 typedef struct dp_ingest_result {
     uint64_t reports;   /* accepted reports */
@@ -89,17 +73,17 @@ void dp_ingest_global_init(void);
  * errors and in dp_report.input.  Returns 0 when the input held at least
  * one report and nothing in it was rejected, -1 otherwise (each rejection
  * has already been passed to report_failed; `err` gets the first one). */
-int dp_ingest_fd(const dp_ingest_limits *lim, const char *name, int fd, const dp_ingest_handler *h,
+int dp_ingest_fd(const dp_ingest_limits *lim, const char *name, int fd, const dp_report_handler *h,
                  void *ctx, dp_ingest_result *res, dp_error *err);
 
 /* The same for the file at `path` (opened and closed here). */
-int dp_ingest_file(const dp_ingest_limits *lim, const char *path, const dp_ingest_handler *h,
+int dp_ingest_file(const dp_ingest_limits *lim, const char *path, const dp_report_handler *h,
                    void *ctx, dp_ingest_result *res, dp_error *err);
 
 /* The same over bytes in memory (tests, fuzzing, and sources that fetch
  * whole objects).  `name` names the input in errors. */
 int dp_ingest_memory(const dp_ingest_limits *lim, const char *name, const void *data, size_t len,
-                     const dp_ingest_handler *h, void *ctx, dp_ingest_result *res, dp_error *err);
+                     const dp_report_handler *h, void *ctx, dp_ingest_result *res, dp_error *err);
 
 /* ---- Quarantine -------------------------------------------------------- */
 

@@ -60,7 +60,7 @@ void dp_stream_fd_init(dp_fd_stream *f, int fd, uint64_t *counter);
 /* Everything one input shares while it is being unwrapped. */
 typedef struct dp_unwrap {
     const dp_ingest_limits *lim;
-    const dp_ingest_handler *h;
+    const dp_report_handler *h;
     void *ctx;
     dp_ingest_result *res;
     const char *input;

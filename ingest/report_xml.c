@@ -181,7 +181,7 @@ typedef struct xml_ctx {
     XML_Parser parser;
     dp_error err;
     int failed;
-    int skipped; /* report_begin() said DP_INGEST_SKIP */
+    int skipped; /* report_begin() said DP_REPORT_SKIP */
     int begun;   /* report_begin() was called */
 
     /* element stack */
@@ -515,7 +515,7 @@ static void begin_report(xml_ctx *x) {
         return;
     }
     int rc = x->u->h->report_begin(x->u->ctx, &x->view);
-    if (rc == DP_INGEST_SKIP) {
+    if (rc == DP_REPORT_SKIP) {
         x->skipped = 1;
         XML_StopParser(x->parser, XML_FALSE);
     } else if (rc != 0) {

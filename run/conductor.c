@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "dp_clock.h"
 #include "run.h"
@@ -26,6 +27,13 @@
 /* ---- the sinks of a run -------------------------------------------------------- */
 
 #define MAX_RUN_SINKS 64
+
+void dp_conductor_config_default(dp_run_config *c) {
+    memset(c, 0, sizeof *c);
+    dp_engine_config_default(&c->engine);
+    dp_ingest_limits_default(&c->limits);
+    c->instance = "default";
+}
 
 dp_sink *dp_conductor_epoch_sink(const dp_run_config *c) {
     for (size_t k = 0; k < c->engine.n_sinks; k++)
@@ -108,6 +116,34 @@ static void ack(dp_input *const *inputs, size_t n, dp_run_stats *st) {
         if (rc == 0) st->acked++;
         else if (rc < 0) st->ack_failures++;
     }
+}
+
+/* ---- reading an input: its source, then ingest ----------------------------------- */
+
+/* The engine's view of an epoch's inputs (dp_engine_inputs.ctx). */
+typedef struct reader {
+    dp_input *const *inputs;
+    const dp_ingest_limits *limits;
+} reader;
+
+/* Called by the engine's workers, several at once. */
+static int read_input(void *ctx, size_t i, const dp_report_handler *h, void *hctx, dp_error *err) {
+    const reader *r = ctx;
+    const dp_input *in = r->inputs[i];
+    int fd = dp_source_open_input(in, err);
+    if (fd < 0) {
+        if (h->report_failed) h->report_failed(hctx, NULL, err);
+        return -1;
+    }
+    dp_ingest_result res;
+    int rc = dp_ingest_fd(r->limits, in->name, fd, h, hctx, &res, err);
+    close(fd);
+    return rc;
+}
+
+static int reject_input(void *ctx, size_t i, const dp_error *errors, size_t n_errors, dp_error *err) {
+    const reader *r = ctx;
+    return dp_source_reject(r->inputs[i], errors, n_errors, err);
 }
 
 /* ---- an epoch's bounds --------------------------------------------------------------- */
@@ -200,8 +236,10 @@ int dp_conductor_run(const dp_run_config *c, dp_input *const *inputs, size_t n, 
             cfg.admit = admit;
             cfg.admit_ctx = &ac;
             ac.started = dp_clock_seconds();
+            reader rd = {in.todo + at, &c->limits};
+            dp_engine_inputs ei = {in.n_todo - at, read_input, reject_input, &rd};
             dp_engine_stats es_st;
-            if (dp_engine_run(&cfg, in.todo + at, in.n_todo - at, &es_st, err) != 0) {
+            if (dp_engine_run(&cfg, &ei, &es_st, err) != 0) {
                 if (es) dp_sink_epoch_abort(es);
                 dp_dedup_rollback(state);
                 rc = -1;

@@ -26,8 +26,13 @@
  * Files: conductor.c (the protocol), ledger.c (the ledger's records and
  * the recovery from them), follow.c (the long-running mode).
  *
- * Threads: everything here runs on the caller's thread; the engine starts
- * and joins its own threads inside each epoch.  Memory: inputs are the
+ * The conductor is also where the stages meet: the engine's workers read
+ * each input from its source with ingest, and hand a rejected one back to
+ * its source, through callbacks the conductor gives the engine.
+ *
+ * Threads: everything here runs on the caller's thread, but those
+ * callbacks, which the engine's workers call; the engine starts and joins
+ * its own threads inside each epoch.  Memory: inputs are the
  * caller's (dp_conductor_run) or the run's own, listed from the sources and
  * freed once acknowledged.
  */
@@ -40,6 +45,7 @@
 
 #include "aggregate.h"
 #include "dp_error.h"
+#include "ingest.h"
 #include "sink.h"
 #include "source.h"
 
@@ -49,6 +55,7 @@ typedef struct dp_run_config {
      * outputs, which the conductor commits.  engine.admit is the
      * conductor's own. */
     dp_engine_config engine;
+    dp_ingest_limits limits; /* what ingest accepts of an input */
     const char *instance;  /* names the ledger's records (--instance-id) */
     size_t epoch_inputs;   /* at most this many inputs per epoch (0: no cap) */
     double epoch_seconds;  /* an epoch takes no new input after this long (0: no cap) */
@@ -71,6 +78,9 @@ typedef struct dp_run_stats {
 
 /* ---- conductor.c -------------------------------------------------------------- */
 
+/* The defaults: the engine's (dp_engine_config_default) and ingest's
+ * limits (dp_ingest_limits_default); no caps on epochs, no outputs. */
+void dp_conductor_config_default(dp_run_config *c);
 /* The one sink of the run that works in epochs, or NULL. */
 dp_sink *dp_conductor_epoch_sink(const dp_run_config *c);
 /* Catches the state up with the ledger: epochs that committed but were

@@ -19,6 +19,7 @@
 
 #include "aggregate.h"
 #include "dp_buf.h"
+#include "ingest.h"
 #include "sink.h"
 
 #define DAY 86400
@@ -138,25 +139,35 @@ static const mem_row *find_row(const mem_sink *m, const char *ip, int64_t window
 
 /* ---- the engine -------------------------------------------------------------------- */
 
-/* The engine's input: the file at `path`, listed by its file source. */
+/* The engine's input: the file at `path`, read with ingest. */
 typedef struct one_input {
-    dp_source *src;
-    dp_input_list list;
+    const char *path;
+    dp_ingest_limits limits;
+    int rejected;
+    dp_engine_inputs ei;
 } one_input;
 
-static void one_input_open(one_input *in, const char *path) {
-    dp_error err;
-    memset(in, 0, sizeof *in);
-    in->src = dp_source_open(path, NULL, &err);
-    ck_assert_msg(in->src != NULL, "%s", err.msg);
-    ck_assert_int_eq(dp_source_next(in->src, &in->list, &err), 0);
-    ck_assert_uint_eq(in->list.n, 1);
+static int read_one(void *ctx, size_t i, const dp_report_handler *h, void *hctx, dp_error *err) {
+    one_input *in = ctx;
+    ck_assert_uint_eq(i, 0);
+    dp_ingest_result res;
+    return dp_ingest_file(&in->limits, in->path, h, hctx, &res, err);
 }
 
-static void one_input_close(one_input *in) {
-    dp_input_list_free(&in->list);
-    dp_source_close(in->src);
+static int reject_one(void *ctx, size_t i, const dp_error *errors, size_t n, dp_error *err) {
+    (void)i, (void)errors, (void)n, (void)err;
+    ((one_input *)ctx)->rejected++;
+    return 0;
 }
+
+static void one_input_open(one_input *in, const char *path) {
+    memset(in, 0, sizeof *in);
+    in->path = strdup(path);
+    dp_ingest_limits_default(&in->limits);
+    in->ei = (dp_engine_inputs){1, read_one, reject_one, in};
+}
+
+static void one_input_close(one_input *in) { free((char *)in->path); }
 
 START_TEST(engine_hands_the_sink_exact_rollups) {
     one_input in;
@@ -175,7 +186,7 @@ START_TEST(engine_hands_the_sink_exact_rollups) {
     cfg.dedup = dp_dedup_open(NULL, &err);
     ck_assert_ptr_nonnull(cfg.dedup);
     dp_engine_stats st;
-    ck_assert_int_eq(dp_engine_run(&cfg, in.list.v, in.list.n, &st, &err), 0);
+    ck_assert_int_eq(dp_engine_run(&cfg, &in.ei, &st, &err), 0);
     ck_assert_uint_eq(st.reports, 1);
     ck_assert_uint_eq(st.messages, 17);
     ck_assert_uint_eq(st.rollups, m.n);
@@ -218,11 +229,50 @@ START_TEST(engine_reports_a_failing_sink) {
     memset(&err, 0, sizeof err);
     cfg.dedup = dp_dedup_open(NULL, &err);
     dp_engine_stats st;
-    ck_assert_int_eq(dp_engine_run(&cfg, in.list.v, in.list.n, &st, &err), -1);
+    ck_assert_int_eq(dp_engine_run(&cfg, &in.ei, &st, &err), -1);
     ck_assert_msg(strstr(err.msg, "disk full") != NULL, "error was: %s", err.msg);
     dp_dedup_close(cfg.dedup);
     pthread_mutex_destroy(&m.base.lock);
     one_input_close(&in);
+}
+END_TEST
+
+/* A rejected input goes back through dp_engine_inputs.reject, with its
+ * reasons; a rejection that cannot be kept fails the run. */
+static int reject_fails(void *ctx, size_t i, const dp_error *errors, size_t n, dp_error *err) {
+    (void)ctx, (void)i, (void)errors, (void)n;
+    return dp_error_set(err, DP_ERR_IO, "quarantine: disk full (test)");
+}
+
+START_TEST(engine_hands_a_rejected_input_back) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/broken.xml", tmpdir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("<?xml version=\"1.0\"?><feedback><report_metadata>", f);
+    ck_assert_int_eq(fclose(f), 0);
+    mem_sink m;
+    mem_init(&m, 0);
+    dp_sink *sinks[1] = {&m.base};
+    dp_engine_config cfg;
+    dp_engine_config_default(&cfg);
+    cfg.workers = 2;
+    cfg.sinks = sinks;
+    cfg.n_sinks = 1;
+    one_input in;
+    one_input_open(&in, path);
+    dp_error err;
+    dp_engine_stats st;
+    ck_assert_int_eq(dp_engine_run(&cfg, &in.ei, &st, &err), 0);
+    ck_assert_uint_eq(st.inputs, 1);
+    ck_assert_uint_eq(st.inputs_rejected, 1);
+    ck_assert_int_eq(in.rejected, 1);
+    ck_assert_uint_eq(m.n, 0);
+    in.ei.reject = reject_fails;
+    ck_assert_int_eq(dp_engine_run(&cfg, &in.ei, &st, &err), -1);
+    ck_assert_msg(strstr(err.msg, "disk full") != NULL, "error was: %s", err.msg);
+    one_input_close(&in);
+    pthread_mutex_destroy(&m.base.lock);
 }
 END_TEST
 
@@ -459,6 +509,7 @@ int main(void) {
     /* workers 1..2 x shards 1..3 */
     tcase_add_loop_test(e, engine_hands_the_sink_exact_rollups, 0, 6);
     tcase_add_test(e, engine_reports_a_failing_sink);
+    tcase_add_test(e, engine_hands_a_rejected_input_back);
     suite_add_tcase(s, e);
     TCase *d = tcase_create("dedup");
     tcase_set_timeout(d, 120);

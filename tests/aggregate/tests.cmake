@@ -70,7 +70,7 @@ set(DP_AGG_TSAN_ENV
 
 if(TARGET dp_aggregate)
   add_executable(test_aggregate_engine ${DP_AGG_DIR}/test_engine.c)
-  target_link_libraries(test_aggregate_engine PRIVATE dp_aggregate dp_source dp_sink PkgConfig::CHECK pthread)
+  target_link_libraries(test_aggregate_engine PRIVATE dp_aggregate dp_ingest dp_sink PkgConfig::CHECK pthread)
   add_test(NAME aggregate_engine COMMAND test_aggregate_engine)
   set_tests_properties(aggregate_engine PROPERTIES
     LABELS "aggregate;tsan" TIMEOUT ${DP_AGG_TIMEOUT}

@@ -110,7 +110,7 @@ START_TEST(corpus_row) {
     snprintf(path, sizeof path, "%s/%s", CORPUS, r->path);
     counts c;
     memset(&c, 0, sizeof c);
-    dp_ingest_handler h = {.record = on_record, .report_done = on_done, .report_failed = on_failed};
+    dp_report_handler h = {.record = on_record, .report_done = on_done, .report_failed = on_failed};
     dp_ingest_result res;
     dp_error err;
     int rc = dp_ingest_file(NULL, path, &h, &c, &res, &err);

@@ -339,7 +339,7 @@ static void on_report_failed(void *vctx, const dp_report *rep, const dp_error *e
     c->pending_records = c->pending_messages = 0;
 }
 
-static const dp_ingest_handler HANDLER = {
+static const dp_report_handler HANDLER = {
     .record = on_record, .report_done = on_report_done, .report_failed = on_report_failed};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -252,7 +252,7 @@ static void world_init(world *w, int epochs, size_t epoch_inputs) {
     w->state = dp_dedup_open(w->state_dir, &err);
     ck_assert_msg(w->state != NULL, "%s", err.msg);
     w->sinks[0] = &w->sink.base;
-    dp_engine_config_default(&w->cfg.engine);
+    dp_conductor_config_default(&w->cfg);
     w->cfg.engine.workers = 2;
     w->cfg.engine.shards = 2;
     w->cfg.engine.dedup = w->state;

@@ -202,7 +202,7 @@ START_TEST(record_json_fields) {
         "<auth_results><dkim><domain>example.com</domain><selector>s1</selector><result>fail</result></dkim>"
         "<spf><domain>example.com</domain><scope>mfrom</scope><result>fail</result></spf></auth_results></record>"
         TU_TAIL;
-    dp_ingest_handler h = {.record = json_record};
+    dp_report_handler h = {.record = json_record};
     dp_ingest_result res;
     dp_error err;
     dp_ingest_global_init();

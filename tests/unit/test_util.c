@@ -177,7 +177,7 @@ static void on_failed(void *ctx, const dp_report *rep, const dp_error *err) {
     c->pending_from = c->n_recs;
 }
 
-const dp_ingest_handler tu_handler = {.record = on_record, .report_done = on_done, .report_failed = on_failed};
+const dp_report_handler tu_handler = {.record = on_record, .report_done = on_done, .report_failed = on_failed};
 
 tu_collect *tu_collect_new(void) {
     tu_collect *c = tu_keep(calloc(1, sizeof *c));

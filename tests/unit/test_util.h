@@ -1,6 +1,6 @@
 /* test_util — what the ingest unit tests share.
  *
- * A collecting dp_ingest_handler that deep-copies everything ingest hands
+ * A collecting dp_report_handler that deep-copies everything ingest hands
  * out (records, committed reports, failures, and the order of the calls),
  * and builders that make gzip, zstd, zip, base64 and quoted-printable
  * inputs in memory, so every test crafts its own input in a few lines.
@@ -115,7 +115,7 @@ typedef struct tu_collect {
     int refuse_reports;  /* report_done() returns 1 */
 } tu_collect;
 
-extern const dp_ingest_handler tu_handler;
+extern const dp_report_handler tu_handler;
 
 /* A fresh collector (owned by the helper; freed by tu_free_all). */
 tu_collect *tu_collect_new(void);
