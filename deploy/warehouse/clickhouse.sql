@@ -13,7 +13,7 @@
 -- ---------------------------------------------------------------------------
 -- Read committed
 -- ---------------------------------------------------------------------------
--- dmarcpipe's Kafka sink (exactly once, issue 4) publishes in Kafka
+-- dmarcpipe's Kafka sink (exactly once) publishes in Kafka
 -- transactions, so that what one flush wrote becomes visible all together
 -- or not at all.  A consumer that reads
 -- uncommitted data sees the rollups of aborted transactions too, and the
