@@ -36,10 +36,8 @@ static int org_offset(dp_align_cache *cache, const char *lower, size_t n) {
     return off;
 }
 
-/* DMARC relaxed alignment: the same organisational domain. */
-static int relaxed_aligned(dp_align_cache *c, const char *a, const char *b) {
-    if (!a || !b) return 0;
-    if (strcasecmp(a, b) == 0) return 1;
+/* The same organisational domain, for two names that differ. */
+static int same_org(dp_align_cache *c, const char *a, const char *b) {
     char la[256], lb[256];
     size_t na = strlen(a), nb = strlen(b);
     if (na >= sizeof la || nb >= sizeof lb) return 0;
@@ -49,8 +47,14 @@ static int relaxed_aligned(dp_align_cache *c, const char *a, const char *b) {
     return oa >= 0 && ob >= 0 && strcmp(la + oa, lb + ob) == 0;
 }
 
+/* DMARC relaxed alignment: the same name, or the same organisational
+ * domain.  Most records sign with the header_from domain itself, so the
+ * first test settles them. */
 const dp_dkim_auth *dp_align_pick_dkim(dp_align_cache *c, const dp_record *rec) {
-    for (size_t i = 0; i < rec->n_dkim_auth; i++)
-        if (relaxed_aligned(c, rec->dkim_auth[i].domain, rec->header_from)) return &rec->dkim_auth[i];
+    const char *from = rec->header_from;
+    for (size_t i = 0; from && i < rec->n_dkim_auth; i++) {
+        const char *d = rec->dkim_auth[i].domain;
+        if (d && (strcasecmp(d, from) == 0 || same_org(c, d, from))) return &rec->dkim_auth[i];
+    }
     return rec->n_dkim_auth ? &rec->dkim_auth[0] : NULL;
 }

@@ -26,8 +26,6 @@
 
 /* ---- the sinks of a run -------------------------------------------------------- */
 
-#define MAX_RUN_SINKS 64
-
 void dp_conductor_config_default(dp_run_config *c) {
     memset(c, 0, sizeof *c);
     dp_engine_config_default(&c->engine);
@@ -42,37 +40,31 @@ dp_sink *dp_conductor_epoch_sink(const dp_run_config *c) {
     return NULL;
 }
 
-/* The run's distinct sinks in commit order: those without epochs, then
- * the one with epochs.  Returns how many. */
-static size_t commit_order(const dp_run_config *c, dp_sink **out) {
-    size_t n = 0;
-    dp_sink *all[MAX_RUN_SINKS + 1];
-    size_t n_all = 0;
-    for (size_t k = 0; k < c->engine.n_sinks && n_all < MAX_RUN_SINKS; k++) all[n_all++] = c->engine.sinks[k];
-    if (c->engine.reports) all[n_all++] = c->engine.reports;
-    for (int epochs = 0; epochs < 2; epochs++)
-        for (size_t k = 0; k < n_all; k++) {
-            if (dp_sink_has_epochs(all[k]) != epochs) continue;
-            int seen = 0;
-            for (size_t j = 0; j < n; j++) seen |= out[j] == all[k];
-            if (!seen) out[n++] = all[k];
-        }
-    return n;
+/* Sink k of the run (the reports feed is the last, k == n_sinks), or NULL
+ * when it is absent or one already met. */
+static dp_sink *nth_distinct_sink(const dp_engine_config *e, size_t k) {
+    dp_sink *s = k < e->n_sinks ? e->sinks[k] : e->reports;
+    for (size_t j = 0; s && j < k && j < e->n_sinks; j++)
+        if (e->sinks[j] == s) return NULL;
+    return s;
 }
 
-/* Commits the epoch in every sink; *ledger_next from the one with epochs.
- * 0, DP_SINK_RETRY, DP_SINK_STOPPED or -1 (err). */
+/* Commits the epoch in every sink of the run: those without epochs flush
+ * first, the one with epochs commits last and gives *ledger_next.  (A run
+ * with both is exactly once in the one with epochs only: a flush cannot be
+ * taken back if the transaction then aborts.)  0, DP_SINK_RETRY,
+ * DP_SINK_STOPPED or -1 (err). */
 static int commit_all(const dp_run_config *c, uint64_t *ledger_next, dp_error *err) {
-    dp_sink *order[MAX_RUN_SINKS + 1];
-    size_t n = commit_order(c, order);
     *ledger_next = 0;
-    for (size_t k = 0; k < n; k++) {
-        uint64_t next;
-        int rc = dp_sink_commit(order[k], &next, err);
+    for (size_t k = 0; k <= c->engine.n_sinks; k++) {
+        dp_sink *s = nth_distinct_sink(&c->engine, k);
+        if (!s || dp_sink_has_epochs(s)) continue;
+        uint64_t none;
+        int rc = dp_sink_commit(s, &none, err);
         if (rc != 0) return rc;
-        if (dp_sink_has_epochs(order[k])) *ledger_next = next;
     }
-    return 0;
+    dp_sink *es = dp_conductor_epoch_sink(c);
+    return es ? dp_sink_commit(es, ledger_next, err) : 0;
 }
 
 /* ---- which inputs are still to do ------------------------------------------------ */

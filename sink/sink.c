@@ -45,8 +45,6 @@ int dp_sink_write_rollup(dp_sink *s, const dp_rollup *r, dp_error *err) {
     return rc;
 }
 
-int dp_sink_formats_text(const dp_sink *s) { return s->ops->format_rollup != NULL; }
-
 int dp_sink_is_concurrent(const dp_sink *s) { return s->ops->concurrent; }
 
 int dp_sink_write_block(dp_sink *s, const char *data, size_t len, uint64_t count, dp_error *err) {

@@ -108,8 +108,9 @@ dp_sink *dp_sink_open_reports(const char *path, int append, dp_error *err);
 /* Thread-safe wrappers: lock, call, count, unlock. */
 int dp_sink_write_rollup(dp_sink *s, const dp_rollup *r, dp_error *err);
 /* Whether the sink formats rollups as text (has ops->format_rollup): the
- * engine then formats on its own threads and hands over blocks. */
-int dp_sink_formats_text(const dp_sink *s);
+ * engine then formats on its own threads and hands over blocks.  Inline:
+ * asked once per rollup and sink. */
+static inline int dp_sink_formats_text(const dp_sink *s) { return s->ops->format_rollup != NULL; }
 /* Whether the sink is thread-safe itself, with threads of its own. */
 int dp_sink_is_concurrent(const dp_sink *s);
 /* Formats one rollup into `out` (sinks that format text): no lock and no

@@ -466,6 +466,32 @@ START_TEST(a_sink_without_epochs_commits_by_flushing) {
 }
 END_TEST
 
+/* Every sink of the run commits each epoch: a file-like one flushes, the
+ * one with epochs commits last; a sink named twice commits once. */
+START_TEST(every_sink_commits_each_epoch) {
+    world w;
+    world_init(&w, 1, 2);
+    fake_sink file_like;
+    fake_sink_init(&file_like, 0);
+    dp_sink *sinks[3] = {&file_like.base, &w.sink.base, &file_like.base};
+    w.cfg.engine.sinks = sinks;
+    w.cfg.engine.n_sinks = 3;
+    w.cfg.engine.reports = &w.sink.base; /* the reports feed in the same transactions */
+    dp_run_stats st;
+    dp_error err;
+    ck_assert_msg(world_run(&w, &st, &err) == 0, "%s", err.msg);
+    ck_assert_uint_eq(st.epochs, 3);
+    ck_assert_int_eq(w.sink.commits, 3);
+    ck_assert_int_eq(file_like.flushes, 3);
+    ck_assert_uint_eq(w.sink.committed_messages, w.total_messages);
+    /* named twice, written twice, committed once per epoch */
+    ck_assert_uint_eq(file_like.committed_messages, 2 * w.total_messages);
+    ck_assert_int_eq(w.source.n_order, N_INPUTS);
+    world_free(&w);
+    fake_sink_free(&file_like);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("conductor");
     TCase *t = tu_tcase("protocol");
@@ -476,6 +502,7 @@ int main(void) {
     tcase_add_test(t, an_aborted_epoch_is_run_again_over_the_same_inputs);
     tcase_add_test(t, a_stop_request_ends_the_run_after_the_epoch);
     tcase_add_test(t, a_sink_without_epochs_commits_by_flushing);
+    tcase_add_test(t, every_sink_commits_each_epoch);
     suite_add_tcase(s, t);
     return tu_run(s);
 }
