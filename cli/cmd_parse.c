@@ -36,6 +36,7 @@ typedef struct parse_state {
     dp_error *errs;   /* this input's rejections, for the quarantine */
     size_t n_errs, cap_errs;
     int io_failed;
+    int usage_failed; /* a SOURCE that cannot be read at all */
     int any_rejected;
 } parse_state;
 
@@ -161,7 +162,7 @@ static void parse_source(parse_state *st, const char *uri) {
     dp_source *src = dp_source_open(uri, &so, &err);
     if (!src) {
         fprintf(stderr, "dmarcpipe parse: %s\n", err.msg);
-        st->io_failed = 1;
+        st->usage_failed = 1;
         return;
     }
     dp_input_list inputs = {0};
@@ -236,5 +237,5 @@ int dp_cmd_parse(int argc, char **argv) {
     dp_buf_free(&st.pending);
     if (st.spill) fclose(st.spill);
     free(st.errs);
-    return st.io_failed ? 3 : st.any_rejected ? 1 : 0;
+    return st.io_failed ? 3 : st.usage_failed ? 2 : st.any_rejected ? 1 : 0;
 }

@@ -4,11 +4,28 @@
  * counts about sources (acknowledged inputs, and those that could not be)
  * is counted here, once, for every source.
  */
+#include <string.h>
+
 #include "source_internal.h"
+
+/* Whether `uri` starts with a scheme and "://" (s3://, imap://, ...). */
+static int has_scheme(const char *uri) {
+    const char *p = uri;
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z'))) return 0;
+    while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '+' ||
+           *p == '-' || *p == '.')
+        p++;
+    return strncmp(p, "://", 3) == 0;
+}
 
 dp_source *dp_source_open(const char *uri, const dp_source_options *opts, dp_error *err) {
     static const dp_source_options none = {0};
     if (!opts) opts = &none;
+    if (strncmp(uri, "file:", 5) == 0 && uri[5]) return dp_file_source_open(uri + 5, opts, err);
+    if (has_scheme(uri)) {
+        dp_error_set(err, DP_ERR_USAGE, "source '%s': not a source dmarcpipe reads; expected a file or a folder (PATH or file:PATH)", uri);
+        return NULL;
+    }
     return dp_file_source_open(uri, opts, err);
 }
 

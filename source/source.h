@@ -85,9 +85,9 @@ typedef struct dp_source_options {
                                    output under a SOURCE); NULL-terminated */
 } dp_source_options;
 
-/* Opens a source from its URI.  Today every URI is a path: a file, or a
- * folder read recursively in name order.  NULL and err when it cannot be
- * opened. */
+/* Opens a source from its URI:
+ *   PATH, file:PATH   a file, or a folder read recursively in name order
+ * NULL and err when it cannot be opened (an unknown SCHEME://...). */
 dp_source *dp_source_open(const char *uri, const dp_source_options *opts, dp_error *err);
 /* The wrappers every caller uses, never the vtable itself. */
 int dp_source_next(dp_source *s, dp_input_list *out, dp_error *err);

@@ -215,6 +215,24 @@ START_TEST(a_rejection_is_quarantined_with_its_reason) {
 }
 END_TEST
 
+START_TEST(a_source_is_picked_by_its_uri) {
+    const char *d = tu_tmpdir();
+    put(d, "a.xml", "a");
+    dp_error err;
+    dp_source *s = dp_source_open(tu_printf("file:%s", d), NULL, &err);
+    ck_assert_ptr_nonnull(s);
+    dp_input_list l = list(s);
+    ck_assert_uint_eq(l.n, 1);
+    ck_assert_str_eq(l.v[0]->name, tu_printf("%s/a.xml", d));
+    dp_input_list_free(&l);
+    dp_source_close(s);
+    /* a scheme no source reads is refused, not taken for a path */
+    ck_assert_ptr_null(dp_source_open("s3://bucket/in/", NULL, &err));
+    ck_assert_int_eq(err.kind, DP_ERR_USAGE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "s3://bucket/in/"));
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("file_source");
     TCase *t = tu_tcase("file_source");
@@ -223,6 +241,7 @@ int main(void) {
     tcase_add_test(t, a_follower_lists_a_file_once_it_holds_still);
     tcase_add_test(t, an_ack_moves_below_the_done_folder_and_never_replaces);
     tcase_add_test(t, a_rejection_is_quarantined_with_its_reason);
+    tcase_add_test(t, a_source_is_picked_by_its_uri);
     suite_add_tcase(s, t);
     return tu_run(s);
 }
