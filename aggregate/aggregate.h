@@ -80,7 +80,8 @@ typedef struct dp_window_share {
 /* Writes up to `max` shares, one per overlapped window in time order, and
  * returns how many windows there are (possibly more than max: call again
  * with more room).  Windows whose share is 0 are still listed, so records
- * are counted in every window they touch.  width > 0. */
+ * are counted in every window they touch.  width > 0.  Safe for any int64
+ * range; 0 only when a window would start below INT64_MIN. */
 size_t dp_window_split(int64_t begin, int64_t end, uint64_t count, int64_t width,
                        dp_window_share *out, size_t max);
 

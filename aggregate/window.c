@@ -11,22 +11,28 @@
 #include "aggregate.h"
 
 /* floor(a / b) for b > 0, correct for negative a (times before 1970). */
-static int64_t floor_div(int64_t a, int64_t b) {
-    int64_t q = a / b;
+static __int128 floor_div(__int128 a, __int128 b) {
+    __int128 q = a / b;
     return (a % b != 0 && a < 0) ? q - 1 : q;
 }
 
+/* Every sum and product below is taken in 128 bits, so that any int64
+ * range is safe, not only the sane ones ingest lets through: the windows
+ * are counted, and their shares sum to `count`, whatever the input. */
 size_t dp_window_split(int64_t begin, int64_t end, uint64_t count, int64_t width,
                        dp_window_share *out, size_t max) {
-    if (begin == INT64_MAX) begin--; /* keep begin + 1 representable */
-    int64_t stop = end > begin ? end : begin + 1; /* [begin, stop) */
-    uint64_t length = (uint64_t)stop - (uint64_t)begin;
-    int64_t first = floor_div(begin, width) * width;
-    int64_t last = floor_div(stop - 1, width) * width;
-    /* 128-bit, so absurd ranges give a large count instead of overflowing */
-    __int128 windows = ((__int128)last - first) / width + 1;
+    __int128 b = begin, stop = end > begin ? (__int128)end : b + 1; /* [begin, stop) */
+    __int128 length = stop - b;
+    __int128 first = floor_div(b, width) * width;
+    __int128 last = floor_div(stop - 1, width) * width;
+    __int128 windows = (last - first) / width + 1;
     if (windows > (__int128)max) return windows > (__int128)SIZE_MAX ? SIZE_MAX : (size_t)windows;
     size_t n = (size_t)windows;
+    /* A window's start must fit an int64: near INT64_MIN the first window
+     * would begin below it.  No report has such a range (ingest refuses
+     * dates outside 1990..2100); the caller is told there are no windows,
+     * and must not count the record silently. */
+    if (first < INT64_MIN) return 0;
 
     /* Cumulative rounding: window i gets floor(count * C_i / length) -
      * floor(count * C_(i-1) / length), where C_i is the overlap of windows
@@ -34,13 +40,14 @@ size_t dp_window_split(int64_t begin, int64_t end, uint64_t count, int64_t width
      * one message of its exact proportion, and the rounding is the same
      * every time: the remainders fall where the running total crosses a
      * whole message, never at random. */
-    uint64_t cum = 0, given = 0;
+    unsigned __int128 cum = 0;
+    uint64_t given = 0;
     for (size_t i = 0; i < n; i++) {
-        int64_t w0 = first + (int64_t)i * width, w1 = w0 + width;
-        int64_t lo = w0 > begin ? w0 : begin, hi = w1 < stop ? w1 : stop;
-        cum += (uint64_t)hi - (uint64_t)lo;
-        uint64_t upto = (uint64_t)(((unsigned __int128)count * cum) / length);
-        out[i].window_start = w0;
+        __int128 w0 = first + (__int128)i * width, w1 = w0 + width;
+        __int128 lo = w0 > b ? w0 : b, hi = w1 < stop ? w1 : stop;
+        cum += (unsigned __int128)(hi - lo);
+        uint64_t upto = (uint64_t)(((unsigned __int128)count * cum) / (unsigned __int128)length);
+        out[i].window_start = (int64_t)w0;
         out[i].count = upto - given;
         given = upto;
     }

@@ -70,6 +70,10 @@ static int on_record(void *ctx, const dp_report *rep, const dp_record *rec) {
         w->cap_shares = n;
         dp_window_split(rep->begin, rep->end, rec->count, width, w->shares, w->cap_shares);
     }
+    /* Windows the rollup cannot carry (a start, or an end start + width,
+     * outside int64) fail the report rather than lose or wrap its counts;
+     * ingest refuses such dates first. */
+    if (n == 0 || w->shares[n - 1].window_start > INT64_MAX - width) return -1;
 
     const dp_dkim_auth *dk = rec->n_dkim_auth ? dp_align_pick_dkim(&w->align, rec) : NULL;
     const dp_spf_auth *sp = rec->n_spf_auth ? &rec->spf_auth[0] : NULL;

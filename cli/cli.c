@@ -12,6 +12,7 @@ const char DP_CLI_LIMITS_HELP[] =
     "  --max-ratio N            decompression ratio, output:input (default 250)\n"
     "  --max-depth N            XML element nesting (default 64)\n"
     "  --max-text SIZE          text in one XML element (default 64K)\n"
+    "  --max-range-days N       days one report may cover (default 31)\n"
     "SIZE takes a K, M or G suffix (powers of 1024).\n";
 
 int dp_cli_parse_size(const char *s, uint64_t *out) {
@@ -39,8 +40,10 @@ int dp_cli_limit_option(dp_ingest_limits *lim, const char *opt, const char *val)
     else if (strcmp(opt, "--max-ratio") == 0) which = 1;
     else if (strcmp(opt, "--max-depth") == 0) which = 2;
     else if (strcmp(opt, "--max-text") == 0) which = 3;
+    else if (strcmp(opt, "--max-range-days") == 0) which = 4;
     else return 0;
-    if (!val || dp_cli_parse_size(val, &v) != 0 || v == 0 || (which && v > UINT32_MAX / 2)) {
+    if (!val || dp_cli_parse_size(val, &v) != 0 || v == 0 || (which && v > UINT32_MAX / 2) ||
+        (which == 4 && v > 36525)) {
         fprintf(stderr, "dmarcpipe: %s needs a positive number, got '%s'\n", opt, val ? val : "");
         return -1;
     }
@@ -48,6 +51,7 @@ int dp_cli_limit_option(dp_ingest_limits *lim, const char *opt, const char *val)
     case 0: lim->max_report_bytes = v; break;
     case 1: lim->max_ratio = (uint32_t)v; break;
     case 2: lim->max_xml_depth = (uint32_t)v; break;
+    case 4: lim->max_range_seconds = (int64_t)v * 86400; break;
     default: lim->max_text_bytes = (uint32_t)v; break;
     }
     return 1;

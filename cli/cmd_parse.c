@@ -203,6 +203,7 @@ int dp_cmd_parse(int argc, char **argv) {
         {"max-ratio", required_argument, NULL, 'L'},
         {"max-depth", required_argument, NULL, 'L'},
         {"max-text", required_argument, NULL, 'L'},
+        {"max-range-days", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };

@@ -180,6 +180,7 @@ int dp_cmd_run(int argc, char **argv) {
         {"max-ratio", required_argument, NULL, 'L'},
         {"max-depth", required_argument, NULL, 'L'},
         {"max-text", required_argument, NULL, 'L'},
+        {"max-range-days", required_argument, NULL, 'L'},
         {"instance-id", required_argument, NULL, 'I'},
         {"reports-topic", required_argument, NULL, 'T'},
         {"ledger-topic", required_argument, NULL, 'G'},

@@ -26,7 +26,7 @@ void dp_ingest_limits_default(dp_ingest_limits *lim) {
     lim->max_parts = 10000;
     lim->max_auth_results = 1000;
     lim->max_record_bytes = 1u << 20;
-    lim->max_range_seconds = (int64_t)36525 * 86400;
+    lim->max_range_seconds = (int64_t)31 * 86400;
     lim->compute_sha256 = 0;
     lim->readahead_after = 0;
 }

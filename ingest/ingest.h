@@ -39,7 +39,7 @@ typedef struct dp_ingest_limits {
     uint32_t max_auth_results; /* dkim+spf results in one record (1000) */
     uint32_t max_record_bytes; /* text kept for one record, and for the report
                                   header (metadata + policy) (1 MiB) */
-    int64_t max_range_seconds; /* end - begin of a report (a century) */
+    int64_t max_range_seconds; /* end - begin of a report (31 days) */
     int compute_sha256;        /* also hash each report's XML (off) */
     uint64_t readahead_after;  /* a report still going after this many bytes
                                   of XML has its unwrapping (and hashing) done
@@ -49,6 +49,10 @@ typedef struct dp_ingest_limits {
 } dp_ingest_limits;
 
 void dp_ingest_limits_default(dp_ingest_limits *lim);
+
+/* A report's dates must lie in [1990-01-01, 2100-01-01], UTC. */
+#define DP_INGEST_DATE_MIN INT64_C(631152000)
+#define DP_INGEST_DATE_MAX INT64_C(4102444800)
 
 /* ---- What ingest gives ----------------------------------------------- */
 

@@ -61,7 +61,8 @@ int dp_normalise_u64(const char *s, size_t n, uint64_t *out) {
 
 int dp_normalise_i64(const char *s, size_t n, int64_t *out) {
     int neg = 0;
-    if (n && (*s == '-' || *s == '+')) { neg = *s == '-'; s++; n--; }
+    /* a minus sign, never a plus: counts refuse it, and dates read alike */
+    if (n && *s == '-') { neg = 1; s++; n--; }
     uint64_t v;
     if (dp_normalise_u64(s, n, &v) != 0) return -1;
     if (neg ? v > (uint64_t)INT64_MAX + 1 : v > (uint64_t)INT64_MAX) return -1;

@@ -21,7 +21,8 @@ int dp_normalise_ip(const char *s, size_t n, char *out, unsigned char *bytes, in
 
 /* Unsigned decimal into uint64; -1 on empty, non-digit or overflow. */
 int dp_normalise_u64(const char *s, size_t n, uint64_t *out);
-/* Signed decimal into int64 (for Unix times); -1 when invalid. */
+/* Signed decimal into int64 (for Unix times): digits, after a '-' for a
+ * negative number; -1 when invalid (a '+' included, as for counts). */
 int dp_normalise_i64(const char *s, size_t n, int64_t *out);
 
 #endif

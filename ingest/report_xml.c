@@ -495,11 +495,22 @@ static void check_report_header(xml_ctx *x) {
              (long long)x->end);
         return;
     }
-    /* Reports cover a day, sometimes a week (test data: three years);
-     * more than a century is a broken clock, and would be spread over a
-     * million hourly windows. */
-    if ((uint64_t)x->end - (uint64_t)x->begin > (uint64_t)x->u->lim->max_range_seconds) {
-        FAIL(x, DP_ERR_VALIDATE, "date_range spans %lld days, more than %lld",
+    /* A date before 1990 or after 2100 is a broken clock or a forgery, and
+     * the window arithmetic downstream may assume neither. */
+    if (x->begin < DP_INGEST_DATE_MIN) {
+        FAIL(x, DP_ERR_VALIDATE, "date_range begin %lld is before 1990-01-01", (long long)x->begin);
+        return;
+    }
+    if (x->end > DP_INGEST_DATE_MAX) {
+        FAIL(x, DP_ERR_VALIDATE, "date_range end %lld is after 2100-01-01", (long long)x->end);
+        return;
+    }
+    /* Reports cover a day, sometimes a week.  A longer range would be
+     * spread over as many windows per record (744 hourly ones for 31
+     * days), so the cap is what bounds a report's rollups, and the memory
+     * and output they take, by its size. */
+    if (x->end - x->begin > x->u->lim->max_range_seconds) {
+        FAIL(x, DP_ERR_VALIDATE, "date_range spans %lld days, more than %lld (--max-range-days)",
              (long long)((x->end - x->begin) / 86400), (long long)(x->u->lim->max_range_seconds / 86400));
         return;
     }

@@ -324,6 +324,22 @@ def _report_id(el) -> str | None:
     return s or None
 
 
+# A report's dates lie in [1990-01-01, 2100-01-01] and cover at most 31
+# days (dmarcpipe's --max-range-days default).
+DATE_MIN, DATE_MAX, MAX_RANGE = 631152000, 4102444800, 31 * 86400
+
+
+def _check_dates(begin: int, end: int) -> None:
+    if begin > end:
+        raise Reject(f"date_range: begin {begin} is after end {end}")
+    if begin < DATE_MIN:
+        raise Reject(f"date_range: begin {begin} is before 1990-01-01")
+    if end > DATE_MAX:
+        raise Reject(f"date_range: end {end} is after 2100-01-01")
+    if end - begin > MAX_RANGE:
+        raise Reject(f"date_range: spans {(end - begin) // 86400} days, more than 31")
+
+
 def records_of(root) -> list[dict]:
     """Normalised records of one <feedback>; raises Reject on strict violations."""
     meta = _child(root, "report_metadata")
@@ -345,6 +361,7 @@ def records_of(root) -> list[dict]:
         "policy_pct": _loose_int(_child(pol, "pct")),
         "policy_fo": _text(_child(pol, "fo")),
     }
+    _check_dates(report["begin"], report["end"])
     out = []
     for rec in _children(root, "record"):
         row = _child(rec, "row")

@@ -153,6 +153,7 @@ START_TEST(i64_limits) {
     ck_assert_int_eq(dp_normalise_i64("9223372036854775808", 19, &v), -1);
     ck_assert_int_eq(dp_normalise_i64("-9223372036854775809", 20, &v), -1);
     ck_assert_int_eq(dp_normalise_i64("-", 1, &v), -1);
+    ck_assert_int_eq(dp_normalise_i64("+1700000000", 11, &v), -1); /* as counts refuse it */
     ck_assert_int_eq(dp_normalise_i64("2024-01-01", 10, &v), -1);
 }
 END_TEST

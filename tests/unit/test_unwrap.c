@@ -103,7 +103,7 @@ END_TEST
 START_TEST(raw_xml_iso_8859_1_becomes_utf8) {
     const char *doc = "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\n<feedback>"
                       "<report_metadata><org_name>M\xFCller GmbH</org_name><report_id>r1</report_id>"
-                      "<date_range><begin>1</begin><end>2</end></date_range></report_metadata>"
+                      "<date_range><begin>1700000000</begin><end>1700000001</end></date_range></report_metadata>"
                       "<policy_published><domain>example.com</domain><p>none</p></policy_published>"
                       TU_REC("192.0.2.1", "1") TU_TAIL;
     tu_collect *c = tu_ingest_str(doc);
@@ -116,7 +116,7 @@ START_TEST(raw_xml_windows_1252_becomes_utf8) {
     /* 0x80 is the euro sign and 0x93/0x94 curly quotes in windows-1252 only */
     const char *doc = "<?xml version=\"1.0\" encoding=\"windows-1252\"?>\n<feedback>"
                       "<report_metadata><org_name>\x93Gr\xFC\xDF\x94 \x80</org_name><report_id>r1</report_id>"
-                      "<date_range><begin>1</begin><end>2</end></date_range></report_metadata>"
+                      "<date_range><begin>1700000000</begin><end>1700000001</end></date_range></report_metadata>"
                       "<policy_published><domain>example.com</domain><p>none</p></policy_published>"
                       TU_REC("192.0.2.1", "1") TU_TAIL;
     tu_collect *c = tu_ingest_str(doc);

@@ -86,6 +86,38 @@ START_TEST(too_little_room_reports_the_need) {
 }
 END_TEST
 
+/* Any int64 range is safe: no overflow (UBSan watches), and the shares
+ * sum to the count whenever the windows fit in the room given. */
+START_TEST(extreme_ranges_sum_to_the_count) {
+    const int64_t ends[] = {INT64_MIN, INT64_MIN + 1, -DAY, -1, 0, 1, D0, INT64_MAX - DAY, INT64_MAX - HOUR - 1,
+                            INT64_MAX - 1, INT64_MAX, 9223372036854700000};
+    const uint64_t counts[] = {0, 1, 5, 1000, UINT64_MAX};
+    const int64_t widths[] = {HOUR, DAY};
+    dp_window_share s[64];
+    size_t n_ends = sizeof ends / sizeof *ends;
+    for (size_t a = 0; a < n_ends; a++)
+        for (size_t b = 0; b < n_ends; b++)
+            for (size_t c = 0; c < sizeof counts / sizeof *counts; c++)
+                for (size_t w = 0; w < 2; w++) {
+                    size_t n = dp_window_split(ends[a], ends[b], counts[c], widths[w], s, 64);
+                    if (n == 0 || n > 64) continue; /* none representable, or more than the room */
+                    ck_assert_msg(total(s, n) == counts[c], "[%lld, %lld) count %llu width %lld: sum %llu",
+                                  (long long)ends[a], (long long)ends[b], (unsigned long long)counts[c],
+                                  (long long)widths[w], (unsigned long long)total(s, n));
+                    for (size_t i = 0; i < n; i++) {
+                        ck_assert_int_eq(s[i].window_start % widths[w], 0);
+                        if (i) ck_assert_int_eq(s[i].window_start - s[i - 1].window_start, widths[w]);
+                    }
+                }
+    /* the two inflations that wrapping once made possible */
+    ck_assert_uint_eq(dp_window_split(INT64_MAX, INT64_MAX, 5, DAY, s, 64), 1);
+    ck_assert_uint_eq(s[0].count, 5);
+    size_t n = dp_window_split(9223372036854700000, INT64_MAX, 1000, HOUR, s, 64);
+    ck_assert_uint_le(n, 64);
+    ck_assert_uint_eq(total(s, n), 1000);
+}
+END_TEST
+
 /* Against exact rational arithmetic: each share is within one message of
  * count*overlap/length, and the shares sum to count, for random ranges. */
 START_TEST(random_ranges_match_exact_proportions) {
@@ -126,6 +158,7 @@ int main(void) {
     tcase_add_test(tc, huge_count_does_not_overflow);
     tcase_add_test(tc, degenerate_and_negative_ranges);
     tcase_add_test(tc, too_little_room_reports_the_need);
+    tcase_add_test(tc, extreme_ranges_sum_to_the_count);
     tcase_add_test(tc, random_ranges_match_exact_proportions);
     suite_add_tcase(s, tc);
     return tu_run(s);

@@ -208,7 +208,7 @@ END_TEST
 
 START_TEST(optional_fields_absent_are_null) {
     const char *meta = "<org_name>o</org_name><report_id>r</report_id>"
-                       "<date_range><begin>1</begin><end>2</end></date_range>";
+                       "<date_range><begin>1700000000</begin><end>1700000001</end></date_range>";
     const char *rec = "<record><row><source_ip>192.0.2.1</source_ip><count>1</count>"
                       "<policy_evaluated><disposition>none</disposition></policy_evaluated></row>"
                       "<identifiers><header_from>example.com</header_from></identifiers>"
@@ -408,8 +408,35 @@ START_TEST(dates_are_unix_seconds) {
     tu_assert_ok(c, 1, 1);
     ck_assert_int_eq(c->reps[0].begin, 1700000000);
     ck_assert_int_eq(c->reps[0].end, 1700604799); /* a 7-day range is fine */
-    c = tu_ingest_str(with_dates("<date_range><begin>5</begin><end>5</end></date_range>"));
+    c = tu_ingest_str(with_dates("<date_range><begin>1700000005</begin><end>1700000005</end></date_range>"));
     tu_assert_ok(c, 1, 1);
+    /* a '+' is refused, as it is in a count */
+    c = tu_ingest_str(with_dates("<date_range><begin>+1700000000</begin><end>1700000001</end></date_range>"));
+    tu_assert_rejected(c, DP_ERR_VALIDATE);
+    tu_assert_contains(c->err.msg, "not an integer");
+}
+END_TEST
+
+START_TEST(dates_outside_1990_to_2100_rejected) {
+    /* the bounds themselves are fine */
+    tu_assert_ok(tu_ingest_str(with_dates("<date_range><begin>631152000</begin><end>631238400</end></date_range>")), 1, 1);
+    tu_assert_ok(tu_ingest_str(with_dates("<date_range><begin>4102358400</begin><end>4102444800</end></date_range>")),
+                 1, 1);
+    const char *bad[] = {
+        "<date_range><begin>631151999</begin><end>631238400</end></date_range>",
+        "<date_range><begin>4102358400</begin><end>4102444801</end></date_range>",
+        "<date_range><begin>0</begin><end>0</end></date_range>",
+        "<date_range><begin>-86400</begin><end>0</end></date_range>",
+        /* begin = end = 2^63 - 1: once spread over windows, an overflow */
+        "<date_range><begin>9223372036854775807</begin><end>9223372036854775807</end></date_range>",
+        "<date_range><begin>9223372036854700000</begin><end>9223372036854775807</end></date_range>",
+        "<date_range><begin>-9223372036854775808</begin><end>1700000000</end></date_range>",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        tu_collect *c = tu_ingest_str(with_dates(bad[i]));
+        tu_assert_rejected(c, DP_ERR_VALIDATE);
+        ck_assert_msg(strstr(c->err.msg, "1990") || strstr(c->err.msg, "2100"), "%s: %s", bad[i], c->err.msg);
+    }
 }
 END_TEST
 
@@ -420,12 +447,28 @@ START_TEST(begin_after_end_rejected) {
 }
 END_TEST
 
-START_TEST(range_over_a_century_rejected) {
-    /* three years occur in test data and pass; a broken clock does not */
-    tu_assert_ok(tu_ingest_str(with_dates("<date_range><begin>1500000000</begin><end>1594608000</end></date_range>")), 1, 1);
-    tu_collect *c = tu_ingest_str(with_dates("<date_range><begin>0</begin><end>4000000000</end></date_range>"));
-    tu_assert_rejected(c, DP_ERR_VALIDATE);
-    tu_assert_contains(c->err.msg, "spans");
+START_TEST(range_over_31_days_rejected) {
+    /* a week, and 31 days to the second, pass */
+    tu_assert_ok(tu_ingest_str(with_dates("<date_range><begin>1700000000</begin><end>1700604800</end></date_range>")), 1, 1);
+    tu_assert_ok(tu_ingest_str(with_dates("<date_range><begin>1700000000</begin><end>1702678400</end></date_range>")), 1, 1);
+    /* a second more, three years (seen in a parser's test data), a century */
+    const char *bad[] = {
+        "<date_range><begin>1700000000</begin><end>1702678401</end></date_range>",
+        "<date_range><begin>1508846302</begin><end>1603540702</end></date_range>",
+        "<date_range><begin>631152000</begin><end>3786912000</end></date_range>",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        tu_collect *c = tu_ingest_str(with_dates(bad[i]));
+        tu_assert_rejected(c, DP_ERR_VALIDATE);
+        tu_assert_contains(c->err.msg, "spans");
+    }
+    /* the cap is a limit: a caller may raise it */
+    dp_ingest_limits lim;
+    dp_ingest_limits_default(&lim);
+    lim.max_range_seconds = (int64_t)1100 * 86400;
+    const char *text = with_dates(bad[1]);
+    tu_collect *c = tu_ingest_mem(&lim, "test.xml", text, strlen(text));
+    tu_assert_ok(c, 1, 1);
 }
 END_TEST
 
@@ -444,19 +487,19 @@ END_TEST
 
 START_TEST(report_id_angle_brackets_stripped) {
     const char *meta = "<org_name>o</org_name><report_id> &lt;abc@host&gt; </report_id>"
-                       "<date_range><begin>1</begin><end>2</end></date_range>";
+                       "<date_range><begin>1700000000</begin><end>1700000001</end></date_range>";
     tu_collect *c = tu_ingest_str(doc(NULL, "1.0", meta, POLICY, REC_IP("192.0.2.1")));
     tu_assert_ok(c, 1, 1);
     tu_assert_str(c->reps[0].report_id, "abc@host");
     tu_assert_str(c->recs[0].report_id, "abc@host");
     /* CDATA form, and an id that only starts with '<' is left alone */
     meta = "<org_name>o</org_name><report_id><![CDATA[<abc@host>]]></report_id>"
-           "<date_range><begin>1</begin><end>2</end></date_range>";
+           "<date_range><begin>1700000000</begin><end>1700000001</end></date_range>";
     c = tu_ingest_str(doc(NULL, "1.0", meta, POLICY, REC_IP("192.0.2.1")));
     tu_assert_ok(c, 1, 1);
     tu_assert_str(c->reps[0].report_id, "abc@host");
     meta = "<org_name>o</org_name><report_id>&lt;abc</report_id>"
-           "<date_range><begin>1</begin><end>2</end></date_range>";
+           "<date_range><begin>1700000000</begin><end>1700000001</end></date_range>";
     c = tu_ingest_str(doc(NULL, "1.0", meta, POLICY, REC_IP("192.0.2.1")));
     tu_assert_ok(c, 1, 1);
     tu_assert_str(c->reps[0].report_id, "<abc");
@@ -564,7 +607,7 @@ END_TEST
 START_TEST(record_before_metadata_rejected) {
     const char *d = "<feedback>" TU_REC("192.0.2.1", "1")
                     "<report_metadata><org_name>o</org_name><report_id>r</report_id>"
-                    "<date_range><begin>1</begin><end>2</end></date_range></report_metadata>"
+                    "<date_range><begin>1700000000</begin><end>1700000001</end></date_range></report_metadata>"
                     "</feedback>";
     tu_assert_rejected(tu_ingest_str(d), DP_ERR_VALIDATE);
 }
@@ -622,7 +665,7 @@ START_TEST(internal_entity_rejected) {
                     " <!ENTITY lol2 \"&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;\">\n"
                     " <!ENTITY lol3 \"&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;\">\n"
                     "]>\n<feedback><report_metadata><org_name>&lol3;</org_name><report_id>r</report_id>"
-                    "<date_range><begin>1</begin><end>2</end></date_range></report_metadata>"
+                    "<date_range><begin>1700000000</begin><end>1700000001</end></date_range></report_metadata>"
                     "<policy_published><domain>example.com</domain></policy_published>"
                     TU_REC("192.0.2.1", "1") "</feedback>";
     tu_collect *c = tu_ingest_str(d);
@@ -637,7 +680,7 @@ START_TEST(external_entity_rejected) {
     const char *d = tu_printf("<?xml version=\"1.0\"?>\n<!DOCTYPE feedback [\n"
                               " <!ENTITY xxe SYSTEM \"file://%s\">\n]>\n"
                               "<feedback><report_metadata><org_name>&xxe;</org_name><report_id>r</report_id>"
-                              "<date_range><begin>1</begin><end>2</end></date_range></report_metadata>"
+                              "<date_range><begin>1700000000</begin><end>1700000001</end></date_range></report_metadata>"
                               "<policy_published><domain>example.com</domain></policy_published>"
                               TU_REC("192.0.2.1", "1") "</feedback>", secret);
     tu_collect *c = tu_ingest_str(d);
@@ -654,7 +697,7 @@ END_TEST
 START_TEST(invalid_utf8_rejected_as_xml_error) {
     const char *d = doc(NULL, "1.0",
                         "<org_name>bad \xC3\x28 byte</org_name><report_id>r</report_id>"
-                        "<date_range><begin>1</begin><end>2</end></date_range>",
+                        "<date_range><begin>1700000000</begin><end>1700000001</end></date_range>",
                         POLICY, REC_IP("192.0.2.1"));
     tu_collect *c = tu_ingest_str(d);
     tu_assert_rejected(c, DP_ERR_XML);
@@ -694,7 +737,7 @@ START_TEST(text_limit) {
     memset(org, 'a', 64);
     org[64] = '\0';
     const char *d = doc(NULL, "1.0", tu_printf("<org_name>%s</org_name><report_id>r</report_id>"
-                                                 "<date_range><begin>1</begin><end>2</end></date_range>", org),
+                                                 "<date_range><begin>1700000000</begin><end>1700000001</end></date_range>", org),
                         POLICY, REC_IP("192.0.2.1"));
     tu_collect *c = tu_ingest_mem(&lim, "t64.xml", d, strlen(d));
     tu_assert_ok(c, 1, 1);
@@ -702,13 +745,13 @@ START_TEST(text_limit) {
     org[64] = 'a';
     org[65] = '\0';
     d = doc(NULL, "1.0", tu_printf("<org_name>%s</org_name><report_id>r</report_id>"
-                                   "<date_range><begin>1</begin><end>2</end></date_range>", org),
+                                   "<date_range><begin>1700000000</begin><end>1700000001</end></date_range>", org),
             POLICY, REC_IP("192.0.2.1"));
     c = tu_ingest_mem(&lim, "t65.xml", d, strlen(d));
     tu_assert_rejected(c, DP_ERR_LIMIT);
     /* text split by an entity reference still adds up */
     d = doc(NULL, "1.0", "<org_name>aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa&amp;aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa</org_name>"
-                         "<report_id>r</report_id><date_range><begin>1</begin><end>2</end></date_range>",
+                         "<report_id>r</report_id><date_range><begin>1700000000</begin><end>1700000001</end></date_range>",
             POLICY, REC_IP("192.0.2.1"));
     tu_assert_rejected(tu_ingest_mem(&lim, "tamp.xml", d, strlen(d)), DP_ERR_LIMIT);
     /* and text in elements nobody reads counts too */
@@ -912,7 +955,8 @@ int main(void) {
     tcase_add_test(tc, count_not_integer_rejected);
     tcase_add_test(tc, dates_are_unix_seconds);
     tcase_add_test(tc, begin_after_end_rejected);
-    tcase_add_test(tc, range_over_a_century_rejected);
+    tcase_add_test(tc, range_over_31_days_rejected);
+    tcase_add_test(tc, dates_outside_1990_to_2100_rejected);
     tcase_add_test(tc, missing_date_range_rejected);
     tcase_add_test(tc, report_id_angle_brackets_stripped);
     tcase_add_test(tc, pct_not_integer_has_no_pct);

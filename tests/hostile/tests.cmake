@@ -1,0 +1,25 @@
+# Hostile input and hostile spools: what a sender, or a careless operator,
+# can do to a run, and what must hold anyway (exact counts, bounded memory
+# and output, nothing that hangs, nothing private copied readable, one
+# process per state).  Each script runs the real `dmarcpipe run`; label
+# `hostile`.
+#
+#   hostile_dates   dates at the ends of int64, before 1990, after 2100, a
+#                   century-long range, the longest accepted range (31 days)
+#
+# include()d from tests/CMakeLists.txt after the dmarcpipe target exists.
+if(NOT Python3_Interpreter_FOUND OR NOT TARGET dmarcpipe)
+  message(STATUS "hostile tests not added: needs python3 and the dmarcpipe target")
+  return()
+endif()
+set(DP_HOSTILE_DIR ${CMAKE_CURRENT_LIST_DIR})
+string(TOLOWER "${CMAKE_BUILD_TYPE}" _dp_hostile_bt)
+if(_dp_hostile_bt MATCHES "^(asan|tsan)$" OR CMAKE_C_FLAGS MATCHES "-fsanitize")
+  set(DP_HOSTILE_TIMEOUT 900)
+else()
+  set(DP_HOSTILE_TIMEOUT 300)
+endif()
+
+add_test(NAME hostile_dates
+  COMMAND ${Python3_EXECUTABLE} ${DP_HOSTILE_DIR}/test_dates.py $<TARGET_FILE:dmarcpipe>)
+set_tests_properties(hostile_dates PROPERTIES LABELS hostile TIMEOUT ${DP_HOSTILE_TIMEOUT})
