@@ -35,7 +35,8 @@ typedef struct parse_state {
     int spilled;
     dp_error *errs;   /* this input's rejections, for the quarantine */
     size_t n_errs, cap_errs;
-    int io_failed;
+    int io_failed;    /* writing the output failed: every later report fails too */
+    int keep_failed;  /* a rejection could not be kept, or a SOURCE not listed */
     int usage_failed; /* a SOURCE that cannot be read at all */
     int any_rejected;
 } parse_state;
@@ -134,9 +135,10 @@ static void parse_one(parse_state *st, const dp_input *in) {
         /* every rejection passes report_failed; this is a safety net */
         if (st->n_errs == 0) remember_error(st, &err);
         dp_error qerr;
+        /* the exit status says so; the inputs after it are still read */
         if (dp_source_reject(in, st->errs, st->n_errs, &qerr) != 0) {
             fprintf(stderr, "dmarcpipe: %s\n", qerr.msg);
-            st->io_failed = 1;
+            st->keep_failed = 1;
         }
     }
     if (st->summary) {
@@ -168,7 +170,7 @@ static void parse_source(parse_state *st, const char *uri) {
     dp_input_list inputs = {0};
     if (dp_source_next(src, &inputs, &err) != 0) {
         fprintf(stderr, "dmarcpipe parse: %s\n", err.msg);
-        st->io_failed = 1;
+        st->keep_failed = 1;
     }
     for (size_t i = 0; i < inputs.n; i++) parse_one(st, inputs.v[i]);
     dp_input_list_free(&inputs);
@@ -238,5 +240,5 @@ int dp_cmd_parse(int argc, char **argv) {
     dp_buf_free(&st.pending);
     if (st.spill) fclose(st.spill);
     free(st.errs);
-    return st.io_failed ? 3 : st.usage_failed ? 2 : st.any_rejected ? 1 : 0;
+    return st.io_failed || st.keep_failed ? 3 : st.usage_failed ? 2 : st.any_rejected ? 1 : 0;
 }

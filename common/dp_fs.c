@@ -11,7 +11,7 @@
 
 #include "dp_fs.h"
 
-int dp_fs_mkdir_p(const char *dir) {
+int dp_fs_mkdir_mode(const char *dir, mode_t mode) {
     char tmp[PATH_MAX];
     if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp) {
         errno = ENAMETOOLONG;
@@ -23,8 +23,10 @@ int dp_fs_mkdir_p(const char *dir) {
         if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
         *p = '/';
     }
-    return (mkdir(tmp, 0755) != 0 && errno != EEXIST) ? -1 : 0;
+    return (mkdir(tmp, mode) != 0 && errno != EEXIST) ? -1 : 0;
 }
+
+int dp_fs_mkdir_p(const char *dir) { return dp_fs_mkdir_mode(dir, 0755); }
 
 int dp_fs_mkdir_parent(const char *path) {
     char tmp[PATH_MAX];

@@ -3,9 +3,13 @@
 #define DP_FS_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 /* mkdir -p: creates `dir` and its missing parents.  0, or -1 with errno. */
 int dp_fs_mkdir_p(const char *dir);
+/* The same, with `dir` itself created with `mode` (parents 0755); a `dir`
+ * that exists is left as it is. */
+int dp_fs_mkdir_mode(const char *dir, mode_t mode);
 /* Creates the directory that will hold `path` (its dirname), if any. */
 int dp_fs_mkdir_parent(const char *path);
 

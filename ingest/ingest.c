@@ -95,7 +95,9 @@ int dp_ingest_file(const dp_ingest_limits *lim, const char *path, const dp_repor
     dp_unwrap u;
     dp_ingest_limits deflt;
     unwrap_init(&u, lim, path, h, ctx, res, &deflt);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer (it is then
+     * refused as not a regular file) */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         char msg[300];
         snprintf(msg, sizeof msg, "cannot open: %s", strerror(errno));

@@ -99,5 +99,13 @@ int dp_ingest_memory(const dp_ingest_limits *lim, const char *name, const void *
  * `quarantined_as` (optional, PATH_MAX) receives the copy's path. */
 int dp_quarantine_file(const char *dir, const char *input_path, const dp_error *errors,
                        size_t n_errors, char *quarantined_as, dp_error *err);
+/* The quarantine is private: `dir` is created 0700, a copy is 0600 and
+ * never more readable than its original.  Only a regular file is copied;
+ * for anything else (a FIFO, a device, a socket) only the reason is kept,
+ * with "not_copied" saying why, and `quarantined_as` names the reason file.
+ * dp_quarantine_reason() keeps the reason alone, never opening the input
+ * (a symbolic link the source would not follow). */
+int dp_quarantine_reason(const char *dir, const char *input_path, const char *why_not_copied,
+                         const dp_error *errors, size_t n_errors, char *quarantined_as, dp_error *err);
 
 #endif

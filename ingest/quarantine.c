@@ -13,6 +13,13 @@
  * from the same input path, rejected with the same errors, is that
  * rejection, and only its reason is rewritten (with the new time).
  * Anything that differs gets a copy of its own.
+ *
+ * The quarantine holds strangers' mail, and whatever else landed in a
+ * spool, so it is private: the folder is created 0700, a copy is 0600 and
+ * never more readable than its original.  Only a regular file is copied:
+ * a FIFO, a device or a socket (or what a symbolic link the source would
+ * not follow points to) gets its reason alone, never its bytes, so /dev/zero
+ * cannot fill the disk and a link cannot leak a private file.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -80,11 +87,12 @@ static int same_reason(const char *reason_path, const dp_buf *head, const dp_buf
 
 /* The reason JSON around its time: head is {"input":..., tail is the
  * errors and the closing brace, newline included. */
-static void reason_parts(const char *input_path, const dp_error *errors, size_t n_errors, dp_buf *head,
-                         dp_buf *tail) {
+static void reason_parts(const char *input_path, const char *not_copied, const dp_error *errors, size_t n_errors,
+                         dp_buf *head, dp_buf *tail) {
     int first = 1;
     dp_buf_putc(head, '{');
     dp_json_kv_str(head, &first, "input", input_path);
+    if (not_copied) dp_json_kv_str(head, &first, "not_copied", not_copied);
     first = 0; /* tail continues the object */
     /* The first error, flat, as most readers want; all of them below. */
     const dp_error *e0 = n_errors ? &errors[0] : NULL;
@@ -113,21 +121,36 @@ static void reason_parts(const char *input_path, const dp_error *errors, size_t 
 /* Creates dir/base, or dir/base.1, base.2 ... with O_EXCL: no overwrite,
  * even with several dmarcpipe processes sharing one quarantine.  A taken
  * name that already holds this rejection (same_bytes, same_reason) is
- * returned instead, with *reused set and no file descriptor (-2). */
+ * returned instead, with *reused set and no file descriptor (-2).
+ * Without `in` (nothing is copied), the name is taken by its reason file
+ * alone, and a taken name is this rejection when its reason is the same
+ * and it has no copy. */
 static int create_unique(const char *dir, const char *base, int in, const dp_buf *head, const dp_buf *tail,
                          char *path, size_t cap, int *reused) {
     *reused = 0;
     for (int i = 0; i < 100000; i++) {
         if (i == 0) snprintf(path, cap, "%s/%s", dir, base);
         else snprintf(path, cap, "%s/%s.%d", dir, base, i);
-        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        if (fd >= 0) return fd;
-        if (errno != EEXIST) return -1;
         char rpath[PATH_MAX + 8];
         snprintf(rpath, sizeof rpath, "%s.reason", path);
-        int old = open(path, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        if (in < 0) {
+            int copy_exists = lstat(path, &st) == 0;
+            int fd = copy_exists ? -1 : open(rpath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+            if (fd >= 0) return fd;
+            if (!copy_exists && errno != EEXIST) return -1;
+            if (!copy_exists && same_reason(rpath, head, tail)) {
+                *reused = 1;
+                return -2;
+            }
+            continue;
+        }
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0) return fd;
+        if (errno != EEXIST) return -1;
+        int old = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
         if (old < 0) continue;
-        int same = same_reason(rpath, head, tail) && same_bytes(in, old);
+        int same = fstat(old, &st) == 0 && S_ISREG(st.st_mode) && same_reason(rpath, head, tail) && same_bytes(in, old);
         close(old);
         if (same) {
             *reused = 1;
@@ -138,17 +161,23 @@ static int create_unique(const char *dir, const char *base, int in, const dp_buf
     return -1;
 }
 
-int dp_quarantine_file(const char *dir, const char *input_path, const dp_error *errors,
-                       size_t n_errors, char *quarantined_as, dp_error *err) {
-    if (dp_fs_mkdir_p(dir) != 0)
-        return dp_error_set(err, DP_ERR_IO, "quarantine: cannot create %s: %s", dir, strerror(errno));
+/* What a file of this mode is, for a reason that says why it was not copied. */
+static const char *not_a_file(mode_t m) {
+    if (S_ISFIFO(m)) return "not a regular file (a FIFO): not copied";
+    if (S_ISCHR(m) || S_ISBLK(m)) return "not a regular file (a device): not copied";
+    if (S_ISSOCK(m)) return "not a regular file (a socket): not copied";
+    if (S_ISDIR(m)) return "not a regular file (a folder): not copied";
+    return "not a regular file: not copied";
+}
+
+/* Keeps one rejection: a copy of `in` (when not -1) and its reason. */
+static int keep(const char *dir, const char *input_path, int in, const struct stat *in_st, const char *not_copied,
+                const dp_error *errors, size_t n_errors, char *quarantined_as, dp_error *err) {
     const char *base = strrchr(input_path, '/');
     base = base ? base + 1 : input_path;
     if (!*base) base = "input";
-    int in = open(input_path, O_RDONLY | O_CLOEXEC);
-    if (in < 0) return dp_error_set(err, DP_ERR_IO, "quarantine: cannot reopen %s: %s", input_path, strerror(errno));
     dp_buf head = DP_BUF_INIT, tail = DP_BUF_INIT;
-    reason_parts(input_path, errors, n_errors, &head, &tail);
+    reason_parts(input_path, not_copied, errors, n_errors, &head, &tail);
     int rc = 0;
     char path[PATH_MAX];
     int reused = 0;
@@ -156,18 +185,22 @@ int dp_quarantine_file(const char *dir, const char *input_path, const dp_error *
     if (out == -1) {
         rc = head.failed || tail.failed
                  ? dp_error_set(err, DP_ERR_NOMEM, "quarantine: out of memory")
-                 : dp_error_set(err, DP_ERR_IO, "quarantine: cannot create a copy of %s in %s: %s", input_path,
-                                dir, strerror(errno));
-    } else if (!reused) {
+                 : dp_error_set(err, DP_ERR_IO, "quarantine: cannot keep %s in %s: %s", input_path, dir,
+                                strerror(errno));
+    } else if (!reused && in >= 0) {
         if (lseek(in, 0, SEEK_SET) != 0)
             rc = dp_error_set(err, DP_ERR_IO, "quarantine: cannot reread %s: %s", input_path, strerror(errno));
         else if (dp_fs_copy_fd(in, out) != 0)
             rc = dp_error_set(err, DP_ERR_IO, "quarantine: copying %s failed: %s", input_path, strerror(errno));
+        /* never more readable than the original */
+        else if (fchmod(out, in_st->st_mode & 0600) != 0)
+            rc = dp_error_set(err, DP_ERR_IO, "quarantine: cannot set the mode of %s: %s", path, strerror(errno));
         if (close(out) != 0 && rc == 0)
             rc = dp_error_set(err, DP_ERR_IO, "quarantine: writing %s failed: %s", path, strerror(errno));
         if (rc != 0) unlink(path);
+    } else if (!reused) {
+        close(out); /* the reason file itself, written below */
     }
-    close(in);
 
     if (rc == 0) {
         dp_buf j = DP_BUF_INIT;
@@ -177,7 +210,7 @@ int dp_quarantine_file(const char *dir, const char *input_path, const dp_error *
         dp_buf_append(&j, tail.data, tail.len);
         char rpath[PATH_MAX + 8];
         snprintf(rpath, sizeof rpath, "%s.reason", path);
-        int rfd = open(rpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        int rfd = open(rpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (rfd < 0 || j.failed || dp_fs_write_all(rfd, j.data, j.len) != 0) {
             rc = dp_error_set(err, DP_ERR_IO, "quarantine: cannot write %s: %s", rpath, strerror(errno));
         }
@@ -187,6 +220,48 @@ int dp_quarantine_file(const char *dir, const char *input_path, const dp_error *
     }
     dp_buf_free(&head);
     dp_buf_free(&tail);
-    if (rc == 0 && quarantined_as) snprintf(quarantined_as, PATH_MAX, "%s", path);
+    if (rc == 0 && quarantined_as) {
+        int n = snprintf(quarantined_as, PATH_MAX, "%s", path);
+        if (in < 0 && n >= 0 && n + 8 <= PATH_MAX) memcpy(quarantined_as + n, ".reason", 8);
+    }
     return rc;
+}
+
+static int make_dir(const char *dir, dp_error *err) {
+    if (dp_fs_mkdir_mode(dir, 0700) != 0)
+        return dp_error_set(err, DP_ERR_IO, "quarantine: cannot create %s: %s", dir, strerror(errno));
+    return 0;
+}
+
+int dp_quarantine_file(const char *dir, const char *input_path, const dp_error *errors,
+                       size_t n_errors, char *quarantined_as, dp_error *err) {
+    if (make_dir(dir, err) != 0) return -1;
+    struct stat st;
+    /* a socket cannot be opened, a FIFO or a device would not end: their
+     * reason alone is kept, and they are never opened */
+    if (stat(input_path, &st) == 0 && !S_ISREG(st.st_mode))
+        return keep(dir, input_path, -1, NULL, not_a_file(st.st_mode), errors, n_errors, quarantined_as, err);
+    /* O_NONBLOCK: a FIFO swapped in must not wait for a writer */
+    int in = open(input_path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (in < 0) return dp_error_set(err, DP_ERR_IO, "quarantine: cannot reopen %s: %s", input_path, strerror(errno));
+    if (fstat(in, &st) != 0) {
+        int e = errno;
+        close(in);
+        return dp_error_set(err, DP_ERR_IO, "quarantine: cannot stat %s: %s", input_path, strerror(e));
+    }
+    int rc;
+    if (!S_ISREG(st.st_mode)) {
+        close(in);
+        rc = keep(dir, input_path, -1, NULL, not_a_file(st.st_mode), errors, n_errors, quarantined_as, err);
+    } else {
+        rc = keep(dir, input_path, in, &st, NULL, errors, n_errors, quarantined_as, err);
+        close(in);
+    }
+    return rc;
+}
+
+int dp_quarantine_reason(const char *dir, const char *input_path, const char *why_not_copied,
+                         const dp_error *errors, size_t n_errors, char *quarantined_as, dp_error *err) {
+    if (make_dir(dir, err) != 0) return -1;
+    return keep(dir, input_path, -1, NULL, why_not_copied, errors, n_errors, quarantined_as, err);
 }

@@ -7,6 +7,14 @@
  * Folders that are the run's own (its output, quarantine, state and done
  * folders, when they lie under a SOURCE) are not entered.
  *
+ * A spool is hostile ground too.  Only a regular file is read: a FIFO, a
+ * device or a socket is listed and refused, without waiting on it.  A
+ * symbolic link is followed only when it stays inside the SOURCE; one
+ * that leaves it (spool/x -> /etc/shadow) is refused without being opened,
+ * and its rejection keeps no copy.  Every folder and file is visited once
+ * per walk, by device and inode, so a link loop (two `ln -s .`) ends at
+ * once and a file reached twice is read once.
+ *
  * Following (dp_source_options.follow).  Every call to next() walks the
  * folder again; polling, not inotify, because it works alike on local
  * disks, NFS and the volumes a container is given.  A file is listed once
@@ -51,6 +59,7 @@
 typedef struct file_source {
     dp_source base;
     char *root;           /* the SOURCE as given */
+    char *root_real;      /* its real path, once it exists */
     int follow, listed;   /* listed: a batch source has listed its inputs */
     char *quarantine_dir; /* NULL: rejections only logged */
     char *done_dir;       /* NULL: acknowledged inputs stay */
@@ -59,13 +68,44 @@ typedef struct file_source {
     json_t *acked;        /* following: keys of acknowledged inputs still in place */
 } file_source;
 
+/* ---- what a path is ---------------------------------------------------------- */
+
+enum { E_MISSING, E_DIR, E_FILE, E_OUTSIDE };
+
+/* Whether `path` resolves to the SOURCE or below it.  Workers call it
+ * too (open, reject): root_real is set by next(), on the run's thread,
+ * before any input is handed out. */
+static int inside_root(const file_source *fs, const char *path) {
+    if (!fs->root_real) return 0;
+    char real[PATH_MAX];
+    if (!realpath(path, real)) return 0;
+    size_t n = strlen(fs->root_real);
+    if (strncmp(real, fs->root_real, n) != 0) return 0;
+    return real[n] == '\0' || real[n] == '/' || (n == 1 && fs->root_real[0] == '/');
+}
+
+/* What `path` is, and its stat in *st: E_MISSING (cannot be stat'ed, or a
+ * dangling link), E_DIR, E_FILE (anything else that is read: a regular
+ * file, or what open() then refuses), or E_OUTSIDE (a symbolic link that
+ * leaves the SOURCE; *st is the link's own).  The SOURCE itself (top) is
+ * followed wherever it points: it was named on the command line. */
+static int classify(const file_source *fs, const char *path, int top, struct stat *st) {
+    if (lstat(path, st) != 0) return E_MISSING;
+    if (S_ISLNK(st->st_mode)) {
+        if (!top && !inside_root(fs, path)) return E_OUTSIDE;
+        if (stat(path, st) != 0) return E_MISSING;
+    }
+    return S_ISDIR(st->st_mode) ? E_DIR : E_FILE;
+}
+
 /* ---- keys ----------------------------------------------------------------- */
 
 /* "SIZE:MTIME:REALPATH" of the file at `path`, from its stat `st`:
- * malloc'd, or NULL when out of memory. */
-static char *key_of(const char *path, const struct stat *st) {
+ * malloc'd, or NULL when out of memory.  A link that is not followed is
+ * named by its own path, never by its target's. */
+static char *key_of(const char *path, const struct stat *st, int follow) {
     char real[PATH_MAX];
-    const char *p = realpath(path, real) ? real : path;
+    const char *p = follow && realpath(path, real) ? real : path;
     dp_buf b = DP_BUF_INIT;
     dp_buf_printf(&b, "%lld:%lld.%09ld:%s", (long long)st->st_size, (long long)st->st_mtim.tv_sec,
                   (long)st->st_mtim.tv_nsec, p);
@@ -76,15 +116,46 @@ static char *key_of(const char *path, const struct stat *st) {
     return b.data;
 }
 
-/* The key of the file at `path` now; NULL when it cannot be stat'ed. */
-static char *key_now(const char *path) {
+/* The key of the input at `path` now; NULL when it cannot be stat'ed. */
+static char *key_now(file_source *fs, const char *path) {
     struct stat st;
-    return stat(path, &st) == 0 ? key_of(path, &st) : NULL;
+    int kind = classify(fs, path, strcmp(path, fs->root) == 0, &st);
+    return kind == E_MISSING ? NULL : key_of(path, &st, kind != E_OUTSIDE);
 }
 
 /* ---- walking -------------------------------------------------------------- */
 
-typedef int (*walk_fn)(file_source *fs, const char *file, void *ctx);
+/* The (device, inode) pairs one walk has met: open addressing, grown at
+ * half full.  Memory: 16 bytes per file and folder under the SOURCE. */
+typedef struct visited {
+    struct { dev_t dev; ino_t ino; int used; } *slots;
+    size_t cap, n;
+} visited;
+
+/* 1 if (dev, ino) was met before, 0 if not (it is now), -1 out of memory. */
+static int visit(visited *v, dev_t dev, ino_t ino) {
+    if (2 * (v->n + 1) > v->cap) {
+        size_t cap = v->cap ? 2 * v->cap : 256;
+        visited g = {calloc(cap, sizeof *g.slots), cap, 0};
+        if (!g.slots) return -1;
+        for (size_t i = 0; i < v->cap; i++)
+            if (v->slots[i].used) visit(&g, v->slots[i].dev, v->slots[i].ino);
+        free(v->slots);
+        *v = g;
+    }
+    size_t i = (size_t)(((uint64_t)dev * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)ino * 0xbf58476d1ce4e5b9ull)) & (v->cap - 1);
+    for (; v->slots[i].used; i = (i + 1) & (v->cap - 1))
+        if (v->slots[i].dev == dev && v->slots[i].ino == ino) return 1;
+    v->slots[i].dev = dev;
+    v->slots[i].ino = ino;
+    v->slots[i].used = 1;
+    v->n++;
+    return 0;
+}
+
+/* Told of each input a walk finds: its path, and its kind and stat
+ * (E_MISSING: st is NULL). */
+typedef int (*walk_fn)(file_source *fs, const char *file, int kind, const struct stat *st, void *ctx);
 
 static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -99,15 +170,22 @@ static int is_skipped(const file_source *fs, const char *dir) {
 }
 
 /* Calls fn for each entry under `path` that is not a folder (itself, if it
- * is not one), in sorted order.  A path that cannot be stat'ed is passed
- * on as it is: reading it fails, and says why.  A SOURCE named on the
- * command line (top) is always entered. */
-static int walk(file_source *fs, const char *path, int top, walk_fn fn, void *ctx) {
+ * is not one), in sorted order, each once.  A path that cannot be stat'ed
+ * is passed on as it is: reading it fails, and says why.  A SOURCE named
+ * on the command line (top) is always entered. */
+static int walk(file_source *fs, const char *path, int top, visited *seen, walk_fn fn, void *ctx) {
     struct stat st;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return fn(fs, path, ctx);
+    int kind = classify(fs, path, top, &st);
+    if (kind == E_MISSING) return fn(fs, path, kind, NULL, ctx);
+    if (kind != E_OUTSIDE) {
+        int again = visit(seen, st.st_dev, st.st_ino);
+        if (again < 0) return -1;
+        if (again) return 0; /* a loop, or a file reached a second way */
+    }
+    if (kind != E_DIR) return fn(fs, path, kind, &st, ctx);
     if (!top && is_skipped(fs, path)) return 0;
     DIR *d = opendir(path);
-    if (!d) return fn(fs, path, ctx); /* let ingest report the error for this path */
+    if (!d) return fn(fs, path, E_FILE, &st, ctx); /* let the read report the error for this path */
     char **names = NULL;
     size_t n = 0, cap = 0;
     struct dirent *de;
@@ -132,7 +210,7 @@ static int walk(file_source *fs, const char *path, int top, walk_fn fn, void *ct
             size_t pl = strlen(path);
             while (pl > 1 && path[pl - 1] == '/') pl--;
             if (snprintf(child, sizeof child, "%.*s/%s", (int)pl, path, names[i]) < (int)sizeof child) {
-                int c = walk(fs, child, 0, fn, ctx);
+                int c = walk(fs, child, 0, seen, fn, ctx);
                 if (c < 0) rc = -1;
             }
         }
@@ -142,11 +220,20 @@ static int walk(file_source *fs, const char *path, int top, walk_fn fn, void *ct
     return rc;
 }
 
+static int walk_root(file_source *fs, walk_fn fn, void *ctx) {
+    visited seen = {0};
+    int rc = walk(fs, fs->root, 1, &seen, fn, ctx);
+    free(seen.slots);
+    return rc;
+}
+
 /* ---- listing: a batch walk ------------------------------------------------- */
 
-static int list_file(file_source *fs, const char *path, void *ctx) {
+static int list_file(file_source *fs, const char *path, int kind, const struct stat *st, void *ctx) {
     dp_input_list *out = ctx;
-    char *key = key_now(path); /* NULL: cannot be stat'ed; it fails, and is logged, when read */
+    /* no key: cannot be stat'ed; it fails, and is logged, when read */
+    char *key = st ? key_of(path, st, kind != E_OUTSIDE) : NULL;
+    if (st && !key) return -1;
     dp_input *in = dp_input_new(&fs->base, path, key);
     free(key);
     if (!in) return -1;
@@ -161,16 +248,15 @@ typedef struct scan {
     json_t *acked_seen; /* keys of acknowledged inputs this walk met */
 } scan;
 
-static int scan_file(file_source *fs, const char *path, void *ctx) {
+static int scan_file(file_source *fs, const char *path, int kind, const struct stat *st, void *ctx) {
     scan *s = ctx;
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return 0; /* gone, or not a file */
+    if (!st) return 0; /* gone */
     char sig[64];
-    snprintf(sig, sizeof sig, "%lld:%lld.%09ld", (long long)st.st_size, (long long)st.st_mtim.tv_sec,
-             (long)st.st_mtim.tv_nsec);
+    snprintf(sig, sizeof sig, "%lld:%lld.%09ld", (long long)st->st_size, (long long)st->st_mtim.tv_sec,
+             (long)st->st_mtim.tv_nsec);
     char *key = NULL;
     if (json_object_size(fs->acked)) {
-        key = key_of(path, &st);
+        key = key_of(path, st, kind != E_OUTSIDE);
         if (!key) return -1;
         if (json_object_get(fs->acked, key)) {
             int rc = json_object_set_new_nocheck(s->acked_seen, key, json_true());
@@ -187,7 +273,7 @@ static int scan_file(file_source *fs, const char *path, void *ctx) {
         free(key);
         return 0;
     }
-    if (!key && !(key = key_of(path, &st))) return -1;
+    if (!key && !(key = key_of(path, st, kind != E_OUTSIDE))) return -1;
     dp_input *in = dp_input_new(&fs->base, path, key);
     free(key);
     if (!in) return -1;
@@ -196,15 +282,16 @@ static int scan_file(file_source *fs, const char *path, void *ctx) {
 
 static int file_next(dp_source *src, dp_input_list *out, dp_error *err) {
     file_source *fs = (file_source *)src;
+    if (!fs->root_real) fs->root_real = realpath(fs->root, NULL); /* NULL: not there (yet) */
     if (!fs->follow) {
         if (fs->listed) return 0;
         fs->listed = 1;
-        if (walk(fs, fs->root, 1, list_file, out) != 0)
+        if (walk_root(fs, list_file, out) != 0)
             return dp_error_set(err, DP_ERR_NOMEM, "out of memory listing %s", fs->root);
         return 0;
     }
     scan s = {out, json_object(), json_object()};
-    int rc = s.sig && s.acked_seen ? walk(fs, fs->root, 1, scan_file, &s) : -1;
+    int rc = s.sig && s.acked_seen ? walk_root(fs, scan_file, &s) : -1;
     if (rc == 0) {
         /* what the next walk compares with; acknowledged keys of files that
          * are gone are forgotten */
@@ -222,12 +309,51 @@ static int file_next(dp_source *src, dp_input_list *out, dp_error *err) {
 
 /* ---- reading and rejecting ------------------------------------------------- */
 
+/* Whether `in` is a symbolic link below the SOURCE that leaves it. */
+static int leaves_root(const file_source *fs, const dp_input *in) {
+    struct stat st;
+    return strcmp(in->name, fs->root) != 0 && lstat(in->name, &st) == 0 && S_ISLNK(st.st_mode) &&
+           !inside_root(fs, in->name);
+}
+
+static const char *kind_of(mode_t m) {
+    if (S_ISFIFO(m)) return "a FIFO";
+    if (S_ISCHR(m) || S_ISBLK(m)) return "a device";
+    if (S_ISSOCK(m)) return "a socket";
+    if (S_ISDIR(m)) return "a folder";
+    return "not a file";
+}
+
 static int file_open(dp_source *src, const dp_input *in, dp_error *err) {
-    (void)src;
-    int fd = open(in->name, O_RDONLY | O_CLOEXEC);
+    file_source *fs = (file_source *)src;
+    if (leaves_root(fs, in)) {
+        dp_error_set(err, DP_ERR_IO, "a symbolic link to outside the SOURCE: not followed");
+        dp_error_set_where(err, in->name);
+        return -1;
+    }
+    /* Only a regular file is read: a socket cannot even be opened, and a
+     * device or a FIFO would never end.  The stat decides before open();
+     * fstat() decides again on what was opened, in case it was swapped. */
+    struct stat before;
+    if (stat(in->name, &before) == 0 && !S_ISREG(before.st_mode)) {
+        dp_error_set(err, DP_ERR_IO, "not a regular file (%s): not read", kind_of(before.st_mode));
+        dp_error_set_where(err, in->name);
+        return -1;
+    }
+    /* O_NONBLOCK: a FIFO swapped in must not hang the run waiting for a writer */
+    int fd = open(in->name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         dp_error_set(err, DP_ERR_IO, "cannot open: %s", strerror(errno));
         dp_error_set_where(err, in->name);
+        return -1;
+    }
+    struct stat st;
+    int known = fstat(fd, &st) == 0;
+    if (!known || !S_ISREG(st.st_mode)) {
+        dp_error_set(err, DP_ERR_IO, "not a regular file (%s): not read", known ? kind_of(st.st_mode) : "unknown");
+        dp_error_set_where(err, in->name);
+        close(fd);
+        return -1;
     }
     return fd;
 }
@@ -237,7 +363,12 @@ static int file_reject(dp_source *src, const dp_input *in, const dp_error *error
     if (!fs->quarantine_dir) return 0;
     char qpath[PATH_MAX];
     struct stat st;
-    if (dp_quarantine_file(fs->quarantine_dir, in->name, errors, n_errors, qpath, err) == 0) {
+    int kept = leaves_root(fs, in)
+                   ? dp_quarantine_reason(fs->quarantine_dir, in->name,
+                                          "a symbolic link to outside the SOURCE: not followed, not copied", errors,
+                                          n_errors, qpath, err)
+                   : dp_quarantine_file(fs->quarantine_dir, in->name, errors, n_errors, qpath, err);
+    if (kept == 0) {
         fprintf(stderr, "dmarcpipe: %s: quarantined as %s\n", in->name, qpath);
         return 0;
     }
@@ -268,7 +399,7 @@ static const char *relative_path(const file_source *fs, const char *input) {
 /* A follower does not list `in` again in this process. */
 static void remember(file_source *fs, const dp_input *in) {
     if (!fs->acked) return;
-    char *key = key_now(in->name);
+    char *key = key_now(fs, in->name);
     if (key) json_object_set_new_nocheck(fs->acked, key, json_true());
     free(key);
 }
@@ -301,6 +432,7 @@ static int file_ack(dp_source *src, const dp_input *in) {
 static void file_destroy(dp_source *src) {
     file_source *fs = (file_source *)src;
     free(fs->root);
+    free(fs->root_real);
     free(fs->quarantine_dir);
     free(fs->done_dir);
     for (char **s = fs->skip; s && *s; s++) free(*s);

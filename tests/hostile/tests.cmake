@@ -6,6 +6,9 @@
 #
 #   hostile_dates   dates at the ends of int64, before 1990, after 2100, a
 #                   century-long range, the longest accepted range (31 days)
+#   hostile_spool   a FIFO, a socket, links to /dev/zero and to a private
+#                   file, link loops, a file reached twice; a private
+#                   quarantine; a follower over the same spool
 #
 # include()d from tests/CMakeLists.txt after the dmarcpipe target exists.
 if(NOT Python3_Interpreter_FOUND OR NOT TARGET dmarcpipe)
@@ -23,3 +26,7 @@ endif()
 add_test(NAME hostile_dates
   COMMAND ${Python3_EXECUTABLE} ${DP_HOSTILE_DIR}/test_dates.py $<TARGET_FILE:dmarcpipe>)
 set_tests_properties(hostile_dates PROPERTIES LABELS hostile TIMEOUT ${DP_HOSTILE_TIMEOUT})
+
+add_test(NAME hostile_spool
+  COMMAND ${Python3_EXECUTABLE} ${DP_HOSTILE_DIR}/test_spool.py $<TARGET_FILE:dmarcpipe>)
+set_tests_properties(hostile_spool PROPERTIES LABELS hostile TIMEOUT ${DP_HOSTILE_TIMEOUT})
