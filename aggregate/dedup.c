@@ -31,14 +31,18 @@
  * not per record, so it is far from the hot path.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <lmdb.h>
 #include <nettle/sha2.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "aggregate.h"
 
@@ -55,6 +59,7 @@ typedef struct slot {
 
 struct dp_dedup {
     pthread_mutex_t lock;
+    int lock_fd; /* the state folder's lock file, held while open; -1: none */
     slot *slots;
     size_t cap, used;
     MDB_env *env;
@@ -78,6 +83,45 @@ void dp_dedup_identity(const dp_report *rep, uint8_t out[32]) {
     sha256_digest(&c, ID_BYTES, out);
 }
 
+/* One process per state.  LMDB lets several processes share an
+ * environment, but two runs on one state would each count what the other
+ * has not recorded yet, and both would be counted.  flock() is released by
+ * the kernel when the process ends, however it ends, so a run killed with
+ * SIGKILL leaves no stale lock.  The holder's pid is written in the file,
+ * for the message the next one gets. */
+static int lock_state(dp_dedup *d, const char *state_dir, dp_error *err) {
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/lock", state_dir) >= (int)sizeof path)
+        return dp_error_set(err, DP_ERR_IO, "state: %s: path too long", state_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return dp_error_set(err, DP_ERR_IO, "state: cannot open %s: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char pid[32] = "";
+        ssize_t n = e == EWOULDBLOCK ? pread(fd, pid, sizeof pid - 1, 0) : -1;
+        close(fd);
+        if (n > 0) {
+            pid[n] = '\0';
+            pid[strcspn(pid, "\n")] = '\0';
+        }
+        if (e == EWOULDBLOCK)
+            return dp_error_set(err, DP_ERR_IO,
+                                "state %s is in use by pid %s (another dmarcpipe run): one process per state; "
+                                "wait for it, or give this run a --state of its own",
+                                state_dir, n > 0 ? pid : "?");
+        return dp_error_set(err, DP_ERR_IO, "state: cannot lock %s: %s", path, strerror(e));
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
+        int e = errno;
+        close(fd);
+        return dp_error_set(err, DP_ERR_IO, "state: cannot write %s: %s", path, strerror(e));
+    }
+    d->lock_fd = fd;
+    return 0;
+}
+
 dp_dedup *dp_dedup_open(const char *state_dir, dp_error *err) {
     dp_dedup *d = calloc(1, sizeof *d);
     if (!d) {
@@ -85,9 +129,15 @@ dp_dedup *dp_dedup_open(const char *state_dir, dp_error *err) {
         return NULL;
     }
     pthread_mutex_init(&d->lock, NULL);
+    d->lock_fd = -1;
     if (!state_dir) return d;
-    if (mkdir(state_dir, 0755) != 0 && errno != EEXIST) {
+    /* private: it names the inputs and the reports counted */
+    if (mkdir(state_dir, 0700) != 0 && errno != EEXIST) {
         dp_error_set(err, DP_ERR_IO, "state: cannot create %s: %s", state_dir, strerror(errno));
+        dp_dedup_close(d);
+        return NULL;
+    }
+    if (lock_state(d, state_dir, err) != 0) {
         dp_dedup_close(d);
         return NULL;
     }
@@ -95,7 +145,7 @@ dp_dedup *dp_dedup_open(const char *state_dir, dp_error *err) {
     int rc = mdb_env_create(&d->env);
     if (rc == 0) rc = mdb_env_set_mapsize(d->env, (size_t)64 << 30); /* sparse; grows on use */
     if (rc == 0) rc = mdb_env_set_maxdbs(d->env, 4);
-    if (rc == 0) rc = mdb_env_open(d->env, state_dir, MDB_NOTLS, 0644);
+    if (rc == 0) rc = mdb_env_open(d->env, state_dir, MDB_NOTLS, 0600);
     if (rc == 0) rc = mdb_txn_begin(d->env, NULL, 0, &txn);
     /* identities stay in the unnamed db, where earlier versions kept them;
      * the named dbs' entries there have short keys, never 32 bytes */
@@ -357,6 +407,7 @@ int dp_dedup_apply_ledger(dp_dedup *d, const uint8_t (*ids)[32], size_t n_ids, c
 void dp_dedup_close(dp_dedup *d) {
     if (!d) return;
     if (d->env) mdb_env_close(d->env);
+    if (d->lock_fd >= 0) close(d->lock_fd); /* releases the lock */
     pthread_mutex_destroy(&d->lock);
     free(d->slots);
     free(d);

@@ -312,10 +312,10 @@ int dp_cmd_run(int argc, char **argv) {
     /* a follower started again adds to what the last one wrote */
     sopts.append = follow;
     /* SIGTERM (Kubernetes) and ^C: end the open epoch or cycle cleanly */
-    int catch_stop = follow;
+    int has_kafka = 0;
     for (size_t i = 0; i < n_sink_uris; i++)
-        if (strncmp(sink_uris[i], "kafka://", 8) == 0) catch_stop = 1;
-    if (catch_stop) {
+        if (strncmp(sink_uris[i], "kafka://", 8) == 0) has_kafka = 1;
+    if (follow || has_kafka) {
         struct sigaction sa = {0};
         sa.sa_handler = on_stop_signal;
         sigemptyset(&sa.sa_mask);
@@ -325,6 +325,23 @@ int dp_cmd_run(int argc, char **argv) {
     if ((size_t)(argc - optind) > MAX_SOURCES) {
         fprintf(stderr, "dmarcpipe run: at most %d sources\n", MAX_SOURCES);
         return 2;
+    }
+    /* The state first: it is one process's at a time (it is locked), and a
+     * second run on it must stop before it opens, and truncates, a sink.
+     * It is what a long-running process, or exactly once, stands on: on
+     * by default there (and it keeps a follower's memory bounded). */
+    if ((has_kafka || follow) && !state_dir) {
+        state_dir = DEFAULT_OUT "/state";
+        if (dp_fs_mkdir_p(DEFAULT_OUT) != 0) {
+            fprintf(stderr, "dmarcpipe run: cannot create %s: %s\n", DEFAULT_OUT, strerror(errno));
+            rc = 3;
+            goto out;
+        }
+    }
+    if (!(cfg->dedup = dp_dedup_open(state_dir, &err))) {
+        fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
+        rc = 3;
+        goto out;
     }
     double flush_interval = cfg->flush_interval;
     dp_sink *txn_sink = NULL;
@@ -360,21 +377,6 @@ int dp_cmd_run(int argc, char **argv) {
      * workers idle), useless on one. */
     if (readahead < 0) readahead = cores > 1;
     limits->readahead_after = readahead ? READAHEAD_AFTER : 0;
-    /* the state is what a long-running process, or exactly once, stands on:
-     * on by default there (and it keeps a follower's memory bounded) */
-    if ((txn_sink || follow) && !state_dir) {
-        state_dir = DEFAULT_OUT "/state";
-        if (dp_fs_mkdir_p(DEFAULT_OUT) != 0) {
-            fprintf(stderr, "dmarcpipe run: cannot create %s: %s\n", DEFAULT_OUT, strerror(errno));
-            rc = 3;
-            goto out;
-        }
-    }
-    if (!(cfg->dedup = dp_dedup_open(state_dir, &err))) {
-        fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
-        rc = 3;
-        goto out;
-    }
     /* made now, so that a scan knows them for run's own and skips them */
     const char *own_dirs[] = {done_dir, follow ? quarantine_dir : NULL};
     for (size_t i = 0; i < sizeof own_dirs / sizeof *own_dirs; i++)

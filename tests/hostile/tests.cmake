@@ -9,6 +9,9 @@
 #   hostile_spool   a FIFO, a socket, links to /dev/zero and to a private
 #                   file, link loops, a file reached twice; a private
 #                   quarantine; a follower over the same spool
+#   hostile_state   two processes on one --state: one runs, the other is
+#                   refused before it touches a sink; no stale lock after
+#                   SIGKILL
 #
 # include()d from tests/CMakeLists.txt after the dmarcpipe target exists.
 if(NOT Python3_Interpreter_FOUND OR NOT TARGET dmarcpipe)
@@ -30,3 +33,10 @@ set_tests_properties(hostile_dates PROPERTIES LABELS hostile TIMEOUT ${DP_HOSTIL
 add_test(NAME hostile_spool
   COMMAND ${Python3_EXECUTABLE} ${DP_HOSTILE_DIR}/test_spool.py $<TARGET_FILE:dmarcpipe>)
 set_tests_properties(hostile_spool PROPERTIES LABELS hostile TIMEOUT ${DP_HOSTILE_TIMEOUT})
+
+if(TARGET dp-gen-report)
+  add_test(NAME hostile_state
+    COMMAND ${Python3_EXECUTABLE} ${DP_HOSTILE_DIR}/test_state.py $<TARGET_FILE:dmarcpipe>
+            $<TARGET_FILE:dp-gen-report>)
+  set_tests_properties(hostile_state PROPERTIES LABELS hostile TIMEOUT ${DP_HOSTILE_TIMEOUT})
+endif()
