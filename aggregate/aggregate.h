@@ -108,6 +108,11 @@ typedef struct dp_dedup_epoch {
     size_t n_inputs;
     uint64_t epoch;       /* the epoch's number, 0: leave as it is */
     uint64_t ledger_next; /* where to read the ledger from next, 0: leave */
+    /* How far each sink that keeps a position (a file) is committed: what
+     * a restart truncates it back to. */
+    const char *const *sink_names;
+    const uint64_t *sink_positions;
+    size_t n_sinks;
 } dp_dedup_epoch;
 
 /* Makes the identities decided since the last persist durable, with `ep`
@@ -126,6 +131,9 @@ size_t dp_dedup_pending(dp_dedup *d, void (*fn)(void *ctx, const uint8_t id[32])
 void dp_dedup_forget_persisted(dp_dedup *d);
 /* Whether an epoch that committed took this input: 1, 0, -1 (unreadable). */
 int dp_dedup_input_done(dp_dedup *d, const char *key);
+/* A sink's committed position (bytes of a file): 1 and *pos when the state
+ * has one, 0 when not, -1 when the state cannot be read. */
+int dp_dedup_sink_position(dp_dedup *d, const char *name, uint64_t *pos);
 /* The last committed epoch and the ledger's next offset (0 when unknown). */
 int dp_dedup_meta(dp_dedup *d, uint64_t *epoch, uint64_t *ledger_next);
 /* Records an epoch found in the ledger (committed, but the state never

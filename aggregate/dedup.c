@@ -63,7 +63,7 @@ struct dp_dedup {
     slot *slots;
     size_t cap, used;
     MDB_env *env;
-    MDB_dbi dbi, inputs_dbi, meta_dbi;
+    MDB_dbi dbi, inputs_dbi, meta_dbi, sinks_dbi;
     uint64_t committed, persisted;
 };
 
@@ -144,7 +144,7 @@ dp_dedup *dp_dedup_open(const char *state_dir, dp_error *err) {
     MDB_txn *txn = NULL;
     int rc = mdb_env_create(&d->env);
     if (rc == 0) rc = mdb_env_set_mapsize(d->env, (size_t)64 << 30); /* sparse; grows on use */
-    if (rc == 0) rc = mdb_env_set_maxdbs(d->env, 4);
+    if (rc == 0) rc = mdb_env_set_maxdbs(d->env, 5);
     if (rc == 0) rc = mdb_env_open(d->env, state_dir, MDB_NOTLS, 0600);
     if (rc == 0) rc = mdb_txn_begin(d->env, NULL, 0, &txn);
     /* identities stay in the unnamed db, where earlier versions kept them;
@@ -152,6 +152,7 @@ dp_dedup *dp_dedup_open(const char *state_dir, dp_error *err) {
     if (rc == 0) rc = mdb_dbi_open(txn, NULL, 0, &d->dbi);
     if (rc == 0) rc = mdb_dbi_open(txn, "inputs", MDB_CREATE, &d->inputs_dbi);
     if (rc == 0) rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &d->meta_dbi);
+    if (rc == 0) rc = mdb_dbi_open(txn, "sinks", MDB_CREATE, &d->sinks_dbi);
     if (rc == 0) {
         rc = mdb_txn_commit(txn);
         txn = NULL;
@@ -266,6 +267,7 @@ static int put_epoch(dp_dedup *d, MDB_txn *txn, const dp_dedup_epoch *ep, uint64
     }
     if (rc == 0 && ep->epoch) rc = put_u64(txn, d->meta_dbi, "epoch", ep->epoch);
     if (rc == 0 && ep->ledger_next) rc = put_u64(txn, d->meta_dbi, "ledger_next", ep->ledger_next);
+    for (size_t i = 0; rc == 0 && i < ep->n_sinks; i++) rc = put_u64(txn, d->sinks_dbi, ep->sink_names[i], ep->sink_positions[i]);
     return rc;
 }
 
@@ -350,6 +352,29 @@ int dp_dedup_input_done(dp_dedup *d, const char *key) {
     }
     pthread_mutex_unlock(&d->lock);
     return rc == 0 ? 1 : rc == MDB_NOTFOUND ? 0 : -1;
+}
+
+int dp_dedup_sink_position(dp_dedup *d, const char *name, uint64_t *pos) {
+    *pos = 0;
+    if (!d->env) return 0;
+    size_t n = strlen(name);
+    if (n == 0 || n > 511) return 0; /* LMDB's key limit: such a sink keeps no position */
+    pthread_mutex_lock(&d->lock);
+    MDB_txn *txn = NULL;
+    int rc = mdb_txn_begin(d->env, NULL, MDB_RDONLY, &txn), found = 0;
+    if (rc == 0) {
+        MDB_val k = {n, (void *)name}, v;
+        int g = mdb_get(txn, d->sinks_dbi, &k, &v);
+        if (g == 0 && v.mv_size == sizeof(uint64_t)) {
+            memcpy(pos, v.mv_data, sizeof *pos);
+            found = 1;
+        } else if (g != MDB_NOTFOUND) {
+            rc = g ? g : MDB_CORRUPTED;
+        }
+        mdb_txn_abort(txn);
+    }
+    pthread_mutex_unlock(&d->lock);
+    return rc != 0 ? -1 : found;
 }
 
 int dp_dedup_meta(dp_dedup *d, uint64_t *epoch, uint64_t *ledger_next) {

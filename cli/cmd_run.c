@@ -139,6 +139,9 @@ static void print_summary(const dp_run_stats *rs, const dp_engine_config *cfg, c
     if (done_dir)
         fprintf(stderr, "  done:     %llu input(s) moved to %s%s\n", (unsigned long long)rs->acked, done_dir,
                 rs->ack_failures ? " (some could not be: see above)" : "");
+    if (rs->held)
+        fprintf(stderr, "  held:     %llu rejected input(s) left where they were: their rejection could not be kept\n",
+                (unsigned long long)rs->held);
 }
 
 /* A report gets a reader thread once this much of its XML is parsed:
@@ -309,8 +312,6 @@ int dp_cmd_run(int argc, char **argv) {
     dp_run_stats rs;
     memset(&rs, 0, sizeof rs);
     sopts.props = props;
-    /* a follower started again adds to what the last one wrote */
-    sopts.append = follow;
     /* SIGTERM (Kubernetes) and ^C: end the open epoch or cycle cleanly */
     int has_kafka = 0;
     for (size_t i = 0; i < n_sink_uris; i++)
@@ -328,9 +329,10 @@ int dp_cmd_run(int argc, char **argv) {
     }
     /* The state first: it is one process's at a time (it is locked), and a
      * second run on it must stop before it opens, and truncates, a sink.
-     * It is what a long-running process, or exactly once, stands on: on
-     * by default there (and it keeps a follower's memory bounded). */
-    if ((has_kafka || follow) && !state_dir) {
+     * It is what exactly once, and a long-running process, stand on: on
+     * by default for the embedded default, Kafka and --follow (it keeps a
+     * follower's memory bounded too). */
+    if ((embedded || has_kafka || follow) && !state_dir) {
         state_dir = DEFAULT_OUT "/state";
         if (dp_fs_mkdir_p(DEFAULT_OUT) != 0) {
             fprintf(stderr, "dmarcpipe run: cannot create %s: %s\n", DEFAULT_OUT, strerror(errno));
@@ -343,6 +345,9 @@ int dp_cmd_run(int argc, char **argv) {
         rc = 3;
         goto out;
     }
+    /* with a state, a file sink is never replaced: each run goes on from
+     * what the state last committed (dp_conductor_resume) */
+    sopts.resume = state_dir != NULL;
     double flush_interval = cfg->flush_interval;
     dp_sink *txn_sink = NULL;
     for (size_t i = 0; i < n_sink_uris; i++) {
@@ -361,7 +366,7 @@ int dp_cmd_run(int argc, char **argv) {
         }
         txn_sink = sinks[i];
     }
-    if (reports_path && !(reports = dp_sink_open_reports(reports_path, follow, &err))) {
+    if (reports_path && !(reports = dp_sink_open_reports(reports_path, sopts.resume, &err))) {
         fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
         rc = 2;
         goto out;
@@ -425,6 +430,11 @@ int dp_cmd_run(int argc, char **argv) {
         cfg->flush_interval = 0;
     }
     double t0 = dp_clock_seconds();
+    if (dp_conductor_resume(&run, &err) != 0) {
+        fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
+        rc = 2;
+        goto out;
+    }
     if (dp_conductor_recover(&run, &rs, &err) != 0) {
         fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
         rc = 3;
@@ -447,7 +457,7 @@ int dp_cmd_run(int argc, char **argv) {
      * follower: the time its cycles took, not the time it waited) */
     if (txn_sink && !follow) rs.engine.seconds = dp_clock_seconds() - t0;
     print_summary(&rs, cfg, sink_uris, n_sink_uris, txn_sink != NULL, done_dir);
-    if (rc == 0 && rs.ack_failures && !follow) rc = 3;
+    if (rc == 0 && (rs.ack_failures || rs.held) && !follow) rc = 3;
     /* a follower stopped by a signal has done its job; a batch run says
      * whether some input was rejected */
     if (rc == 0 && rs.engine.inputs_rejected && !rs.stopped && !follow) rc = 1;

@@ -102,8 +102,14 @@ static int split_make(const dp_run_config *c, dp_input *const *inputs, size_t n,
     return 0;
 }
 
-static void ack(dp_input *const *inputs, size_t n, dp_run_stats *st) {
+/* Acknowledges the inputs, but those held (NULL: none), which stay. */
+static void ack(dp_input *const *inputs, size_t n, const uint8_t *held, dp_run_stats *st) {
     for (size_t i = 0; i < n; i++) {
+        if (held && held[i]) {
+            dp_source_hold(inputs[i]);
+            st->held++;
+            continue;
+        }
         int rc = dp_source_ack(inputs[i]);
         if (rc == 0) st->acked++;
         else if (rc < 0) st->ack_failures++;
@@ -116,6 +122,7 @@ static void ack(dp_input *const *inputs, size_t n, dp_run_stats *st) {
 typedef struct reader {
     dp_input *const *inputs;
     const dp_ingest_limits *limits;
+    uint8_t *held; /* per input: its rejection could not be kept */
 } reader;
 
 /* Called by the engine's workers, several at once. */
@@ -133,9 +140,18 @@ static int read_input(void *ctx, size_t i, const dp_report_handler *h, void *hct
     return rc;
 }
 
+/* A rejection that cannot be kept (the quarantine's disk is full, the
+ * input cannot be read again) does not stop the run: the input stays
+ * where it is, unacknowledged and unrecorded, and a later run takes it
+ * again; what it held that was counted is then a duplicate.  Each worker
+ * writes only its own input's flag. */
 static int reject_input(void *ctx, size_t i, const dp_error *errors, size_t n_errors, dp_error *err) {
     const reader *r = ctx;
-    return dp_source_reject(r->inputs[i], errors, n_errors, err);
+    if (dp_source_reject(r->inputs[i], errors, n_errors, err) == 0) return 0;
+    fprintf(stderr, "dmarcpipe run: %s: its rejection cannot be kept (%s): left where it is, for a later run\n",
+            r->inputs[i]->name, err->msg);
+    r->held[i] = 1;
+    return 0;
 }
 
 /* ---- an epoch's bounds --------------------------------------------------------------- */
@@ -174,6 +190,51 @@ static int backoff(long ms, const volatile sig_atomic_t *stop) {
 
 /* ---- the protocol ----------------------------------------------------------------------- */
 
+int dp_conductor_resume(const dp_run_config *c, dp_error *err) {
+    for (size_t k = 0; k <= c->engine.n_sinks; k++) {
+        dp_sink *s = nth_distinct_sink(&c->engine, k);
+        const char *name = s ? dp_sink_position_name(s) : NULL;
+        if (!name) continue;
+        uint64_t pos = 0;
+        int known = c->engine.dedup ? dp_dedup_sink_position(c->engine.dedup, name, &pos) : 0;
+        if (known < 0) return dp_error_set(err, DP_ERR_IO, "state: cannot read the position of %s", name);
+        if (dp_sink_resume(s, known, pos, err) != 0) return -1;
+        /* A file new to the state is the state's from now on, at 0: a run
+         * that dies before its first commit leaves bytes the next one cuts,
+         * where it would otherwise find a file it did not count. */
+        if (!known && c->engine.dedup) {
+            uint64_t zero = 0;
+            dp_dedup_epoch de = {NULL, 0, 0, 0, &name, &zero, 1};
+            if (dp_dedup_persist(c->engine.dedup, &de, err) != 0) return -1;
+        }
+    }
+    return 0;
+}
+
+/* The positions of the sinks that keep one, after a commit, for the state:
+ * arrays of up to n_sinks + 1, the caller's to free. */
+typedef struct positions {
+    const char **names;
+    uint64_t *at;
+    size_t n;
+} positions;
+
+static int positions_now(const dp_run_config *c, positions *p, dp_error *err) {
+    size_t cap = c->engine.n_sinks + 1;
+    p->n = 0;
+    p->names = malloc(cap * sizeof *p->names);
+    p->at = malloc(cap * sizeof *p->at);
+    if (!p->names || !p->at) return dp_error_set(err, DP_ERR_NOMEM, "out of memory recording the sinks' positions");
+    for (size_t k = 0; k < cap; k++) {
+        dp_sink *s = nth_distinct_sink(&c->engine, k);
+        const char *name = s ? dp_sink_position_name(s) : NULL;
+        if (!name) continue;
+        p->names[p->n] = name;
+        p->at[p->n++] = dp_sink_position(s);
+    }
+    return 0;
+}
+
 int dp_conductor_recover(const dp_run_config *c, dp_run_stats *st, dp_error *err) {
     dp_sink *es = dp_conductor_epoch_sink(c);
     if (!es) return 0;
@@ -203,13 +264,14 @@ int dp_conductor_run(const dp_run_config *c, dp_input *const *inputs, size_t n, 
         fprintf(stderr, "dmarcpipe run: %zu input(s) already %s by an earlier run: skipped\n", in.n_done,
                 es ? "committed" : "counted");
         st->inputs_done_before += in.n_done;
-        ack(in.done, in.n_done, st);
+        ack(in.done, in.n_done, NULL, st);
     }
 
     dp_engine_stats sum;
     memset(&sum, 0, sizeof sum);
     int rc = 0, stopped_open = 0;
     size_t at = 0;
+    uint8_t *held = NULL; /* the epoch's inputs whose rejection could not be kept */
     while (rc == 0 && at < in.n_todo && !(c->stop && *c->stop)) {
         uint64_t epoch = state_epoch + 1;
         admit_ctx ac = {c->epoch_inputs ? c->epoch_inputs : SIZE_MAX, 0, c->epoch_seconds, 0, c->stop};
@@ -228,7 +290,14 @@ int dp_conductor_run(const dp_run_config *c, dp_input *const *inputs, size_t n, 
             cfg.admit = admit;
             cfg.admit_ctx = &ac;
             ac.started = dp_clock_seconds();
-            reader rd = {in.todo + at, &c->limits};
+            free(held);
+            held = calloc(in.n_todo - at, 1);
+            if (!held) {
+                rc = dp_error_set(err, DP_ERR_NOMEM, "out of memory");
+                if (es) dp_sink_epoch_abort(es);
+                break;
+            }
+            reader rd = {in.todo + at, &c->limits, held};
             dp_engine_inputs ei = {in.n_todo - at, read_input, reject_input, &rd};
             dp_engine_stats es_st;
             if (dp_engine_run(&cfg, &ei, &es_st, err) != 0) {
@@ -251,28 +320,34 @@ int dp_conductor_run(const dp_run_config *c, dp_input *const *inputs, size_t n, 
             int cr = ledger_failed ? -1 : commit_all(c, &next, err);
             if (cr == 0) {
                 st->sink_seconds += es_st.final_flush_seconds + (dp_clock_seconds() - tc);
+                /* the state records the inputs counted, not those held */
                 const char **keys = NULL;
-                if (c->track_inputs && taken) {
-                    keys = malloc(taken * sizeof *keys);
-                    if (!keys) {
-                        rc = dp_error_set(err, DP_ERR_NOMEM, "out of memory recording the inputs");
-                        break;
-                    }
-                    for (size_t i = 0; i < taken; i++) keys[i] = in.todo[at + i]->key;
+                size_t n_keys = 0;
+                positions pos = {0};
+                int p = c->track_inputs && taken && !(keys = malloc(taken * sizeof *keys))
+                            ? dp_error_set(err, DP_ERR_NOMEM, "out of memory recording the inputs")
+                            : positions_now(c, &pos, err);
+                for (size_t i = 0; p == 0 && keys && i < taken; i++)
+                    if (!held[i]) keys[n_keys++] = in.todo[at + i]->key;
+                if (p == 0) {
+                    dp_dedup_epoch de = {keys,     n_keys,   es ? epoch : 0, es ? next : 0,
+                                         pos.names, pos.at, pos.n};
+                    p = dp_dedup_persist(state, &de, err);
                 }
-                dp_dedup_epoch de = {keys, keys ? taken : 0, es ? epoch : 0, es ? next : 0};
-                int p = dp_dedup_persist(state, &de, err);
                 free(keys);
+                free(pos.names);
+                free(pos.at);
                 if (p != 0) {
                     /* committed, but not recorded: with a ledger the next
-                     * start reads it back; stop rather than guess */
+                     * start reads it back, and a file sink is cut back to
+                     * what the state knows; stop rather than guess */
                     rc = -1;
                     break;
                 }
                 dp_engine_stats_add(&sum, &es_st);
                 st->epochs++;
                 state_epoch = epoch;
-                ack(in.todo + at, taken, st);
+                ack(in.todo + at, taken, held, st);
                 at += taken;
                 break;
             }
@@ -310,6 +385,7 @@ int dp_conductor_run(const dp_run_config *c, dp_input *const *inputs, size_t n, 
         else
             fprintf(stderr, "dmarcpipe run: stopping: %zu input(s) left for the next run\n", in.n_todo - at);
     }
+    free(held);
     split_free(&in);
     sum.seconds = dp_clock_seconds() - t0;
     dp_engine_stats_add(&st->engine, &sum);

@@ -212,7 +212,7 @@ static int apply_record(void *ctx, const char *text, size_t len, uint64_t next) 
     /* parts of one epoch share its number: only older epochs are known */
     int rc = 0;
     if (strcmp(rec.instance, r->instance) == 0 && rec.epoch >= r->state_epoch) {
-        dp_dedup_epoch de = {(const char *const *)rec.keys, rec.n_keys, rec.epoch, next};
+        dp_dedup_epoch de = {(const char *const *)rec.keys, rec.n_keys, rec.epoch, next, NULL, NULL, 0};
         rc = dp_dedup_apply_ledger(r->state, (const uint8_t(*)[32])rec.ids, rec.n_ids, &de, r->err);
         if (rc == 0) {
             /* an epoch may come in several parts; count it once, and only

@@ -20,8 +20,13 @@
  *     state, so nothing is counted twice;
  *   - after the state write, before an acknowledgement: the next run finds
  *     the input done in the state and acknowledges it then.
- * With file sinks alone there is no ledger: a crash between the flush and
- * the state write counts those reports again on the next run.
+ * A file sink needs no ledger: the state records, with each epoch, how
+ * long each file was at the commit, and the next run cuts the file back to
+ * that length (dp_conductor_resume) before it writes; what a dead run
+ * wrote past it is gone, and its reports, unknown to the state, are
+ * counted again, once.  A run with both a file sink and a Kafka sink is
+ * exactly once in Kafka only: a flush cannot be taken back when the
+ * transaction then aborts.
  *
  * Files: conductor.c (the protocol), ledger.c (the ledger's records and
  * the recovery from them), follow.c (the long-running mode).
@@ -71,6 +76,8 @@ typedef struct dp_run_stats {
     uint64_t recovered_epochs; /* found in the ledger, not in the state */
     uint64_t inputs_done_before; /* skipped: the state knew them */
     uint64_t acked, ack_failures; /* acknowledgements with the sources */
+    uint64_t held;           /* rejected inputs whose rejection could not be kept:
+                                left in place, unacknowledged, for a later run */
     uint64_t cycles;         /* follow mode */
     double sink_seconds;     /* with epochs: the final flushes plus the ledger and the commits */
     int stopped;             /* a stop request ended the run */
@@ -83,6 +90,11 @@ typedef struct dp_run_stats {
 void dp_conductor_config_default(dp_run_config *c);
 /* The one sink of the run that works in epochs, or NULL. */
 dp_sink *dp_conductor_epoch_sink(const dp_run_config *c);
+/* Once per process, before anything is written: every sink that keeps a
+ * position (a file, with a state) goes on from the one the state recorded,
+ * cutting what a run that died before its commit wrote after it.  0, or -1
+ * (err): a sink's file does not hold what the state says. */
+int dp_conductor_resume(const dp_run_config *c, dp_error *err);
 /* Catches the state up with the ledger: epochs that committed but were
  * never recorded (a crash between the two).  Once per process, before the
  * first dp_conductor_run(), when a sink works in epochs (a no-op

@@ -17,14 +17,14 @@ dp_sink *dp_sink_open(const char *uri, const dp_sink_options *opts, dp_error *er
     static const dp_sink_options none = {0};
     if (!opts) opts = &none;
     if (strcmp(uri, "-") == 0) return dp_file_sink_open("-", 0, 0, err);
-    if (strncmp(uri, "file:", 5) == 0 && uri[5]) return dp_file_sink_open(uri + 5, 0, opts->append, err);
+    if (strncmp(uri, "file:", 5) == 0 && uri[5]) return dp_file_sink_open(uri + 5, 0, opts->resume, err);
     if (strncmp(uri, "kafka://", 8) == 0) return dp_kafka_sink_open(uri, opts, err);
     dp_error_set(err, DP_ERR_USAGE, "sink '%s': expected file:PATH, - (stdout) or kafka://HOST:PORT/TOPIC", uri);
     return NULL;
 }
 
-dp_sink *dp_sink_open_reports(const char *path, int append, dp_error *err) {
-    return dp_file_sink_open(path, 1, append, err);
+dp_sink *dp_sink_open_reports(const char *path, int resume, dp_error *err) {
+    return dp_file_sink_open(path, 1, resume, err);
 }
 
 static void sink_lock(dp_sink *s) {
@@ -89,6 +89,26 @@ void dp_sink_epoch_abort(dp_sink *s) {
 int dp_sink_ledger_read(dp_sink *s, uint64_t from, dp_ledger_fn fn, void *ctx, dp_error *err) {
     if (!s->ops->ledger_read) return dp_error_set(err, DP_ERR_USAGE, "sink %s keeps no ledger", s->ops->name);
     return s->ops->ledger_read(s, from, fn, ctx, err);
+}
+
+const char *dp_sink_position_name(const dp_sink *s) {
+    return s->ops->position_name ? s->ops->position_name(s) : NULL;
+}
+
+int dp_sink_resume(dp_sink *s, int known, uint64_t committed, dp_error *err) {
+    if (!s->ops->resume) return 0;
+    pthread_mutex_lock(&s->lock);
+    int rc = s->ops->resume(s, known, committed, err);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+uint64_t dp_sink_position(dp_sink *s) {
+    if (!s->ops->position) return 0;
+    pthread_mutex_lock(&s->lock);
+    uint64_t p = s->ops->position(s);
+    pthread_mutex_unlock(&s->lock);
+    return p;
 }
 
 int dp_sink_flush(dp_sink *s, dp_error *err) {

@@ -72,6 +72,16 @@ typedef struct dp_sink_ops {
     int (*epoch_commit)(dp_sink *s, uint64_t *ledger_next, dp_error *err);
     void (*epoch_abort)(dp_sink *s);
     int (*ledger_read)(dp_sink *s, uint64_t from, dp_ledger_fn fn, void *ctx, dp_error *err);
+    /* Optional: a sink that writes a file it can cut back (opened with
+     * `resume`).  position_name: what the state records its position
+     * under (NULL: none).  resume: once, before any write, with the
+     * position the state recorded (known) or none: the sink cuts what was
+     * written after it (a crash between a write and its commit), or
+     * refuses when its file does not hold what the state says.  position:
+     * how far it has written (after a commit: how far is durable). */
+    const char *(*position_name)(const dp_sink *s);
+    int (*resume)(dp_sink *s, int known, uint64_t committed, dp_error *err);
+    uint64_t (*position)(const dp_sink *s);
 } dp_sink_ops;
 
 struct dp_sink {
@@ -89,7 +99,10 @@ typedef struct dp_sink_options {
     const char *const *props;       /* Kafka: -X key=value, applied last, in order */
     size_t n_props;
     const volatile sig_atomic_t *stop; /* set by SIGTERM: give up waiting */
-    int append; /* file: add to the file instead of replacing it (CSV: one header) */
+    /* file: the run keeps the file's committed length in its state; the
+     * file is not truncated at open, and dp_sink_resume() says where the
+     * run goes on from.  Without it a file is written anew. */
+    int resume;
 } dp_sink_options;
 
 /* Opens a sink from its URI (opts may be NULL):
@@ -100,8 +113,8 @@ typedef struct dp_sink_options {
  *               sink also carries the reports feed (opts->reports_topic) */
 dp_sink *dp_sink_open(const char *uri, const dp_sink_options *opts, dp_error *err);
 /* The inventory feed: one JSON line per accepted report, into PATH
- * (added to what PATH holds when `append`). */
-dp_sink *dp_sink_open_reports(const char *path, int append, dp_error *err);
+ * (`resume`: as dp_sink_options.resume). */
+dp_sink *dp_sink_open_reports(const char *path, int resume, dp_error *err);
 
 /* ---- writing: any thread, at any time during a run ---------------------- */
 
@@ -145,6 +158,15 @@ void dp_sink_epoch_abort(dp_sink *s);
 /* The committed ledger records from offset `from`, in order (epochs only).
  * 0, DP_SINK_STOPPED, or -1 (err). */
 int dp_sink_ledger_read(dp_sink *s, uint64_t from, dp_ledger_fn fn, void *ctx, dp_error *err);
+/* The name the state keeps the sink's committed position under, or NULL
+ * when the sink keeps none (stdout, Kafka, a file written anew). */
+const char *dp_sink_position_name(const dp_sink *s);
+/* Once, before any write: goes on from the committed position the state
+ * knows (known), or from an empty file.  0, or -1 (err): the file does not
+ * hold what the state says, and the run must not write to it. */
+int dp_sink_resume(dp_sink *s, int known, uint64_t committed, dp_error *err);
+/* How far the sink has written; after dp_sink_commit(), how far is durable. */
+uint64_t dp_sink_position(dp_sink *s);
 /* Makes what was written durable (written, fsync'ed where it is a file). */
 int dp_sink_flush(dp_sink *s, dp_error *err);
 /* Flushes and frees.  0, or -1 when the final flush failed. */

@@ -4,8 +4,9 @@
 
 #include "sink.h"
 
-/* PATH, or "-" for stdout; `reports` selects the inventory feed. */
-dp_sink *dp_file_sink_open(const char *path, int reports, int append, dp_error *err);
+/* PATH, or "-" for stdout; `reports` selects the inventory feed; `resume`:
+ * see dp_sink_options. */
+dp_sink *dp_file_sink_open(const char *path, int reports, int resume, dp_error *err);
 /* kafka://HOST:PORT[,...]/TOPIC */
 dp_sink *dp_kafka_sink_open(const char *uri, const dp_sink_options *opts, dp_error *err);
 

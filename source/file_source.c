@@ -427,6 +427,8 @@ static int file_ack(dp_source *src, const dp_input *in) {
     return rc;
 }
 
+static void file_hold(dp_source *src, const dp_input *in) { remember((file_source *)src, in); }
+
 /* ---- the source ---------------------------------------------------------------- */
 
 static void file_destroy(dp_source *src) {
@@ -448,6 +450,7 @@ static const dp_source_ops FILE_OPS = {
     .open = file_open,
     .reject = file_reject,
     .ack = file_ack,
+    .hold = file_hold,
     .destroy = file_destroy,
 };
 

@@ -47,6 +47,10 @@ int dp_source_ack(const dp_input *in) {
     return rc;
 }
 
+void dp_source_hold(const dp_input *in) {
+    if (in->source->ops->hold) in->source->ops->hold(in->source, in);
+}
+
 void dp_source_close(dp_source *s) {
     if (s) s->ops->destroy(s);
 }

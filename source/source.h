@@ -64,6 +64,10 @@ typedef struct dp_source_ops {
      * was nothing left to acknowledge (the input is gone); -1: it could not
      * be (logged), and it is not listed again by this process. */
     int (*ack)(dp_source *s, const dp_input *in);
+    /* Optional: the input could not be dealt with (its rejection could not
+     * be kept): it stays where it is, for a later run; a following source
+     * need not list it again in this process. */
+    void (*hold)(dp_source *s, const dp_input *in);
     /* Optional: frees an input of this source (NULL: dp_input_free frees
      * the struct, its name and its key). */
     void (*release)(dp_source *s, dp_input *in);
@@ -95,6 +99,8 @@ int dp_source_open_input(const dp_input *in, dp_error *err);
 int dp_source_reject(const dp_input *in, const dp_error *errors, size_t n_errors, dp_error *err);
 /* Acknowledges the input with its source, and counts it there. */
 int dp_source_ack(const dp_input *in);
+/* Leaves the input with its source, unacknowledged (see ops.hold). */
+void dp_source_hold(const dp_input *in);
 void dp_source_close(dp_source *s);
 
 /* ---- inputs (input.c) ------------------------------------------------------ */

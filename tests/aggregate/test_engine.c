@@ -385,7 +385,7 @@ START_TEST(dedup_epochs_rollback_and_ledger) {
     ck_assert_uint_eq(dp_dedup_pending(d, count_id, &n), 1);
     ck_assert_int_eq(n, 1);
     const char *keys[] = {"10:20:/in/a.xml", "11:21:/in/b.xml"};
-    dp_dedup_epoch ep = {keys, 2, 1, 7};
+    dp_dedup_epoch ep = {keys, 2, 1, 7, NULL, NULL, 0};
     ck_assert_int_eq(dp_dedup_persist(d, &ep, &err), 0);
     /* committed: a rollback no longer forgets x */
     dp_dedup_rollback(d);
@@ -406,7 +406,7 @@ START_TEST(dedup_epochs_rollback_and_ledger) {
     memcpy(ids[0], y, 32);
     memcpy(ids[1], z, 32);
     const char *keys2[] = {"12:22:/in/c.xml"};
-    dp_dedup_epoch ep2 = {keys2, 1, 2, 9};
+    dp_dedup_epoch ep2 = {keys2, 1, 2, 9, NULL, NULL, 0};
     ck_assert_int_eq(dp_dedup_apply_ledger(d, (const uint8_t(*)[32])ids, 2, &ep2, &err), 0);
     ck_assert_int_eq(dp_dedup_decide(d, y), DP_DEDUP_DUPLICATE);
     dp_dedup_close(d);

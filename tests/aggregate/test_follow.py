@@ -206,6 +206,7 @@ def test_restart_without_done(t, dmarcpipe, corpus, tmp):
     work = os.path.join(tmp, "restart")
     spool, out = os.path.join(work, "spool"), os.path.join(work, "out")
     os.makedirs(spool)
+    os.makedirs(out)  # a sink's folder must exist: it is not made
     args = ["--flush-interval", 1, "--state", os.path.join(work, "state"),
             "--sink", "file:" + os.path.join(out, "rollups.ndjson"), "--reports", os.path.join(out, "reports.ndjson"),
             "--quarantine", os.path.join(out, "quarantine"), spool]

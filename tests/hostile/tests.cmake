@@ -12,6 +12,10 @@
 #   hostile_state   two processes on one --state: one runs, the other is
 #                   refused before it touches a sink; no stale lock after
 #                   SIGKILL
+#   hostile_file_sink  file sinks with a state are exactly once: reruns
+#                   never replace, SIGKILL at random (batch and follower)
+#                   gives exact totals and no torn line; a follower that
+#                   cannot keep a rejection goes on and holds the input
 #
 # include()d from tests/CMakeLists.txt after the dmarcpipe target exists.
 if(NOT Python3_Interpreter_FOUND OR NOT TARGET dmarcpipe)
@@ -39,4 +43,11 @@ if(TARGET dp-gen-report)
     COMMAND ${Python3_EXECUTABLE} ${DP_HOSTILE_DIR}/test_state.py $<TARGET_FILE:dmarcpipe>
             $<TARGET_FILE:dp-gen-report>)
   set_tests_properties(hostile_state PROPERTIES LABELS hostile TIMEOUT ${DP_HOSTILE_TIMEOUT})
+endif()
+
+if(TARGET dp-gen-report)
+  add_test(NAME hostile_file_sink
+    COMMAND ${Python3_EXECUTABLE} ${DP_HOSTILE_DIR}/test_file_sink.py $<TARGET_FILE:dmarcpipe>
+            $<TARGET_FILE:dp-gen-report> ${CMAKE_SOURCE_DIR}/tests/data/corpus)
+  set_tests_properties(hostile_file_sink PROPERTIES LABELS hostile TIMEOUT ${DP_HOSTILE_TIMEOUT})
 endif()
