@@ -75,6 +75,9 @@ static void help(FILE *f) {
             "  --kafka-config FILE   librdkafka properties, KEY=VALUE lines (applied before\n"
             "                        DMARCPIPE_KAFKA_* variables, e.g. DMARCPIPE_KAFKA_SASL_PASSWORD,\n"
             "                        and -X); values are never printed\n"
+            "  --broker-timeout SEC  how long to wait for an absent broker before ending with\n"
+            "                        an error, nothing acknowledged (default 60; 0: for ever,\n"
+            "                        the default with --follow)\n"
             "  --epoch-inputs N      at most N inputs per epoch, and per --follow cycle\n"
             "                        (default 1000); an epoch also ends after --flush-interval\n"
             "                        seconds\n"
@@ -162,6 +165,7 @@ int dp_cmd_run(int argc, char **argv) {
     dp_sink_options sopts = {.stop = &stop_requested};
     const char *props[MAX_PROPS];
     uint64_t epoch_inputs = 1000;
+    double broker_timeout = -1; /* unset: a minute for a batch run, for ever for a follower */
     int readahead = -1; /* auto */
     int follow = 0;
     double poll_seconds = 2;
@@ -189,6 +193,7 @@ int dp_cmd_run(int argc, char **argv) {
         {"ledger-topic", required_argument, NULL, 'G'},
         {"kafka-config", required_argument, NULL, 'C'},
         {"epoch-inputs", required_argument, NULL, 'E'},
+        {"broker-timeout", required_argument, NULL, 'B'},
         {"follow", no_argument, NULL, 'F'},
         {"poll", required_argument, NULL, 'P'},
         {"done", required_argument, NULL, 'D'},
@@ -210,6 +215,11 @@ int dp_cmd_run(int argc, char **argv) {
                 return 2;
             }
             props[sopts.n_props++] = optarg;
+            break;
+        case 'B':
+            if (strcmp(optarg, "0") == 0) v = 0;
+            else if (parse_count("--broker-timeout", optarg, 86400, &v) != 0) return 2;
+            broker_timeout = (double)v;
             break;
         case 'E':
             if (parse_count("--epoch-inputs", optarg, UINT32_MAX, &epoch_inputs) != 0) return 2;
@@ -300,6 +310,9 @@ int dp_cmd_run(int argc, char **argv) {
     }
     const char *quarantine_dir = quarantine ? quarantine : DEFAULT_OUT "/quarantine";
 
+    /* a batch run ends, with nothing acknowledged, when the broker stays
+     * away; a follower waits for it, and says so */
+    sopts.broker_timeout = broker_timeout >= 0 ? broker_timeout : follow ? 0 : 60;
     dp_ingest_global_init();
     dp_error err;
     int rc = 0;

@@ -46,6 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dp_clock.h"
 #include "sink_internal.h"
 
 extern char **environ;
@@ -63,6 +64,7 @@ typedef struct kafka_sink {
     kv *props; /* user properties, in the order they apply */
     size_t n_props;
     const volatile sig_atomic_t *stop;
+    double give_up_s; /* --broker-timeout: how long a wait for the broker may last (0: for ever) */
     rd_kafka_t *rk;
     rd_kafka_topic_t *rkt_rollups, *rkt_reports, *rkt_ledger;
     int in_txn;
@@ -81,6 +83,13 @@ static void sleep_ms(long ms) {
 }
 
 static int stopping(const kafka_sink *ks) { return ks->stop && *ks->stop; }
+
+/* A batch run waits for an absent broker only so long (--broker-timeout,
+ * a minute by default), then ends with an error and nothing acknowledged;
+ * a follower waits for ever, saying so in its log. */
+static int given_up(const kafka_sink *ks, double waiting_since) {
+    return ks->give_up_s > 0 && dp_clock_seconds() - waiting_since >= ks->give_up_s;
+}
 
 static void note_epoch_error(kafka_sink *ks, const char *fmt, const char *what) {
     pthread_mutex_lock(&ks->err_lock);
@@ -212,6 +221,11 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
 }
 
 static rd_kafka_conf_t *make_conf(kafka_sink *ks, int producer, dp_error *err) {
+    /* a message waits for the broker no longer than the run would: a
+     * batch run's full queue then frees itself by --broker-timeout */
+    char message_timeout[32] = "110000";
+    if (ks->give_up_s > 0 && ks->give_up_s < 110)
+        snprintf(message_timeout, sizeof message_timeout, "%.0f", ks->give_up_s < 1 ? 1000 : ks->give_up_s * 1000);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     int rc = conf_set(conf, "bootstrap.servers", ks->brokers, ks->uri, err);
     if (producer) {
@@ -236,10 +250,10 @@ static rd_kafka_conf_t *make_conf(kafka_sink *ks, int producer, dp_error *err) {
              * fresh pages (clear_page_erms), under 3% at 32 MiB. */
             {"queue.buffering.max.kbytes", "32768"},
             {"transaction.timeout.ms", "120000"},
-            {"message.timeout.ms", "110000"},
         };
         for (size_t i = 0; rc == 0 && i < sizeof defaults / sizeof *defaults; i++)
             rc = conf_set(conf, defaults[i][0], defaults[i][1] ? defaults[i][1] : ks->txn_id, "default", err);
+        rc = rc ? rc : conf_set(conf, "message.timeout.ms", message_timeout, "default", err);
         rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
     } else {
         rc = rc ? rc : conf_set(conf, "isolation.level", "read_committed", "default", err);
@@ -294,6 +308,7 @@ static void producer_drop(kafka_sink *ks) {
 static int producer_start(kafka_sink *ks, dp_error *err) {
     long backoff = 500;
     int odd = 0, quiet = 0;
+    double since = dp_clock_seconds();
     for (;;) {
         if (!ks->rk) {
             rd_kafka_conf_t *conf = make_conf(ks, 1, err);
@@ -316,6 +331,12 @@ static int producer_start(kafka_sink *ks, dp_error *err) {
         rd_kafka_error_t *e = rd_kafka_init_transactions(ks->rk, 2000);
         if (!e) return 0;
         int retriable = rd_kafka_error_is_retriable(e), fatal = rd_kafka_error_is_fatal(e);
+        if (given_up(ks, since)) {
+            dp_error_set(err, DP_ERR_IO, "kafka %s: no broker answered for %.0f s (%s): giving up (--broker-timeout)",
+                         ks->uri, ks->give_up_s, rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            return -1;
+        }
         if (retriable && rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR__TIMED_OUT && quiet++ < 15 && !stopping(ks)) {
             rd_kafka_error_destroy(e); /* still connecting: try again at once, quietly */
             continue;
@@ -326,7 +347,7 @@ static int producer_start(kafka_sink *ks, dp_error *err) {
         if (!retriable && !fatal && odd++ > 0)
             return dp_error_set(err, DP_ERR_IO, "kafka %s: cannot start transactions", ks->uri);
         if (!retriable) producer_drop(ks); /* fatal, or a first odd failure: a fresh producer */
-        for (long waited = 0; waited < backoff; waited += 100) {
+        for (long waited = 0; waited < backoff && !given_up(ks, since); waited += 100) {
             if (stopping(ks)) return DP_SINK_STOPPED;
             sleep_ms(100);
         }
@@ -522,6 +543,7 @@ static int kafka_epoch_commit(dp_sink *s, uint64_t *ledger_next, dp_error *err) 
     *ledger_next = 0;
     if (!ks->rk || !ks->in_txn) return dp_error_set(err, DP_ERR_USAGE, "kafka %s: commit without an epoch", ks->uri);
     int waited = 0;
+    double since = dp_clock_seconds();
     while (!atomic_load(&ks->epoch_failed)) {
         rd_kafka_error_t *e = rd_kafka_commit_transaction(ks->rk, COMMIT_TIMEOUT_MS);
         if (!e) {
@@ -529,6 +551,14 @@ static int kafka_epoch_commit(dp_sink *s, uint64_t *ledger_next, dp_error *err) 
             rd_kafka_poll(ks->rk, 0); /* the ledger record's delivery report */
             if (ks->ledger_offset >= 0) *ledger_next = (uint64_t)ks->ledger_offset + 1;
             return 0;
+        }
+        if (rd_kafka_error_is_retriable(e) && given_up(ks, since)) {
+            dp_error_set(err, DP_ERR_IO, "kafka %s: the commit waited %.0f s for the broker (%s): giving up "
+                         "(--broker-timeout); the epoch is aborted and nothing of it acknowledged",
+                         ks->uri, ks->give_up_s, rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            producer_drop(ks);
+            return -1;
         }
         if (rd_kafka_error_is_retriable(e) && !stopping(ks)) {
             if (!waited++)
@@ -562,6 +592,7 @@ static int kafka_ledger_read(dp_sink *s, uint64_t from, dp_ledger_fn fn, void *c
     }
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, ks->ledger_topic, NULL);
     int rc = 0, exists = 0;
+    double since = dp_clock_seconds();
     for (long backoff = 500;;) {
         const rd_kafka_metadata_t *md = NULL;
         rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
@@ -569,6 +600,11 @@ static int kafka_ledger_read(dp_sink *s, uint64_t from, dp_ledger_fn fn, void *c
             exists = md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
                      md->topics[0].partition_cnt > 0;
             rd_kafka_metadata_destroy(md);
+            break;
+        }
+        if (given_up(ks, since)) {
+            rc = dp_error_set(err, DP_ERR_IO, "kafka %s: no broker answered for %.0f s (%s): giving up (--broker-timeout)",
+                              ks->uri, ks->give_up_s, rd_kafka_err2str(e));
             break;
         }
         fprintf(stderr, "dmarcpipe: kafka %s: cannot read the ledger's metadata (%s); retrying\n", ks->uri,
@@ -687,6 +723,7 @@ dp_sink *dp_kafka_sink_open(const char *uri, const dp_sink_options *o, dp_error 
     pthread_mutex_init(&ks->base.lock, NULL);
     pthread_mutex_init(&ks->err_lock, NULL);
     ks->stop = o->stop;
+    ks->give_up_s = o->broker_timeout;
     const char *instance = o->instance_id ? o->instance_id : "default";
     ks->uri = strdup(uri);
     ks->brokers = strndup(rest, (size_t)(slash - rest));

@@ -99,6 +99,7 @@ typedef struct dp_sink_options {
     const char *const *props;       /* Kafka: -X key=value, applied last, in order */
     size_t n_props;
     const volatile sig_atomic_t *stop; /* set by SIGTERM: give up waiting */
+    double broker_timeout; /* Kafka: seconds a wait for the broker may last (0: for ever) */
     /* file: the run keeps the file's committed length in its state; the
      * file is not truncated at open, and dp_sink_resume() says where the
      * run goes on from.  Without it a file is written anew. */

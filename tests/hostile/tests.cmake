@@ -16,6 +16,9 @@
 #                   never replace, SIGKILL at random (batch and follower)
 #                   gives exact totals and no torn line; a follower that
 #                   cannot keep a rejection goes on and holds the input
+#   hostile_kafka_away  no broker: a batch run gives up after
+#                   --broker-timeout (and by default after a minute),
+#                   nothing acknowledged; a follower waits, and says so
 #
 # include()d from tests/CMakeLists.txt after the dmarcpipe target exists.
 if(NOT Python3_Interpreter_FOUND OR NOT TARGET dmarcpipe)
@@ -51,3 +54,8 @@ if(TARGET dp-gen-report)
             $<TARGET_FILE:dp-gen-report> ${CMAKE_SOURCE_DIR}/tests/data/corpus)
   set_tests_properties(hostile_file_sink PROPERTIES LABELS hostile TIMEOUT ${DP_HOSTILE_TIMEOUT})
 endif()
+
+add_test(NAME hostile_kafka_away
+  COMMAND ${Python3_EXECUTABLE} ${DP_HOSTILE_DIR}/test_kafka_away.py $<TARGET_FILE:dmarcpipe>
+          ${CMAKE_SOURCE_DIR}/tests/data/samples)
+set_tests_properties(hostile_kafka_away PROPERTIES LABELS hostile TIMEOUT ${DP_HOSTILE_TIMEOUT})
