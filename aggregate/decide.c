@@ -146,7 +146,8 @@ static void advance_watermark(engine *e) {
                 }
             } else if (v == DP_DEDUP_DUPLICATE) {
                 e->duplicates++;
-                fprintf(stderr, "dmarcpipe: %s: duplicate report, not counted\n", d->label);
+                char label[DP_ERROR_TEXT_MAX];
+                fprintf(stderr, "dmarcpipe: %s: duplicate report, not counted\n", dp_error_text(d->label, label));
             }
             worker *w = &e->workers[d->worker];
             if (w->n_inbox == w->cap_inbox) {

@@ -58,6 +58,7 @@ static const char *override_key(worker *w, const dp_record *rec) {
 
 static int on_record(void *ctx, const dp_report *rep, const dp_record *rec) {
     worker *w = ctx;
+    if (w->counted_before) return 0; /* parsed, to be validated, not counted */
     engine *e = w->e;
     int64_t width = e->cfg->window;
     size_t n = dp_window_split(rep->begin, rep->end, rec->count, width, w->shares, w->cap_shares);
@@ -171,10 +172,13 @@ static int on_report_begin(void *ctx, const dp_report *rep) {
     worker *w = ctx;
     engine *e = w->e;
     w->token++;
-    /* A report counted by an earlier run is skipped now rather than parsed
-     * for nothing.  (Copies within this run are parsed and decided in input
-     * order: skipping them here would make what is rejected or quarantined
-     * depend on thread timing.) */
+    /* A report an earlier run counted is known now, from its header: its
+     * records go nowhere.  It is still parsed to its end, so that a copy
+     * that is not valid is rejected as such, not passed as a duplicate.
+     * (Copies within this run are decided in input order instead: deciding
+     * them here would make what is rejected or quarantined depend on
+     * thread timing.) */
+    w->counted_before = 0;
     if (e->cfg->dedup) {
         uint8_t id[32];
         dp_dedup_identity(rep, id);
@@ -185,13 +189,7 @@ static int on_report_begin(void *ctx, const dp_report *rep) {
             dp_engine_fail(e, &err);
             return -1;
         }
-        if (seen) {
-            w->st.duplicates++;
-            fprintf(stderr, "dmarcpipe: %s: duplicate report (org_name=%s report_id=%s domain=%s begin=%lld), not counted\n",
-                    rep->part, rep->org_name ? rep->org_name : "-", rep->report_id ? rep->report_id : "-",
-                    rep->policy.domain ? rep->policy.domain : "-", (long long)rep->begin);
-            return DP_REPORT_SKIP;
-        }
+        w->counted_before = seen;
     }
     return 0;
 }
@@ -199,6 +197,16 @@ static int on_report_begin(void *ctx, const dp_report *rep) {
 static int on_report_done(void *ctx, const dp_report *rep) {
     worker *w = ctx;
     engine *e = w->e;
+    if (w->counted_before) {
+        w->counted_before = 0;
+        w->st.duplicates++;
+        char part[DP_ERROR_TEXT_MAX], org[DP_ERROR_TEXT_MAX], id[DP_ERROR_TEXT_MAX], dom[DP_ERROR_TEXT_MAX];
+        fprintf(stderr, "dmarcpipe: %s: duplicate report (org_name=%s report_id=%s domain=%s begin=%lld), not counted\n",
+                dp_error_text(rep->part, part), dp_error_text(rep->org_name ? rep->org_name : "-", org),
+                dp_error_text(rep->report_id ? rep->report_id : "-", id),
+                dp_error_text(rep->policy.domain ? rep->policy.domain : "-", dom), (long long)rep->begin);
+        return 0;
+    }
     end_report(w, OP_DEFER);
     deferred *d = calloc(1, sizeof *d);
     dp_buf line = DP_BUF_INIT, label = DP_BUF_INIT;
@@ -232,6 +240,7 @@ static int on_report_done(void *ctx, const dp_report *rep) {
 static void on_report_failed(void *ctx, const dp_report *rep, const dp_error *err) {
     (void)rep;
     worker *w = ctx;
+    w->counted_before = 0;
     end_report(w, OP_ABORT);
     w->st.rejected++;
     dp_error_print(stderr, err);

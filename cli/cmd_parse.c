@@ -135,9 +135,10 @@ static void parse_one(parse_state *st, const dp_input *in) {
         /* every rejection passes report_failed; this is a safety net */
         if (st->n_errs == 0) remember_error(st, &err);
         dp_error qerr;
+        char text[DP_ERROR_TEXT_MAX];
         /* the exit status says so; the inputs after it are still read */
         if (dp_source_reject(in, st->errs, st->n_errs, &qerr) != 0) {
-            fprintf(stderr, "dmarcpipe: %s\n", qerr.msg);
+            fprintf(stderr, "dmarcpipe: %s\n", dp_error_text(qerr.msg, text));
             st->keep_failed = 1;
         }
     }
@@ -145,7 +146,7 @@ static void parse_one(parse_state *st, const dp_input *in) {
         dp_buf_reset(&st->line);
         int first = 1;
         dp_buf_putc(&st->line, '{');
-        dp_json_kv_str(&st->line, &first, "input", in->name);
+        dp_json_kv_bytes(&st->line, &first, "input", in->name);
         dp_json_kv_u64(&st->line, &first, "reports", res.reports);
         dp_json_kv_u64(&st->line, &first, "records", res.records);
         dp_json_kv_u64(&st->line, &first, "messages", res.messages);
@@ -161,15 +162,16 @@ static void parse_one(parse_state *st, const dp_input *in) {
 static void parse_source(parse_state *st, const char *uri) {
     dp_source_options so = {.quarantine_dir = st->quarantine};
     dp_error err;
+    char text[DP_ERROR_TEXT_MAX];
     dp_source *src = dp_source_open(uri, &so, &err);
     if (!src) {
-        fprintf(stderr, "dmarcpipe parse: %s\n", err.msg);
+        fprintf(stderr, "dmarcpipe parse: %s\n", dp_error_text(err.msg, text));
         st->usage_failed = 1;
         return;
     }
     dp_input_list inputs = {0};
     if (dp_source_next(src, &inputs, &err) != 0) {
-        fprintf(stderr, "dmarcpipe parse: %s\n", err.msg);
+        fprintf(stderr, "dmarcpipe parse: %s\n", dp_error_text(err.msg, text));
         st->keep_failed = 1;
     }
     for (size_t i = 0; i < inputs.n; i++) parse_one(st, inputs.v[i]);

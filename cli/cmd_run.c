@@ -315,6 +315,7 @@ int dp_cmd_run(int argc, char **argv) {
     sopts.broker_timeout = broker_timeout >= 0 ? broker_timeout : follow ? 0 : 60;
     dp_ingest_global_init();
     dp_error err;
+    char text[DP_ERROR_TEXT_MAX]; /* err.msg, fit for a log line */
     int rc = 0;
     dp_sink *sinks[MAX_SINKS] = {0};
     dp_sink *reports = NULL;
@@ -354,7 +355,7 @@ int dp_cmd_run(int argc, char **argv) {
         }
     }
     if (!(cfg->dedup = dp_dedup_open(state_dir, &err))) {
-        fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
+        fprintf(stderr, "dmarcpipe run: %s\n", dp_error_text(err.msg, text));
         rc = 3;
         goto out;
     }
@@ -365,7 +366,7 @@ int dp_cmd_run(int argc, char **argv) {
     dp_sink *txn_sink = NULL;
     for (size_t i = 0; i < n_sink_uris; i++) {
         if (!(sinks[i] = dp_sink_open(sink_uris[i], &sopts, &err))) {
-            fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
+            fprintf(stderr, "dmarcpipe run: %s\n", dp_error_text(err.msg, text));
             rc = stop_requested ? 0 : 2; /* SIGTERM while waiting for the broker: a clean stop */
             goto out;
         }
@@ -380,7 +381,7 @@ int dp_cmd_run(int argc, char **argv) {
         txn_sink = sinks[i];
     }
     if (reports_path && !(reports = dp_sink_open_reports(reports_path, sopts.resume, &err))) {
-        fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
+        fprintf(stderr, "dmarcpipe run: %s\n", dp_error_text(err.msg, text));
         rc = 2;
         goto out;
     }
@@ -425,7 +426,7 @@ int dp_cmd_run(int argc, char **argv) {
                             .skip = (const char *const *)skip_real};
     for (int i = optind; i < argc; i++) {
         if (!(sources[n_sources] = dp_source_open(argv[i], &so, &err))) {
-            fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
+            fprintf(stderr, "dmarcpipe run: %s\n", dp_error_text(err.msg, text));
             rc = 2;
             goto out;
         }
@@ -444,24 +445,24 @@ int dp_cmd_run(int argc, char **argv) {
     }
     double t0 = dp_clock_seconds();
     if (dp_conductor_resume(&run, &err) != 0) {
-        fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
+        fprintf(stderr, "dmarcpipe run: %s\n", dp_error_text(err.msg, text));
         rc = 2;
         goto out;
     }
     if (dp_conductor_recover(&run, &rs, &err) != 0) {
-        fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
+        fprintf(stderr, "dmarcpipe run: %s\n", dp_error_text(err.msg, text));
         rc = 3;
     } else if (!rs.stopped && follow) {
         fprintf(stderr, "dmarcpipe run: following %zu source(s), scanning every %.0f s; SIGTERM or ^C stops\n",
                 n_sources, poll_seconds);
         dp_follow_config fc = {poll_seconds, flush_interval, (size_t)epoch_inputs};
         if (dp_follow_run(&run, &fc, sources, n_sources, &rs, &err) != 0) {
-            fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
+            fprintf(stderr, "dmarcpipe run: %s\n", dp_error_text(err.msg, text));
             rc = 3;
         }
     } else if (!rs.stopped) {
         if (dp_conductor_batch(&run, sources, n_sources, &rs, &err) != 0) {
-            fprintf(stderr, "dmarcpipe run: %s\n", err.msg);
+            fprintf(stderr, "dmarcpipe run: %s\n", dp_error_text(err.msg, text));
             rc = 3;
         }
     }

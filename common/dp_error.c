@@ -41,12 +41,49 @@ void dp_error_clear(dp_error *err) {
     memset(err, 0, sizeof *err);
 }
 
+const char *dp_error_text(const char *s, char out[DP_ERROR_TEXT_MAX]) {
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    const unsigned char *p = (const unsigned char *)(s ? s : "(null)");
+    while (*p) {
+        size_t k = 1;
+        int plain = *p >= 0x20 && *p < 0x7f && *p != '\\';
+        if (*p >= 0x80) { /* a whole UTF-8 sequence stays as it is */
+            k = *p >= 0xf0 ? 4 : *p >= 0xe0 ? 3 : *p >= 0xc2 ? 2 : 0;
+            plain = k > 0;
+            for (size_t i = 1; plain && i < k; i++) plain = (p[i] & 0xc0) == 0x80;
+            if (!plain) k = 1;
+        }
+        size_t need = plain ? k : 4;
+        if (o + need + 4 > DP_ERROR_TEXT_MAX) { /* no room: say it was cut */
+            memcpy(out + o, "...", 3);
+            o += 3;
+            break;
+        }
+        if (plain) {
+            memcpy(out + o, p, k);
+            o += k;
+        } else {
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[*p >> 4];
+            out[o++] = hex[*p & 15];
+        }
+        p += k;
+    }
+    out[o] = '\0';
+    return out;
+}
+
 void dp_error_print(FILE *f, const dp_error *err) {
+    char where[DP_ERROR_TEXT_MAX], msg[DP_ERROR_TEXT_MAX];
+    dp_error_text(err->where, where);
+    dp_error_text(err->msg, msg);
     if (err->has_offset)
-        fprintf(f, "dmarcpipe: %s: %s: %s (offset %llu)\n", err->where, dp_error_stage(err->kind), err->msg,
+        fprintf(f, "dmarcpipe: %s: %s: %s (offset %llu)\n", where, dp_error_stage(err->kind), msg,
                 (unsigned long long)err->offset);
     else
-        fprintf(f, "dmarcpipe: %s: %s: %s\n", err->where, dp_error_stage(err->kind), err->msg);
+        fprintf(f, "dmarcpipe: %s: %s: %s\n", where, dp_error_stage(err->kind), msg);
 }
 
 const char *dp_error_stage(dp_errkind kind) {

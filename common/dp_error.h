@@ -45,8 +45,16 @@ void dp_error_set_offset(dp_error *err, uint64_t offset);
 void dp_error_set_where(dp_error *err, const char *where);
 void dp_error_clear(dp_error *err);
 
+/* Text for a log line: control characters, backslashes and bytes that are
+ * not UTF-8 (a file name is bytes; a sender chooses the name) become \xNN,
+ * so that one line stays one line and a terminal is never driven by it.
+ * Cut, with "...", past DP_ERROR_TEXT_MAX.  Returns out. */
+#define DP_ERROR_TEXT_MAX 1024
+const char *dp_error_text(const char *s, char out[DP_ERROR_TEXT_MAX]);
+
 /* Prints the error as one line: "dmarcpipe: WHERE: STAGE: MESSAGE
- * (offset N)", the form every rejection takes on stderr. */
+ * (offset N)", the form every rejection takes on stderr, its text passed
+ * through dp_error_text(). */
 void dp_error_print(FILE *f, const dp_error *err);
 
 /* Short stage name for an error kind: "unwrap", "mime", "xml", ... */

@@ -28,6 +28,32 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n) {
     return 0;
 }
 
+int dp_json_is_utf8(const char *str, size_t n) {
+    const unsigned char *s = (const unsigned char *)str;
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_seq_len(s + i, n - i);
+        if (!k) return 0;
+        i += k;
+    }
+    return 1;
+}
+
+void dp_json_kv_bytes(dp_buf *b, int *first, const char *key, const char *s) {
+    if (!s || dp_json_is_utf8(s, strlen(s))) {
+        dp_json_kv_str(b, first, key, s);
+        return;
+    }
+    dp_json_key(b, first, key);
+    size_t n = strlen(s);
+    if (dp_buf_reserve(b, 2 * n + 8) != 0) return;
+    char *o = b->data + b->len;
+    memcpy(o, "\"hex:", 5);
+    o = dp_buf_raw_hex(o + 5, s, n);
+    *o++ = '"';
+    b->len = (size_t)(o - b->data);
+    b->data[b->len] = '\0';
+}
+
 /* 1 for the bytes a JSON string may hold as they are. */
 static const unsigned char SAFE[256] = {
 #define R16(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v

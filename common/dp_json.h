@@ -34,4 +34,11 @@ void dp_json_kv_str(dp_buf *b, int *first, const char *key, const char *s);
 void dp_json_kv_u64(dp_buf *b, int *first, const char *key, uint64_t v);
 void dp_json_kv_i64(dp_buf *b, int *first, const char *key, int64_t v);
 
+/* Whether s[0..n) is valid UTF-8 (RFC 3629). */
+int dp_json_is_utf8(const char *s, size_t n);
+/* A member whose value is bytes that may not be text, a path: as a string
+ * when it is valid UTF-8, else "hex:" and its bytes in hex, so that it is
+ * never changed (U+FFFD would lose the name a file can be found by). */
+void dp_json_kv_bytes(dp_buf *b, int *first, const char *key, const char *s);
+
 #endif

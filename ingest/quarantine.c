@@ -91,7 +91,7 @@ static void reason_parts(const char *input_path, const char *not_copied, const d
                          dp_buf *head, dp_buf *tail) {
     int first = 1;
     dp_buf_putc(head, '{');
-    dp_json_kv_str(head, &first, "input", input_path);
+    dp_json_kv_bytes(head, &first, "input", input_path);
     if (not_copied) dp_json_kv_str(head, &first, "not_copied", not_copied);
     first = 0; /* tail continues the object */
     /* The first error, flat, as most readers want; all of them below. */
@@ -101,13 +101,13 @@ static void reason_parts(const char *input_path, const char *not_copied, const d
     dp_json_key(tail, &first, "offset");
     if (e0 && e0->has_offset) dp_buf_u64(tail, e0->offset);
     else dp_buf_puts(tail, "null");
-    dp_json_kv_str(tail, &first, "part", e0 ? e0->where : NULL);
+    dp_json_kv_bytes(tail, &first, "part", e0 ? e0->where : NULL);
     dp_json_key(tail, &first, "errors");
     dp_buf_putc(tail, '[');
     for (size_t i = 0; i < n_errors; i++) {
         int f = 1;
         dp_buf_puts(tail, i ? ",{" : "{");
-        dp_json_kv_str(tail, &f, "part", errors[i].where);
+        dp_json_kv_bytes(tail, &f, "part", errors[i].where);
         dp_json_kv_str(tail, &f, "stage", dp_error_stage(errors[i].kind));
         dp_json_key(tail, &f, "offset");
         if (errors[i].has_offset) dp_buf_u64(tail, errors[i].offset);

@@ -148,8 +148,9 @@ static int read_input(void *ctx, size_t i, const dp_report_handler *h, void *hct
 static int reject_input(void *ctx, size_t i, const dp_error *errors, size_t n_errors, dp_error *err) {
     const reader *r = ctx;
     if (dp_source_reject(r->inputs[i], errors, n_errors, err) == 0) return 0;
+    char a[DP_ERROR_TEXT_MAX], b[DP_ERROR_TEXT_MAX];
     fprintf(stderr, "dmarcpipe run: %s: its rejection cannot be kept (%s): left where it is, for a later run\n",
-            r->inputs[i]->name, err->msg);
+            dp_error_text(r->inputs[i]->name, a), dp_error_text(err->msg, b));
     r->held[i] = 1;
     return 0;
 }

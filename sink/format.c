@@ -128,8 +128,9 @@ void dp_format_report_line(dp_buf *b, const dp_report_line *line) {
 }
 
 void dp_format_report_fields(dp_buf *b, int *first, const dp_report *rep) {
-    dp_json_kv_str(b, first, "input", rep->input);
-    dp_json_kv_str(b, first, "part", rep->part);
+    /* names of files, which are bytes: never altered */
+    dp_json_kv_bytes(b, first, "input", rep->input);
+    dp_json_kv_bytes(b, first, "part", rep->part);
     dp_json_kv_str(b, first, "schema", dp_report_schema_name(rep->schema));
     dp_json_kv_str(b, first, "version", rep->version);
     dp_json_kv_str(b, first, "org_name", rep->org_name);

@@ -369,14 +369,16 @@ static int file_reject(dp_source *src, const dp_input *in, const dp_error *error
                                           n_errors, qpath, err)
                    : dp_quarantine_file(fs->quarantine_dir, in->name, errors, n_errors, qpath, err);
     if (kept == 0) {
-        fprintf(stderr, "dmarcpipe: %s: quarantined as %s\n", in->name, qpath);
+        char a[DP_ERROR_TEXT_MAX], b[DP_ERROR_TEXT_MAX];
+        fprintf(stderr, "dmarcpipe: %s: quarantined as %s\n", dp_error_text(in->name, a), dp_error_text(qpath, b));
         return 0;
     }
     if (stat(in->name, &st) != 0 && errno == ENOENT) {
         /* Gone before it could be kept (removed from a spool by someone
          * else, or never there): its rejection is logged, nothing is left
          * to keep, and the other inputs must not stop for it. */
-        fprintf(stderr, "dmarcpipe: %s: gone, so not quarantined\n", in->name);
+        char a[DP_ERROR_TEXT_MAX];
+        fprintf(stderr, "dmarcpipe: %s: gone, so not quarantined\n", dp_error_text(in->name, a));
         return 0;
     }
     return -1;
@@ -417,8 +419,9 @@ static int file_ack(dp_source *src, const dp_input *in) {
         if (!dst.failed && errno == ENOENT) {
             rc = 1; /* gone already: nothing to move */
         } else {
-            fprintf(stderr, "dmarcpipe run: %s: counted, but cannot be moved to %s: %s\n", in->name, fs->done_dir,
-                    dst.failed ? "out of memory" : strerror(errno));
+            char a[DP_ERROR_TEXT_MAX], b[DP_ERROR_TEXT_MAX];
+            fprintf(stderr, "dmarcpipe run: %s: counted, but cannot be moved to %s: %s\n", dp_error_text(in->name, a),
+                    dp_error_text(fs->done_dir, b), dst.failed ? "out of memory" : strerror(errno));
             remember(fs, in);
             rc = -1;
         }

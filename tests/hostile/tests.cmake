@@ -19,6 +19,9 @@
 #   hostile_kafka_away  no broker: a batch run gives up after
 #                   --broker-timeout (and by default after a minute),
 #                   nothing acknowledged; a follower waits, and says so
+#   hostile_names   an invalid copy of a counted report is rejected, names
+#                   that are not UTF-8 kept losslessly, control bytes in
+#                   names escaped in the log, a sink's missing folder
 #
 # include()d from tests/CMakeLists.txt after the dmarcpipe target exists.
 if(NOT Python3_Interpreter_FOUND OR NOT TARGET dmarcpipe)
@@ -59,3 +62,7 @@ add_test(NAME hostile_kafka_away
   COMMAND ${Python3_EXECUTABLE} ${DP_HOSTILE_DIR}/test_kafka_away.py $<TARGET_FILE:dmarcpipe>
           ${CMAKE_SOURCE_DIR}/tests/data/samples)
 set_tests_properties(hostile_kafka_away PROPERTIES LABELS hostile TIMEOUT ${DP_HOSTILE_TIMEOUT})
+
+add_test(NAME hostile_names
+  COMMAND ${Python3_EXECUTABLE} ${DP_HOSTILE_DIR}/test_names.py $<TARGET_FILE:dmarcpipe>)
+set_tests_properties(hostile_names PROPERTIES LABELS hostile TIMEOUT ${DP_HOSTILE_TIMEOUT})
