@@ -118,7 +118,9 @@ int dp_engine_run(const dp_engine_config *cfg, const dp_engine_inputs *inputs, d
     }
     for (unsigned w = 0; w < started_w; w++) pthread_join(e.workers[w].th, NULL);
     for (unsigned s = 0; s < started_s; s++) pthread_join(e.shards[s].th, NULL);
-    if (rc == 0 && started_s == ns) {
+    /* a run that failed (memory, a sink) is not flushed: it is not
+     * committed either, and what its tables hold may be incomplete */
+    if (rc == 0 && started_s == ns && !e.failed) {
         double tf = dp_clock_seconds();
         dp_flush_final(&e);
         out->final_flush_seconds = dp_clock_seconds() - tf;

@@ -109,8 +109,15 @@ static void shard_take(shard *sh, batch *b) {
                 dp_rollup_key key;
                 memset(&key, 0, sizeof key);
                 key.window_start = it->window_start;
-                for (int k = 0; k < K__STRINGS; k++)
+                int oom = 0;
+                for (int k = 0; k < K__STRINGS; k++) {
                     key.str[k] = shard_intern(sh, k, it->str[k] ? b->arena.data + it->str[k] : NULL);
+                    oom |= key.str[k] == UINT32_MAX;
+                }
+                if (oom) { /* the run fails: a key with no string must not be counted */
+                    shard_oom(sh);
+                    break;
+                }
                 memcpy(key.ip, it->ip, 16);
                 key.ip_family = it->ip_family;
                 dp_rollup_entry *en = dp_table_upsert(&p->table, &key);

@@ -41,7 +41,7 @@ static int cmp_cstr(const void *x, const void *y) {
 }
 
 /* The override reason types, sorted and joined by ','; NULL if none. */
-static const char *override_key(worker *w, const dp_record *rec) {
+static const char *override_key(worker *w, const dp_record *rec, int *oom) {
     const char *types[64];
     size_t n = 0;
     for (size_t i = 0; i < rec->n_overrides && n < 64; i++)
@@ -49,10 +49,12 @@ static const char *override_key(worker *w, const dp_record *rec) {
     if (!n) return NULL;
     qsort(types, n, sizeof *types, cmp_cstr);
     dp_buf_reset(&w->tmp);
+    w->tmp.failed = 0;
     for (size_t i = 0; i < n; i++) {
         if (i) dp_buf_putc(&w->tmp, ',');
         dp_buf_puts(&w->tmp, types[i]);
     }
+    *oom = w->tmp.failed; /* never a key without its override */
     return w->tmp.failed ? NULL : w->tmp.data;
 }
 
@@ -78,6 +80,7 @@ static int on_record(void *ctx, const dp_report *rep, const dp_record *rec) {
 
     const dp_dkim_auth *dk = rec->n_dkim_auth ? dp_align_pick_dkim(&w->align, rec) : NULL;
     const dp_spf_auth *sp = rec->n_spf_auth ? &rec->spf_auth[0] : NULL;
+    int oom = 0;
     const char *strs[K__STRINGS] = {
         [K_REPORTER] = rep->org_name,
         [K_POLICY_DOMAIN] = rep->policy.domain,
@@ -85,7 +88,7 @@ static int on_record(void *ctx, const dp_report *rep, const dp_record *rec) {
         [K_DISPOSITION] = rec->disposition,
         [K_DKIM] = rec->dkim,
         [K_SPF] = rec->spf,
-        [K_OVERRIDE] = override_key(w, rec),
+        [K_OVERRIDE] = override_key(w, rec, &oom),
         [K_DKIM_DOMAIN] = dk ? dk->domain : NULL,
         [K_DKIM_SELECTOR] = dk ? dk->selector : NULL,
         [K_DKIM_RESULT] = dk ? dk->result : NULL,
@@ -93,6 +96,7 @@ static int on_record(void *ctx, const dp_report *rep, const dp_record *rec) {
         [K_SPF_RESULT] = sp ? sp->result : NULL,
     };
 
+    if (oom) return -1;
     unsigned s = shard_of(e, rec);
     int any = 0;
     for (size_t i = 0; i < n; i++) {

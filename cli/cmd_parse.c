@@ -136,8 +136,14 @@ static void parse_one(parse_state *st, const dp_input *in) {
         if (st->n_errs == 0) remember_error(st, &err);
         dp_error qerr;
         char text[DP_ERROR_TEXT_MAX];
-        /* the exit status says so; the inputs after it are still read */
-        if (dp_source_reject(in, st->errs, st->n_errs, &qerr) != 0) {
+        int environmental = 0;
+        for (size_t k = 0; k < st->n_errs; k++) environmental |= dp_error_is_environmental(&st->errs[k]);
+        /* the exit status says so; the inputs after it are still read.  An
+         * input that could not be read through (memory, I/O) is not bad:
+         * it is not quarantined */
+        if (environmental) {
+            st->keep_failed = 1;
+        } else if (dp_source_reject(in, st->errs, st->n_errs, &qerr) != 0) {
             fprintf(stderr, "dmarcpipe: %s\n", dp_error_text(qerr.msg, text));
             st->keep_failed = 1;
         }

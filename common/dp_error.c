@@ -86,6 +86,10 @@ void dp_error_print(FILE *f, const dp_error *err) {
         fprintf(f, "dmarcpipe: %s: %s: %s\n", where, dp_error_stage(err->kind), msg);
 }
 
+int dp_error_is_environmental(const dp_error *err) {
+    return err->kind == DP_ERR_NOMEM || err->kind == DP_ERR_IO || err->kind == DP_ERR_HANDLER;
+}
+
 const char *dp_error_stage(dp_errkind kind) {
     switch (kind) {
     case DP_OK: return "ok";
@@ -99,6 +103,7 @@ const char *dp_error_stage(dp_errkind kind) {
     case DP_ERR_NOMEM: return "memory";
     case DP_ERR_USAGE: return "usage";
     case DP_ERR_HANDLER: return "handler";
+    case DP_ERR_INPUT: return "input";
     }
     return "unknown";
 }

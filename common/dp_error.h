@@ -24,7 +24,8 @@ typedef enum dp_errkind {
     DP_ERR_NOT_AGGREGATE, /* a failure (ARF) or SMTP TLS report, or no report at all */
     DP_ERR_NOMEM,
     DP_ERR_USAGE,
-    DP_ERR_HANDLER        /* the consumer of records asked to stop */
+    DP_ERR_HANDLER,       /* the consumer of records asked to stop */
+    DP_ERR_INPUT          /* the input cannot be one: gone, not a regular file, a link out */
 } dp_errkind;
 
 #define DP_ERROR_MSG_MAX 480
@@ -56,6 +57,12 @@ const char *dp_error_text(const char *s, char out[DP_ERROR_TEXT_MAX]);
  * (offset N)", the form every rejection takes on stderr, its text passed
  * through dp_error_text(). */
 void dp_error_print(FILE *f, const dp_error *err);
+
+/* Whether the error is the run's, not the input's: memory, an I/O error
+ * in reading, a consumer that could not take the records.  An input
+ * rejected for such an error is not bad: it is left for a later run,
+ * never quarantined or acknowledged. */
+int dp_error_is_environmental(const dp_error *err);
 
 /* Short stage name for an error kind: "unwrap", "mime", "xml", ... */
 const char *dp_error_stage(dp_errkind kind);

@@ -68,7 +68,7 @@ static void unwrap_init(dp_unwrap *u, const dp_ingest_limits *lim, const char *n
 
 static int unwrap_fd(dp_unwrap *u, const char *name, int fd) {
     struct stat st;
-    if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) return fail(u, name, DP_ERR_IO, "not a regular file");
+    if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) return fail(u, name, DP_ERR_INPUT, "not a regular file");
     dp_fd_stream fs;
     dp_stream_fd_init(&fs, fd, &u->root_in);
     int rc = dp_unwrap_stream(u, &fs.base, name, 0, 1);
@@ -99,9 +99,11 @@ int dp_ingest_file(const dp_ingest_limits *lim, const char *path, const dp_repor
      * refused as not a regular file) */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
+        int e = errno;
         char msg[300];
-        snprintf(msg, sizeof msg, "cannot open: %s", strerror(errno));
-        return finish(&u, fail(&u, path, DP_ERR_IO, msg), err);
+        snprintf(msg, sizeof msg, "cannot open: %s", strerror(e));
+        /* gone is the input's state; refused is the run's */
+        return finish(&u, fail(&u, path, e == ENOENT ? DP_ERR_INPUT : DP_ERR_IO, msg), err);
     }
     int rc = unwrap_fd(&u, path, fd);
     close(fd);

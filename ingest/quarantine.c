@@ -21,6 +21,7 @@
  * not follow points to) gets its reason alone, never its bytes, so /dev/zero
  * cannot fill the disk and a link cannot leak a private file.
  */
+#define _GNU_SOURCE /* renameat2 */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -118,15 +119,16 @@ static void reason_parts(const char *input_path, const char *not_copied, const d
     dp_buf_puts(tail, "]}\n");
 }
 
-/* Creates dir/base, or dir/base.1, base.2 ... with O_EXCL: no overwrite,
- * even with several dmarcpipe processes sharing one quarantine.  A taken
- * name that already holds this rejection (same_bytes, same_reason) is
- * returned instead, with *reused set and no file descriptor (-2).
- * Without `in` (nothing is copied), the name is taken by its reason file
- * alone, and a taken name is this rejection when its reason is the same
- * and it has no copy. */
-static int create_unique(const char *dir, const char *base, int in, const dp_buf *head, const dp_buf *tail,
-                         char *path, size_t cap, int *reused) {
+/* Finds the name this rejection is kept under: dir/base, or dir/base.1,
+ * base.2 ...  A name whose copy and reason already say this rejection
+ * (same_bytes, same_reason) is this rejection: *reused.  Without `in`
+ * (nothing is copied) a name is this rejection when it has no copy and
+ * its reason is the same.  Otherwise the first name with no copy (and,
+ * for a reason alone, no reason either) is free.  A reason with no copy
+ * beside it is what a crash between the two writes left: the name is
+ * free for the copy, and the reason is written again.  0, or -1 (errno). */
+static int pick_name(const char *dir, const char *base, int in, const dp_buf *head, const dp_buf *tail, char *path,
+                     size_t cap, int *reused) {
     *reused = 0;
     for (int i = 0; i < 100000; i++) {
         if (i == 0) snprintf(path, cap, "%s/%s", dir, base);
@@ -134,31 +136,41 @@ static int create_unique(const char *dir, const char *base, int in, const dp_buf
         char rpath[PATH_MAX + 8];
         snprintf(rpath, sizeof rpath, "%s.reason", path);
         struct stat st;
+        int copy_exists = lstat(path, &st) == 0;
         if (in < 0) {
-            int copy_exists = lstat(path, &st) == 0;
-            int fd = copy_exists ? -1 : open(rpath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-            if (fd >= 0) return fd;
-            if (!copy_exists && errno != EEXIST) return -1;
-            if (!copy_exists && same_reason(rpath, head, tail)) {
+            if (copy_exists) continue;
+            if (lstat(rpath, &st) != 0) return 0;
+            if (same_reason(rpath, head, tail)) {
                 *reused = 1;
-                return -2;
+                return 0;
             }
             continue;
         }
-        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd >= 0) return fd;
-        if (errno != EEXIST) return -1;
+        if (!copy_exists) return 0;
         int old = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
         if (old < 0) continue;
         int same = fstat(old, &st) == 0 && S_ISREG(st.st_mode) && same_reason(rpath, head, tail) && same_bytes(in, old);
         close(old);
         if (same) {
             *reused = 1;
-            return -2;
+            return 0;
         }
     }
     errno = EEXIST;
     return -1;
+}
+
+/* A new file beside `final` under a dot-name (.BASE.XXXXXX: never read
+ * as an input, and renamed into place only once whole), 0600.  -1 and
+ * errno on failure. */
+static int temp_beside(const char *dir, const char *final, char *tmp, size_t cap) {
+    const char *name = strrchr(final, '/');
+    name = name ? name + 1 : final;
+    if (snprintf(tmp, cap, "%s/.%s.XXXXXX", dir, name) >= (int)cap) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return mkstemp(tmp); /* mode 0600 */
 }
 
 /* What a file of this mode is, for a reason that says why it was not copied. */
@@ -170,59 +182,67 @@ static const char *not_a_file(mode_t m) {
     return "not a regular file: not copied";
 }
 
-/* Keeps one rejection: a copy of `in` (when not -1) and its reason. */
+/* Keeps one rejection: its reason, then a copy of `in` (when not -1),
+ * each written whole under a dot-name first and renamed into place, so a
+ * crash at any point leaves either nothing under the name, or a reason
+ * alone (which the next attempt takes over), or both: never half a copy.
+ * What a crash leaves under a dot-name is never read again. */
 static int keep(const char *dir, const char *input_path, int in, const struct stat *in_st, const char *not_copied,
                 const dp_error *errors, size_t n_errors, char *quarantined_as, dp_error *err) {
     const char *base = strrchr(input_path, '/');
     base = base ? base + 1 : input_path;
     if (!*base) base = "input";
-    dp_buf head = DP_BUF_INIT, tail = DP_BUF_INIT;
+    dp_buf head = DP_BUF_INIT, tail = DP_BUF_INIT, j = DP_BUF_INIT;
     reason_parts(input_path, not_copied, errors, n_errors, &head, &tail);
-    int rc = 0;
-    char path[PATH_MAX];
-    int reused = 0;
-    int out = head.failed || tail.failed ? -1 : create_unique(dir, base, in, &head, &tail, path, sizeof path, &reused);
-    if (out == -1) {
-        rc = head.failed || tail.failed
-                 ? dp_error_set(err, DP_ERR_NOMEM, "quarantine: out of memory")
-                 : dp_error_set(err, DP_ERR_IO, "quarantine: cannot keep %s in %s: %s", input_path, dir,
-                                strerror(errno));
-    } else if (!reused && in >= 0) {
-        if (lseek(in, 0, SEEK_SET) != 0)
-            rc = dp_error_set(err, DP_ERR_IO, "quarantine: cannot reread %s: %s", input_path, strerror(errno));
-        else if (dp_fs_copy_fd(in, out) != 0)
-            rc = dp_error_set(err, DP_ERR_IO, "quarantine: copying %s failed: %s", input_path, strerror(errno));
-        /* never more readable than the original */
-        else if (fchmod(out, in_st->st_mode & 0600) != 0)
-            rc = dp_error_set(err, DP_ERR_IO, "quarantine: cannot set the mode of %s: %s", path, strerror(errno));
-        if (close(out) != 0 && rc == 0)
-            rc = dp_error_set(err, DP_ERR_IO, "quarantine: writing %s failed: %s", path, strerror(errno));
-        if (rc != 0) unlink(path);
-    } else if (!reused) {
-        close(out); /* the reason file itself, written below */
+    dp_buf_append(&j, head.data, head.len);
+    dp_buf_puts(&j, QUARANTINED_AT);
+    dp_buf_i64(&j, (int64_t)time(NULL));
+    dp_buf_append(&j, tail.data, tail.len);
+    int rc = 0, reused = 0;
+    char path[PATH_MAX], rpath[PATH_MAX + 8], tmp[PATH_MAX + 16];
+    if (head.failed || tail.failed || j.failed) {
+        rc = dp_error_set(err, DP_ERR_NOMEM, "quarantine: out of memory");
+    } else if (pick_name(dir, base, in, &head, &tail, path, sizeof path, &reused) != 0) {
+        rc = dp_error_set(err, DP_ERR_IO, "quarantine: cannot keep %s in %s: %s", input_path, dir, strerror(errno));
     }
-
+    snprintf(rpath, sizeof rpath, "%s.reason", path);
+    /* the reason: whole, then in place (a reason written again replaces) */
     if (rc == 0) {
-        dp_buf j = DP_BUF_INIT;
-        dp_buf_append(&j, head.data, head.len);
-        dp_buf_puts(&j, QUARANTINED_AT);
-        dp_buf_i64(&j, (int64_t)time(NULL));
-        dp_buf_append(&j, tail.data, tail.len);
-        char rpath[PATH_MAX + 8];
-        snprintf(rpath, sizeof rpath, "%s.reason", path);
-        int rfd = open(rpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (rfd < 0 || j.failed || dp_fs_write_all(rfd, j.data, j.len) != 0) {
+        int fd = temp_beside(dir, rpath, tmp, sizeof tmp);
+        int ok = fd >= 0 && dp_fs_write_all(fd, j.data, j.len) == 0;
+        if (fd >= 0 && close(fd) != 0) ok = 0;
+        if (!ok || rename(tmp, rpath) != 0) {
             rc = dp_error_set(err, DP_ERR_IO, "quarantine: cannot write %s: %s", rpath, strerror(errno));
+            if (fd >= 0) unlink(tmp);
         }
-        if (rfd >= 0 && close(rfd) != 0 && rc == 0)
-            rc = dp_error_set(err, DP_ERR_IO, "quarantine: cannot write %s: %s", rpath, strerror(errno));
-        dp_buf_free(&j);
+    }
+    /* the copy: whole, never more readable than the original, then in
+     * place without replacing anything */
+    if (rc == 0 && in >= 0 && !reused) {
+        int fd = temp_beside(dir, path, tmp, sizeof tmp);
+        if (fd < 0)
+            rc = dp_error_set(err, DP_ERR_IO, "quarantine: cannot create a copy of %s in %s: %s", input_path, dir,
+                              strerror(errno));
+        else if (lseek(in, 0, SEEK_SET) != 0)
+            rc = dp_error_set(err, DP_ERR_IO, "quarantine: cannot reread %s: %s", input_path, strerror(errno));
+        else if (dp_fs_copy_fd(in, fd) != 0)
+            rc = dp_error_set(err, DP_ERR_IO, "quarantine: copying %s failed: %s", input_path, strerror(errno));
+        else if (fchmod(fd, in_st->st_mode & 0600) != 0)
+            rc = dp_error_set(err, DP_ERR_IO, "quarantine: cannot set the mode of %s: %s", path, strerror(errno));
+        if (fd >= 0 && close(fd) != 0 && rc == 0)
+            rc = dp_error_set(err, DP_ERR_IO, "quarantine: writing %s failed: %s", path, strerror(errno));
+        if (rc == 0 && renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) != 0)
+            rc = dp_error_set(err, DP_ERR_IO, "quarantine: cannot keep %s as %s: %s", input_path, path, strerror(errno));
+        if (fd >= 0 && rc != 0) unlink(tmp);
     }
     dp_buf_free(&head);
     dp_buf_free(&tail);
+    dp_buf_free(&j);
     if (rc == 0 && quarantined_as) {
-        int n = snprintf(quarantined_as, PATH_MAX, "%s", path);
-        if (in < 0 && n >= 0 && n + 8 <= PATH_MAX) memcpy(quarantined_as + n, ".reason", 8);
+        const char *kept = in >= 0 ? path : rpath;
+        size_t n = strlen(kept) < PATH_MAX - 1 ? strlen(kept) : PATH_MAX - 1;
+        memcpy(quarantined_as, kept, n);
+        quarantined_as[n] = '\0';
     }
     return rc;
 }

@@ -147,6 +147,16 @@ static int read_input(void *ctx, size_t i, const dp_report_handler *h, void *hct
  * writes only its own input's flag. */
 static int reject_input(void *ctx, size_t i, const dp_error *errors, size_t n_errors, dp_error *err) {
     const reader *r = ctx;
+    /* out of memory, a read that failed: the input is not bad, and is
+     * neither quarantined nor acknowledged, but read again later */
+    for (size_t k = 0; k < n_errors; k++)
+        if (dp_error_is_environmental(&errors[k])) {
+            char a[DP_ERROR_TEXT_MAX], b[DP_ERROR_TEXT_MAX];
+            fprintf(stderr, "dmarcpipe run: %s: not read through (%s): left where it is, for a later run\n",
+                    dp_error_text(r->inputs[i]->name, a), dp_error_text(errors[k].msg, b));
+            r->held[i] = 1;
+            return 0;
+        }
     if (dp_source_reject(r->inputs[i], errors, n_errors, err) == 0) return 0;
     char a[DP_ERROR_TEXT_MAX], b[DP_ERROR_TEXT_MAX];
     fprintf(stderr, "dmarcpipe run: %s: its rejection cannot be kept (%s): left where it is, for a later run\n",

@@ -327,7 +327,7 @@ static const char *kind_of(mode_t m) {
 static int file_open(dp_source *src, const dp_input *in, dp_error *err) {
     file_source *fs = (file_source *)src;
     if (leaves_root(fs, in)) {
-        dp_error_set(err, DP_ERR_IO, "a symbolic link to outside the SOURCE: not followed");
+        dp_error_set(err, DP_ERR_INPUT, "a symbolic link to outside the SOURCE: not followed");
         dp_error_set_where(err, in->name);
         return -1;
     }
@@ -336,21 +336,24 @@ static int file_open(dp_source *src, const dp_input *in, dp_error *err) {
      * fstat() decides again on what was opened, in case it was swapped. */
     struct stat before;
     if (stat(in->name, &before) == 0 && !S_ISREG(before.st_mode)) {
-        dp_error_set(err, DP_ERR_IO, "not a regular file (%s): not read", kind_of(before.st_mode));
+        dp_error_set(err, DP_ERR_INPUT, "not a regular file (%s): not read", kind_of(before.st_mode));
         dp_error_set_where(err, in->name);
         return -1;
     }
     /* O_NONBLOCK: a FIFO swapped in must not hang the run waiting for a writer */
     int fd = open(in->name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
-        dp_error_set(err, DP_ERR_IO, "cannot open: %s", strerror(errno));
+        /* gone is the input's state; refused (permissions, a full table
+         * of files) is the run's, and the input waits for a later one */
+        int e = errno;
+        dp_error_set(err, e == ENOENT || e == ELOOP ? DP_ERR_INPUT : DP_ERR_IO, "cannot open: %s", strerror(e));
         dp_error_set_where(err, in->name);
         return -1;
     }
     struct stat st;
     int known = fstat(fd, &st) == 0;
     if (!known || !S_ISREG(st.st_mode)) {
-        dp_error_set(err, DP_ERR_IO, "not a regular file (%s): not read", known ? kind_of(st.st_mode) : "unknown");
+        dp_error_set(err, DP_ERR_INPUT, "not a regular file (%s): not read", known ? kind_of(st.st_mode) : "unknown");
         dp_error_set_where(err, in->name);
         close(fd);
         return -1;

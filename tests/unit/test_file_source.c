@@ -88,7 +88,7 @@ START_TEST(a_missing_path_is_listed_and_fails_when_opened) {
     ck_assert_uint_eq(l.n, 1);
     ck_assert_str_eq(l.v[0]->key, "");
     ck_assert_int_eq(dp_source_open_input(l.v[0], &err), -1);
-    ck_assert_int_eq(err.kind, DP_ERR_IO);
+    ck_assert_int_eq(err.kind, DP_ERR_INPUT); /* the input's state: rejected, not held */
     ck_assert_str_eq(err.where, gone);
     ck_assert_ptr_nonnull(strstr(err.msg, "cannot open"));
     dp_input_list_free(&l);

@@ -466,12 +466,14 @@ START_TEST(file_gzip_and_zip) {
 }
 END_TEST
 
-START_TEST(file_missing_is_io_error) {
+START_TEST(file_missing_is_an_input_error) {
+    /* the input's own state, not the run's: rejected, not left for later */
     const char *dir = tu_tmpdir();
     tu_collect *c = tu_ingest_file(NULL, tu_printf("%s/nope.xml", dir));
-    tu_assert_rejected(c, DP_ERR_IO);
+    tu_assert_rejected(c, DP_ERR_INPUT);
+    ck_assert_int_eq(dp_error_is_environmental(&c->err), 0);
     c = tu_ingest_file(NULL, dir); /* a directory is not a regular file */
-    tu_assert_rejected(c, DP_ERR_IO);
+    tu_assert_rejected(c, DP_ERR_INPUT);
 }
 END_TEST
 
@@ -538,7 +540,7 @@ int main(void) {
 
     tc = tu_tcase("files");
     tcase_add_test(tc, file_gzip_and_zip);
-    tcase_add_test(tc, file_missing_is_io_error);
+    tcase_add_test(tc, file_missing_is_an_input_error);
     tcase_add_test(tc, file_truncated_gzip_rejected);
     suite_add_tcase(s, tc);
 

@@ -1,0 +1,11 @@
+# Fault injection (a build with -DDP_FAULT=ON, common/dp_fault.c): every
+# write, fsync, rename, allocation and state commit of one small run, each
+# made to fail and to crash, then the run started again: exact totals.
+# Label `fault`; tests/run-all runs it in build-fault.
+if(NOT DP_FAULT OR NOT Python3_Interpreter_FOUND OR NOT TARGET dmarcpipe)
+  return()
+endif()
+add_test(NAME fault_every_point
+  COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/test_fault.py $<TARGET_FILE:dmarcpipe>
+          ${CMAKE_SOURCE_DIR}/tests/data/samples)
+set_tests_properties(fault_every_point PROPERTIES LABELS fault TIMEOUT 1800)
