@@ -66,6 +66,7 @@ typedef struct file_source {
     char **skip;          /* real paths of folders not to enter; NULL-terminated */
     json_t *prev;         /* following: path -> signature on the last walk */
     json_t *acked;        /* following: keys of acknowledged inputs still in place */
+    json_t *unreadable;   /* following: folders said to be unreadable */
 } file_source;
 
 /* ---- what a path is ---------------------------------------------------------- */
@@ -157,6 +158,15 @@ static int visit(visited *v, dev_t dev, ino_t ino) {
  * (E_MISSING: st is NULL). */
 typedef int (*walk_fn)(file_source *fs, const char *file, int kind, const struct stat *st, void *ctx);
 
+/* 1 the first time `path` is found unreadable while following (or every
+ * time, in a batch walk); 0 when it was said already. */
+static int unreadable_once(file_source *fs, const char *path) {
+    if (!fs->unreadable) return 1;
+    if (json_object_get(fs->unreadable, path)) return 0;
+    json_object_set_new_nocheck(fs->unreadable, path, json_true());
+    return 1;
+}
+
 static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
@@ -185,7 +195,19 @@ static int walk(file_source *fs, const char *path, int top, visited *seen, walk_
     if (kind != E_DIR) return fn(fs, path, kind, &st, ctx);
     if (!top && is_skipped(fs, path)) return 0;
     DIR *d = opendir(path);
-    if (!d) return fn(fs, path, E_FILE, &st, ctx); /* let the read report the error for this path */
+    if (!d && top && !fs->follow) return -2; /* a batch run over a SOURCE it cannot read fails */
+    if (!d) {
+        /* A folder that cannot be read is the run's problem, not an input
+         * to reject (and move to --done with all it holds): it is said,
+         * once while it stays so, and its files wait for a later walk. */
+        if (unreadable_once(fs, path)) {
+            char a[DP_ERROR_TEXT_MAX];
+            fprintf(stderr, "dmarcpipe: %s: cannot read this folder (%s): its files are not read for now\n",
+                    dp_error_text(path, a), strerror(errno));
+        }
+        return 0;
+    }
+    if (fs->unreadable) json_object_del(fs->unreadable, path);
     char **names = NULL;
     size_t n = 0, cap = 0;
     struct dirent *de;
@@ -211,7 +233,7 @@ static int walk(file_source *fs, const char *path, int top, visited *seen, walk_
             while (pl > 1 && path[pl - 1] == '/') pl--;
             if (snprintf(child, sizeof child, "%.*s/%s", (int)pl, path, names[i]) < (int)sizeof child) {
                 int c = walk(fs, child, 0, seen, fn, ctx);
-                if (c < 0) rc = -1;
+                if (c < 0) rc = c;
             }
         }
         free(names[i]);
@@ -286,8 +308,9 @@ static int file_next(dp_source *src, dp_input_list *out, dp_error *err) {
     if (!fs->follow) {
         if (fs->listed) return 0;
         fs->listed = 1;
-        if (walk_root(fs, list_file, out) != 0)
-            return dp_error_set(err, DP_ERR_NOMEM, "out of memory listing %s", fs->root);
+        int rc = walk_root(fs, list_file, out);
+        if (rc == -2) return dp_error_set(err, DP_ERR_IO, "cannot read the folder %s: %s", fs->root, strerror(errno));
+        if (rc != 0) return dp_error_set(err, DP_ERR_NOMEM, "out of memory listing %s", fs->root);
         return 0;
     }
     scan s = {out, json_object(), json_object()};
@@ -447,6 +470,7 @@ static void file_destroy(dp_source *src) {
     free(fs->skip);
     json_decref(fs->prev);
     json_decref(fs->acked);
+    json_decref(fs->unreadable);
     free(fs);
 }
 
@@ -482,7 +506,8 @@ dp_source *dp_file_source_open(const char *path, const dp_source_options *opts, 
         if (rc == 0 && fs->follow) {
             fs->prev = json_object();
             fs->acked = json_object();
-            if (!fs->prev || !fs->acked) rc = -1;
+            fs->unreadable = json_object();
+            if (!fs->prev || !fs->acked || !fs->unreadable) rc = -1;
         }
     }
     if (rc != 0) {

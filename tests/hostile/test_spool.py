@@ -16,11 +16,15 @@ private file, or be read twice.
   * a follower (--follow --done) with the same spool: the same, and the
     FIFO and the links are moved to --done like any counted input;
   * `parse` whose quarantine cannot be made still reads the inputs after
-    the first rejection, and exits 3.
+    the first rejection, and exits 3;
+  * a file and a folder that cannot be read (as nobody, when run as root):
+    left where they are, not quarantined, not moved to --done, exit 3; a
+    later run takes them; a SOURCE that cannot be read fails a batch run.
 
 Usage: test_spool.py DMARCPIPE
 """
 import os
+import shutil
 import socket
 import stat
 import subprocess
@@ -136,6 +140,66 @@ def parse_after_a_lost_quarantine(t, dp):
         t.check("lost quarantine: no report refused for it", "refused" not in err, err)
 
 
+def as_nobody():
+    """The command prefix that runs a process where permissions apply: as
+    nobody when this test runs as root (root reads everything)."""
+    if os.geteuid() != 0:
+        return []
+    if not shutil.which("setpriv"):
+        return None
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def unreadable(t, dp):
+    """What cannot be read is the run's problem, not a bad input: it is not
+    quarantined, not moved to --done, and waits for a later run."""
+    prefix = as_nobody()
+    if prefix is None:
+        t.note("unreadable: skipped (root, and no setpriv to drop to nobody)")
+        return
+    with dptest.scratch("unreadable") as d:
+        os.chmod(d, 0o777)
+        src, out, done = (os.path.join(d, n) for n in ("spool", "out", "done"))
+        dptest.write(os.path.join(src, "a.xml"), report("ok-a", 2))
+        dptest.write(os.path.join(src, "closed", "c.xml"), report("closed-c", 4))
+        secret = dptest.write(os.path.join(src, "b-unreadable.xml"), report("closed-b", 8))
+        for p in (d, src, out):
+            os.makedirs(p, exist_ok=True)
+            os.chmod(p, 0o777)
+        os.chmod(os.path.join(src, "a.xml"), 0o666)
+        os.chmod(os.path.join(src, "closed"), 0o000)
+        os.chmod(secret, 0o000)
+        args = [dp, "run", "--sink", "file:" + os.path.join(out, "rollups.ndjson"), "--quarantine",
+                os.path.join(out, "q"), "--state", os.path.join(out, "state"), "--done", done, src]
+        p = subprocess.run(prefix + args, cwd=d, stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=dptest.PROC_TIMEOUT)
+        err = p.stderr.decode("utf-8", "replace")
+        t.eq("unreadable: exit 3 (an input left for later)", p.returncode, 3)
+        t.check("unreadable: the folder is said", "cannot read this folder" in err, err[-600:])
+        t.check("unreadable: the file is left for later", "left where it is" in err, err[-600:])
+        t.check("unreadable: neither moved to --done",
+                os.path.isdir(os.path.join(src, "closed")) and os.path.exists(secret))
+        t.check("unreadable: nothing quarantined", not os.path.exists(os.path.join(out, "q"))
+                or os.listdir(os.path.join(out, "q")) == [], err[-400:])
+        rollups = dptest.RunResult([], 0, "", out, "rollups.ndjson")
+        t.eq("unreadable: the readable report counted", rollups.messages, 2)
+        # readable again: a later run takes them, and nothing twice
+        os.chmod(os.path.join(src, "closed"), 0o777)
+        os.chmod(secret, 0o666)
+        p = subprocess.run(prefix + args, cwd=d, stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=dptest.PROC_TIMEOUT)
+        t.eq("readable again: exit 0", p.returncode, 0)
+        rollups = dptest.RunResult([], 0, "", out, "rollups.ndjson")
+        t.eq("readable again: every report once", rollups.messages, 2 + 4 + 8)
+        # a SOURCE that cannot be read at all fails a batch run
+        os.chmod(src, 0o000)
+        p = subprocess.run(prefix + args, cwd=d, stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=dptest.PROC_TIMEOUT)
+        os.chmod(src, 0o777)
+        t.eq("an unreadable SOURCE: exit 3", p.returncode, 3)
+        t.check("an unreadable SOURCE: said", b"cannot read the folder" in p.stderr, p.stderr[-300:])
+
+
 def follow(t, dp):
     with dptest.scratch("spool-follow") as d:
         src, sock, messages = make_spool(d)
@@ -175,6 +239,7 @@ def main():
     t = dptest.Harness("hostile_spool")
     t.run(batch, t, dp)
     t.run(parse_after_a_lost_quarantine, t, dp)
+    t.run(unreadable, t, dp)
     t.run(follow, t, dp)
     t.finish()
 
