@@ -195,6 +195,8 @@ one() {
     local -a files cmd
     mapfile -t files <"${C_FILES[$c]}"
     rm -rf "$base"; mkdir -p "$(dirname "$base")"
+    # dmarcpipe writes into a folder that exists: it makes none for a sink
+    if [ "$t" = dmarcpipe-run ]; then mkdir -p "$base"; fi
     case $t in
         parsedmarc) cmd=("${netns[@]}" "$venv/bin/parsedmarc" --offline -s -o "$base" "${files[@]}") ;;
         dmarcpipe-parse) cmd=("$dmarcpipe" parse --summary -- "${files[@]}") ;;
