@@ -1,20 +1,21 @@
 # fuzz_smoke.cmake — `cmake -P` script behind the fuzz_smoke CTest.
 #
-# Fuzzes for SECONDS over a corpus of its own, WORK/corpus: the seeds are
-# copied in (seeds/ is in git, and libFuzzer adds to the corpus it is
-# given), and what earlier runs in this build tree found is kept.  A crash,
+# Fuzzes for SECONDS over a corpus of its own, WORK/corpus: the seeds and
+# the kept corpus (tests/fuzz/corpus, what earlier fuzzing found, merged
+# with -merge=1) are copied in, as libFuzzer adds to the corpus it is
+# given, and what earlier runs in this build tree found stays.  A crash,
 # leak or timeout fails the test; its reproducer is left in WORK/artifacts/.
 # Each run's executions and the corpus size are printed in one line, and
 # appended to WORK/history.tsv with the total so far.
-#   -DFUZZER=... -DSEEDS=... -DDICT=... -DWORK=... -DSECONDS=60
-foreach(v FUZZER SEEDS DICT WORK SECONDS)
+#   -DFUZZER=... -DSEEDS=... -DCORPUS=... -DDICT=... -DWORK=... -DSECONDS=60
+foreach(v FUZZER SEEDS CORPUS DICT WORK SECONDS)
   if(NOT DEFINED ${v})
     message(FATAL_ERROR "fuzz_smoke.cmake: -D${v}= is required")
   endif()
 endforeach()
 
 file(MAKE_DIRECTORY ${WORK}/corpus ${WORK}/artifacts)
-file(GLOB seeds ${SEEDS}/*)
+file(GLOB seeds ${SEEDS}/* ${CORPUS}/*)
 file(COPY ${seeds} DESTINATION ${WORK}/corpus)
 file(GLOB before ${WORK}/corpus/*)
 list(LENGTH before n_before)
