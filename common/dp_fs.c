@@ -28,6 +28,15 @@ int dp_fs_mkdir_mode(const char *dir, mode_t mode) {
 
 int dp_fs_mkdir_p(const char *dir) { return dp_fs_mkdir_mode(dir, 0755); }
 
+const char *dp_fs_kind(mode_t m) {
+    if (S_ISREG(m)) return "a regular file";
+    if (S_ISFIFO(m)) return "a FIFO";
+    if (S_ISCHR(m) || S_ISBLK(m)) return "a device";
+    if (S_ISSOCK(m)) return "a socket";
+    if (S_ISDIR(m)) return "a folder";
+    return "not a file";
+}
+
 int dp_fs_mkdir_parent(const char *path) {
     char tmp[PATH_MAX];
     if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) {

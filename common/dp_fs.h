@@ -13,6 +13,10 @@ int dp_fs_mkdir_mode(const char *dir, mode_t mode);
 /* Creates the directory that will hold `path` (its dirname), if any. */
 int dp_fs_mkdir_parent(const char *path);
 
+/* What a file of this mode is, for a message: "a FIFO", "a device",
+ * "a socket", "a folder", "a regular file", or "not a file". */
+const char *dp_fs_kind(mode_t mode);
+
 /* write(2) until all n bytes are written (EINTR retried).  0, or -1 with errno. */
 int dp_fs_write_all(int fd, const void *p, size_t n);
 /* Copies everything from `in`'s offset to its end into `out`.  0, or -1

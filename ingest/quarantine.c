@@ -173,15 +173,6 @@ static int temp_beside(const char *dir, const char *final, char *tmp, size_t cap
     return mkstemp(tmp); /* mode 0600 */
 }
 
-/* What a file of this mode is, for a reason that says why it was not copied. */
-static const char *not_a_file(mode_t m) {
-    if (S_ISFIFO(m)) return "not a regular file (a FIFO): not copied";
-    if (S_ISCHR(m) || S_ISBLK(m)) return "not a regular file (a device): not copied";
-    if (S_ISSOCK(m)) return "not a regular file (a socket): not copied";
-    if (S_ISDIR(m)) return "not a regular file (a folder): not copied";
-    return "not a regular file: not copied";
-}
-
 /* Keeps one rejection: its reason, then a copy of `in` (when not -1),
  * each written whole under a dot-name first and renamed into place, so a
  * crash at any point leaves either nothing under the name, or a reason
@@ -259,8 +250,11 @@ int dp_quarantine_file(const char *dir, const char *input_path, const dp_error *
     struct stat st;
     /* a socket cannot be opened, a FIFO or a device would not end: their
      * reason alone is kept, and they are never opened */
-    if (stat(input_path, &st) == 0 && !S_ISREG(st.st_mode))
-        return keep(dir, input_path, -1, NULL, not_a_file(st.st_mode), errors, n_errors, quarantined_as, err);
+    char why[64];
+    if (stat(input_path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        snprintf(why, sizeof why, "not a regular file (%s): not copied", dp_fs_kind(st.st_mode));
+        return keep(dir, input_path, -1, NULL, why, errors, n_errors, quarantined_as, err);
+    }
     /* O_NONBLOCK: a FIFO swapped in must not wait for a writer */
     int in = open(input_path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (in < 0) return dp_error_set(err, DP_ERR_IO, "quarantine: cannot reopen %s: %s", input_path, strerror(errno));
@@ -272,7 +266,8 @@ int dp_quarantine_file(const char *dir, const char *input_path, const dp_error *
     int rc;
     if (!S_ISREG(st.st_mode)) {
         close(in);
-        rc = keep(dir, input_path, -1, NULL, not_a_file(st.st_mode), errors, n_errors, quarantined_as, err);
+        snprintf(why, sizeof why, "not a regular file (%s): not copied", dp_fs_kind(st.st_mode));
+        rc = keep(dir, input_path, -1, NULL, why, errors, n_errors, quarantined_as, err);
     } else {
         rc = keep(dir, input_path, in, &st, NULL, errors, n_errors, quarantined_as, err);
         close(in);

@@ -339,14 +339,6 @@ static int leaves_root(const file_source *fs, const dp_input *in) {
            !inside_root(fs, in->name);
 }
 
-static const char *kind_of(mode_t m) {
-    if (S_ISFIFO(m)) return "a FIFO";
-    if (S_ISCHR(m) || S_ISBLK(m)) return "a device";
-    if (S_ISSOCK(m)) return "a socket";
-    if (S_ISDIR(m)) return "a folder";
-    return "not a file";
-}
-
 static int file_open(dp_source *src, const dp_input *in, dp_error *err) {
     file_source *fs = (file_source *)src;
     if (leaves_root(fs, in)) {
@@ -359,7 +351,7 @@ static int file_open(dp_source *src, const dp_input *in, dp_error *err) {
      * fstat() decides again on what was opened, in case it was swapped. */
     struct stat before;
     if (stat(in->name, &before) == 0 && !S_ISREG(before.st_mode)) {
-        dp_error_set(err, DP_ERR_INPUT, "not a regular file (%s): not read", kind_of(before.st_mode));
+        dp_error_set(err, DP_ERR_INPUT, "not a regular file (%s): not read", dp_fs_kind(before.st_mode));
         dp_error_set_where(err, in->name);
         return -1;
     }
@@ -376,7 +368,7 @@ static int file_open(dp_source *src, const dp_input *in, dp_error *err) {
     struct stat st;
     int known = fstat(fd, &st) == 0;
     if (!known || !S_ISREG(st.st_mode)) {
-        dp_error_set(err, DP_ERR_INPUT, "not a regular file (%s): not read", known ? kind_of(st.st_mode) : "unknown");
+        dp_error_set(err, DP_ERR_INPUT, "not a regular file (%s): not read", known ? dp_fs_kind(st.st_mode) : "unknown");
         dp_error_set_where(err, in->name);
         close(fd);
         return -1;
