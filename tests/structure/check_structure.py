@@ -8,6 +8,8 @@ data, one way:
 
     cli/                          the program: uses everything below
     run/                          the conductor: wires the stages
+    insight/                      the decision, read from the feeds: the
+                                  ground floor only (the feeds are text)
     source/ -> ingest/ -> aggregate/ -> sink/     the stages, in flow order
     common/                       the ground floor: utilities, dp_report.h
 
@@ -33,7 +35,7 @@ import subprocess
 import sys
 
 STAGES = ["source", "ingest", "aggregate", "sink"]  # in the order data flows
-PRODUCT = ["common"] + STAGES + ["run", "cli"]
+PRODUCT = ["common"] + STAGES + ["run", "insight", "cli"]
 MAX_LINES = 800
 LINE_LIMIT_EXCEPTIONS = {"ingest/report_xml.c"}
 VTABLE_OWNERS = {"sink", "source"}
@@ -54,6 +56,8 @@ def allowed_folders(folder):
         return {"common", folder} | set(STAGES[STAGES.index(folder) + 1:])
     if folder == "run":
         return {"common", "run"} | set(STAGES)
+    if folder == "insight":
+        return {"common", "insight"}
     return set(PRODUCT)  # cli
 
 

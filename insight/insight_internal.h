@@ -1,0 +1,142 @@
+/* insight_internal.h — the report's model, shared by the files of insight/.
+ *
+ * tally.c fills it from feed lines, verdict.c and alerts.c decide on it,
+ * and the renderers (render_json.c, render_table.c, render_html.c) only
+ * read it.  Every string here is owned by the model and freed with it.
+ */
+#ifndef DP_INSIGHT_INTERNAL_H
+#define DP_INSIGHT_INTERNAL_H
+
+#include <stdint.h>
+
+#include "dp_buf.h"
+#include "dp_map.h"
+#include "insight.h"
+
+/* The four classes of a rollup, in the order ties are broken: a source
+ * whose messages split evenly takes the first. */
+typedef enum dp_class {
+    DP_CLASS_ALIGNED,         /* DMARC pass: policy_evaluated dkim or spf pass */
+    DP_CLASS_FORWARDED,       /* DMARC fail, override forwarded / mailing_list / trusted_forwarder */
+    DP_CLASS_THIRD_PARTY,     /* DMARC fail, DKIM or SPF passed for another domain */
+    DP_CLASS_UNAUTHENTICATED, /* DMARC fail, nothing passed */
+    DP_CLASS_N
+} dp_class;
+
+/* "aligned", "forwarded", "third_party", "unauthenticated" */
+const char *dp_classify_name(dp_class c);
+/* The class of one rollup, from its fields as the feed writes them (NULL
+ * when absent).  `override` is the comma-joined list of override types. */
+dp_class dp_classify_rollup(const char *dkim, const char *spf, const char *override, const char *dkim_result,
+                            const char *spf_result);
+
+enum { DP_DISP_NONE, DP_DISP_QUARANTINE, DP_DISP_REJECT, DP_DISP_N };
+
+/* A published policy, as one report saw it.  Strings are short enumerated
+ * values copied in ("none", "r", "y"); "" when the report had none. */
+typedef struct dp_insight_policy {
+    int known;               /* 0: no report carried one */
+    char p[12], sp[12], np[12], adkim[4], aspf[4], testing[4];
+    int has_pct;
+    uint32_t pct;
+    int64_t begin;           /* the report's begin: the policy's "as of" */
+    char sha256[65];         /* the report's, to break ties on begin */
+} dp_insight_policy;
+
+#define DP_INSIGHT_PASS_DOMAINS 4 /* pass domains kept per source, per method */
+
+typedef struct dp_insight_source {
+    char *ip;
+    uint64_t classes[DP_CLASS_N];   /* messages per class in the period */
+    uint64_t messages;
+    uint64_t previous_messages;     /* in the previous period */
+    dp_class cls;                   /* the class with most messages */
+    int64_t first_seen, last_seen;  /* Unix seconds, over the period */
+    /* Domains that passed DKIM / SPF for this source's messages while
+     * DMARC failed: who signs or bounces for it (the fix). */
+    char *dkim_pass[DP_INSIGHT_PASS_DOMAINS], *spf_pass[DP_INSIGHT_PASS_DOMAINS];
+    size_t n_dkim_pass, n_spf_pass;
+    int in_period;                  /* had messages in the period */
+} dp_insight_source;
+
+typedef struct dp_insight_reporter {
+    char *name;
+    uint64_t reports, messages;
+} dp_insight_reporter;
+
+typedef struct dp_insight_alert {
+    const char *kind;       /* "new_source", "pass_rate_drop", "unauthenticated_rise", "reports_stopped" */
+    const char *domain;     /* the domain's name, owned by the model */
+    char *text;             /* one line for people */
+    char *figures;          /* a JSON object's members, for the json renderer */
+} dp_insight_alert;
+
+typedef struct dp_insight_domain {
+    char *name;
+    uint64_t classes[DP_CLASS_N], prev_classes[DP_CLASS_N];
+    uint64_t messages, prev_messages;
+    uint64_t dkim_aligned, spf_aligned;       /* policy_evaluated dkim=pass / spf=pass */
+    uint64_t dispositions[DP_DISP_N];
+    int listed;                 /* has rollups or reports in the period or the previous one */
+    int64_t last_day;           /* the latest day with rollups, up to the period's end */
+    uint64_t *daily;            /* [day * DP_CLASS_N + class], over the period */
+    uint8_t *prev_day_seen;     /* days of the previous period with rollups */
+    uint64_t days_with_reports, prev_days_with_reports;
+    dp_map reporters;           /* org name -> dp_insight_reporter */
+    dp_insight_policy *day_policy; /* per day of [prev_from, to]: the latest report's */
+    dp_insight_policy before;   /* the latest report's before prev_from */
+    dp_insight_policy policy;   /* the latest at the period's end */
+    dp_map sources;             /* ip -> dp_insight_source */
+    dp_insight_source **sorted; /* sources with messages in the period, in report order */
+    size_t n_sorted;
+    dp_insight_reporter **sorted_reporters;
+    size_t n_sorted_reporters;
+    /* The verdict (verdict.c). */
+    const char *verdict;        /* "insufficient_data", "enforced", "ready", "fix_senders" */
+    const char *next_step;      /* "quarantine", "reject" or NULL */
+    const char *reason;         /* one line for people */
+    uint64_t legitimate, would_block_legitimate, would_block_spoofed;
+} dp_insight_domain;
+
+struct dp_insight {
+    dp_insight_options opt;
+    int64_t from, to, days;     /* the period, inclusive days */
+    int64_t prev_from, prev_to;
+    uint64_t lines, bad_lines, rollup_lines, report_lines, skipped_lines;
+    dp_map domains;             /* name -> dp_insight_domain */
+    dp_map reports_seen;        /* sha256 of the period's reports, counted once */
+    int failed;                 /* memory ran out: the report is incomplete */
+    dp_insight_domain **sorted; /* by name */
+    size_t n_sorted;
+    dp_insight_alert *alerts;
+    size_t n_alerts, cap_alerts;
+    uint64_t totals[DP_CLASS_N];
+    uint64_t total_messages;
+};
+
+/* tally.c: count one feed line into the model (the period is set). */
+void dp_tally_line(dp_insight *ins, const char *line, size_t len, const char *where);
+/* tally.c: the first pass, when the period's end was not named: the
+ * latest day of a rollup's window_start (latest[0]) and of a report's
+ * begin (latest[1]), DP_INSIGHT_DAY_UNSET while none was seen.  Only
+ * lines of the domains asked for count. */
+void dp_tally_scan(const dp_insight_options *o, int64_t latest[2], const char *line, size_t len);
+
+/* verdict.c: sorts sources and reporters, and decides every domain. */
+void dp_verdict_decide(dp_insight *ins, dp_insight_domain *d);
+/* The policy whose reports cover the period's end: p=reject at pct 100,
+ * not in testing. */
+int dp_verdict_enforced(const dp_insight_policy *p);
+
+/* alerts.c: the changes against the previous period. */
+void dp_alerts_find(dp_insight *ins);
+
+/* The renderers, each into a buffer. */
+void dp_render_json(const dp_insight *ins, dp_buf *out);
+void dp_render_table(const dp_insight *ins, dp_buf *out);
+void dp_render_html(const dp_insight *ins, dp_buf *out);
+
+/* Ratios for output: num/den, or -1 when den is 0 (written as null). */
+double dp_insight_ratio(uint64_t num, uint64_t den);
+
+#endif

@@ -1,0 +1,323 @@
+/* tally — one feed line into the report's model.
+ *
+ * A line is a rollup (it has "window_start") or a reports-feed line (it has
+ * "sha256"); anything else is a bad line, named to the caller's warn
+ * callback and skipped.  Rollups are summed into the period or the
+ * previous one by their window's day; every figure is a sum, a min or a
+ * max, so the order of lines and the split of a rollup's key over several
+ * lines do not change the result.
+ *
+ * Names are compared as the DNS does: policy domains are lowercased and
+ * lose a trailing dot, so "Example.COM." and "example.com" are one domain.
+ */
+#include <ctype.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "insight_internal.h"
+
+#define DAY_SECONDS 86400
+
+static int64_t day_of(int64_t t) { return t >= 0 ? t / DAY_SECONDS : -((-t + DAY_SECONDS - 1) / DAY_SECONDS); }
+
+static const char *str(json_t *o, const char *key) {
+    json_t *v = json_object_get(o, key);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static int get_int(json_t *o, const char *key, int64_t *out) {
+    json_t *v = json_object_get(o, key);
+    if (!json_is_integer(v)) return -1;
+    *out = json_integer_value(v);
+    return 0;
+}
+
+/* The domain as the DNS compares it, into out; 0, or -1 when it is empty
+ * or too long to be a domain. */
+static int domain_key(const char *s, char out[256]) {
+    size_t n = s ? strlen(s) : 0;
+    if (n && s[n - 1] == '.') n--;
+    if (n == 0 || n > 253) return -1;
+    for (size_t i = 0; i < n; i++) out[i] = (char)tolower((unsigned char)s[i]);
+    out[n] = '\0';
+    return 0;
+}
+
+static int wanted(const dp_insight_options *o, const char *domain) {
+    if (o->n_domains == 0) return 1;
+    for (size_t i = 0; i < o->n_domains; i++)
+        if (strcmp(o->domains[i], domain) == 0) return 1;
+    return 0;
+}
+
+static dp_insight_domain *domain_get(dp_insight *ins, const char *name) {
+    dp_insight_domain *d = dp_map_get(&ins->domains, name);
+    if (d) return d;
+    d = calloc(1, sizeof *d);
+    size_t span = (size_t)(ins->to - ins->prev_from + 1);
+    if (d) {
+        d->daily = calloc((size_t)ins->days * DP_CLASS_N, sizeof *d->daily);
+        d->prev_day_seen = calloc((size_t)ins->days, 1);
+        d->day_policy = calloc(span, sizeof *d->day_policy);
+        d->last_day = DP_INSIGHT_DAY_UNSET;
+    }
+    const char *key = d && d->daily && d->prev_day_seen && d->day_policy ? dp_map_put(&ins->domains, name, d) : NULL;
+    if (!key) {
+        if (d) {
+            free(d->daily);
+            free(d->prev_day_seen);
+            free(d->day_policy);
+            free(d);
+        }
+        ins->failed = 1;
+        return NULL;
+    }
+    d->name = (char *)key; /* the map's copy, freed with the map */
+    return d;
+}
+
+static dp_insight_source *source_get(dp_insight *ins, dp_insight_domain *d, const char *ip) {
+    dp_insight_source *s = dp_map_get(&d->sources, ip);
+    if (s) return s;
+    s = calloc(1, sizeof *s);
+    const char *key = s ? dp_map_put(&d->sources, ip, s) : NULL;
+    if (!key) {
+        free(s);
+        ins->failed = 1;
+        return NULL;
+    }
+    s->ip = (char *)key;
+    s->first_seen = INT64_MAX;
+    s->last_seen = INT64_MIN;
+    return s;
+}
+
+/* Keeps up to DP_INSIGHT_PASS_DOMAINS distinct names. */
+static void add_pass_domain(dp_insight *ins, char **list, size_t *n, const char *name) {
+    if (!name || !*name) return;
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp(list[i], name) == 0) return;
+    if (*n == DP_INSIGHT_PASS_DOMAINS) return;
+    char *copy = strdup(name);
+    if (!copy) {
+        ins->failed = 1;
+        return;
+    }
+    list[(*n)++] = copy;
+}
+
+static int disposition_index(const char *s) {
+    if (!s) return -1;
+    if (strcmp(s, "none") == 0) return DP_DISP_NONE;
+    if (strcmp(s, "quarantine") == 0) return DP_DISP_QUARANTINE;
+    if (strcmp(s, "reject") == 0) return DP_DISP_REJECT;
+    return -1;
+}
+
+static const char *tally_rollup(dp_insight *ins, json_t *o) {
+    int64_t start, messages;
+    if (get_int(o, "window_start", &start) != 0) return "window_start is not an integer";
+    if (get_int(o, "messages", &messages) != 0 || messages < 0) return "messages is not a count";
+    const char *ip = str(o, "source_ip");
+    if (!ip || !*ip) return "no source_ip";
+    char name[256];
+    if (domain_key(str(o, "policy_domain"), name) != 0) return "no policy_domain";
+    if (!wanted(&ins->opt, name)) return NULL;
+    int64_t day = day_of(start);
+    int current = day >= ins->from && day <= ins->to;
+    if (!current && !(day >= ins->prev_from && day <= ins->prev_to)) {
+        ins->skipped_lines++;
+        return NULL;
+    }
+    dp_insight_domain *d = domain_get(ins, name);
+    dp_insight_source *s = d ? source_get(ins, d, ip) : NULL;
+    if (!s) return NULL;
+    d->listed = 1;
+    uint64_t m = (uint64_t)messages;
+    dp_class cls = dp_classify_rollup(str(o, "dkim"), str(o, "spf"), str(o, "override"), str(o, "dkim_result"),
+                                      str(o, "spf_result"));
+    if (!current) {
+        d->prev_classes[cls] += m;
+        d->prev_messages += m;
+        if (m) d->prev_day_seen[day - ins->prev_from] = 1;
+        s->previous_messages += m;
+        return NULL;
+    }
+    d->classes[cls] += m;
+    d->messages += m;
+    if (str(o, "dkim") && strcmp(str(o, "dkim"), "pass") == 0) d->dkim_aligned += m;
+    if (str(o, "spf") && strcmp(str(o, "spf"), "pass") == 0) d->spf_aligned += m;
+    int disp = disposition_index(str(o, "disposition"));
+    if (disp >= 0) d->dispositions[disp] += m;
+    d->daily[(size_t)(day - ins->from) * DP_CLASS_N + cls] += m;
+    if (m && day > d->last_day) d->last_day = day;
+    s->classes[cls] += m;
+    s->messages += m;
+    s->in_period = 1;
+    int64_t first, last;
+    if (get_int(o, "first_seen", &first) != 0) first = start;
+    if (get_int(o, "last_seen", &last) != 0) last = start;
+    if (first < s->first_seen) s->first_seen = first;
+    if (last > s->last_seen) s->last_seen = last;
+    if (cls != DP_CLASS_ALIGNED) {
+        const char *r = str(o, "dkim_result");
+        if (r && strcmp(r, "pass") == 0) add_pass_domain(ins, s->dkim_pass, &s->n_dkim_pass, str(o, "dkim_domain"));
+        r = str(o, "spf_result");
+        if (r && strcmp(r, "pass") == 0) add_pass_domain(ins, s->spf_pass, &s->n_spf_pass, str(o, "spf_domain"));
+    }
+    const char *reporter = str(o, "reporter");
+    if (reporter && m) {
+        dp_insight_reporter *r = dp_map_get(&d->reporters, reporter);
+        if (!r) {
+            r = calloc(1, sizeof *r);
+            const char *key = r ? dp_map_put(&d->reporters, reporter, r) : NULL;
+            if (!key) {
+                free(r);
+                ins->failed = 1;
+                return NULL;
+            }
+            r->name = (char *)key;
+        }
+        r->messages += m;
+    }
+    return NULL;
+}
+
+static void copy_field(char *dst, size_t cap, const char *src) {
+    size_t n = src ? strlen(src) : 0;
+    if (n >= cap) n = cap - 1; /* enumerated values are short; a longer one is a stranger's */
+    if (n) memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* Whether a is a later word on the policy than b. */
+static int later(const dp_insight_policy *a, const dp_insight_policy *b) {
+    if (!b->known) return 1;
+    if (a->begin != b->begin) return a->begin > b->begin;
+    return strcmp(a->sha256, b->sha256) > 0;
+}
+
+static const char *tally_report(dp_insight *ins, json_t *o) {
+    int64_t begin;
+    if (get_int(o, "begin", &begin) != 0) return "begin is not an integer";
+    const char *sha = str(o, "sha256");
+    if (!sha) return "no sha256";
+    char name[256];
+    if (domain_key(str(o, "policy_domain"), name) != 0) return "no policy_domain";
+    if (!wanted(&ins->opt, name)) return NULL;
+    int64_t day = day_of(begin);
+    if (day > ins->to) {
+        ins->skipped_lines++;
+        return NULL;
+    }
+    dp_insight_domain *d = domain_get(ins, name);
+    if (!d) return NULL;
+    if (day >= ins->prev_from) d->listed = 1;
+    dp_insight_policy p = {.known = 1, .begin = begin};
+    copy_field(p.p, sizeof p.p, str(o, "policy_p"));
+    copy_field(p.sp, sizeof p.sp, str(o, "policy_sp"));
+    copy_field(p.np, sizeof p.np, str(o, "policy_np"));
+    copy_field(p.adkim, sizeof p.adkim, str(o, "policy_adkim"));
+    copy_field(p.aspf, sizeof p.aspf, str(o, "policy_aspf"));
+    copy_field(p.testing, sizeof p.testing, str(o, "policy_testing"));
+    copy_field(p.sha256, sizeof p.sha256, sha);
+    int64_t pct;
+    if (get_int(o, "policy_pct", &pct) == 0 && pct >= 0 && pct <= 100) {
+        p.has_pct = 1;
+        p.pct = (uint32_t)pct;
+    }
+    dp_insight_policy *slot = day >= ins->prev_from ? &d->day_policy[day - ins->prev_from] : &d->before;
+    if (later(&p, slot)) *slot = p;
+    if (day < ins->from) return NULL;
+    /* The period's reports, each once: a report sent twice, or read from
+     * two runs' feeds, has one sha256. */
+    if (dp_map_get(&ins->reports_seen, sha)) return NULL;
+    if (!dp_map_put(&ins->reports_seen, sha, d)) {
+        ins->failed = 1;
+        return NULL;
+    }
+    const char *org = str(o, "org_name");
+    if (!org) return NULL;
+    dp_insight_reporter *r = dp_map_get(&d->reporters, org);
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        const char *key = r ? dp_map_put(&d->reporters, org, r) : NULL;
+        if (!key) {
+            free(r);
+            ins->failed = 1;
+            return NULL;
+        }
+        r->name = (char *)key;
+    }
+    r->reports++;
+    return NULL;
+}
+
+void dp_tally_line(dp_insight *ins, const char *line, size_t len, const char *where) {
+    ins->lines++;
+    while (len && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t')) len--;
+    if (len == 0) return; /* a blank line carries nothing */
+    json_error_t jerr;
+    json_t *o = json_loadb(line, len, 0, &jerr);
+    const char *why = NULL;
+    char text[200];
+    if (!o) {
+        snprintf(text, sizeof text, "not JSON: %s", jerr.text);
+        why = text;
+    } else if (!json_is_object(o)) {
+        why = "not a JSON object";
+    } else if (json_object_get(o, "window_start")) {
+        ins->rollup_lines++;
+        why = tally_rollup(ins, o);
+    } else if (json_object_get(o, "sha256")) {
+        ins->report_lines++;
+        why = tally_report(ins, o);
+    } else {
+        why = "neither a rollup nor a reports-feed line";
+    }
+    json_decref(o);
+    if (why) {
+        ins->bad_lines++;
+        if (ins->opt.warn) ins->opt.warn(ins->opt.warn_ctx, where, why);
+    }
+}
+
+/* The integer after `"key":` in a flat JSON line, without parsing the
+ * line: a key's quotes cannot appear unescaped inside a string value. */
+static int scan_int(const char *line, size_t len, const char *key, int64_t *out) {
+    size_t k = strlen(key);
+    for (const char *p = line; (p = memchr(p, '"', (size_t)(line + len - p))) != NULL; p++) {
+        if ((size_t)(line + len - p) < k + 3 || memcmp(p + 1, key, k) != 0 || p[k + 1] != '"') continue;
+        const char *q = p + k + 2;
+        while (q < line + len && (*q == ' ' || *q == ':')) q++;
+        char num[24];
+        size_t n = 0;
+        while (q < line + len && n < sizeof num - 1 && (isdigit((unsigned char)*q) || *q == '-')) num[n++] = *q++;
+        if (n == 0) return -1;
+        num[n] = '\0';
+        *out = strtoll(num, NULL, 10);
+        return 0;
+    }
+    return -1;
+}
+
+void dp_tally_scan(const dp_insight_options *o, int64_t latest[2], const char *line, size_t len) {
+    int64_t t;
+    int which;
+    if (scan_int(line, len, "window_start", &t) == 0)
+        which = 0;
+    else if (scan_int(line, len, "begin", &t) == 0)
+        which = 1;
+    else
+        return;
+    if (o->n_domains) {
+        json_t *obj = json_loadb(line, len, 0, NULL);
+        char name[256];
+        int ok = obj && domain_key(str(obj, "policy_domain"), name) == 0 && wanted(o, name);
+        json_decref(obj);
+        if (!ok) return;
+    }
+    int64_t day = day_of(t);
+    if (latest[which] == DP_INSIGHT_DAY_UNSET || day > latest[which]) latest[which] = day;
+}

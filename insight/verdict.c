@@ -1,0 +1,115 @@
+/* verdict — is a domain ready for its next step towards p=reject?
+ *
+ * The verdict is the first that holds of: not enough data to say
+ * (insufficient_data), already there (enforced), its legitimate mail is
+ * aligned enough to step up (ready), or some senders need fixing first
+ * (fix_senders).  Its inputs are the period's class counts and the policy
+ * the domain published at the period's end, so it is a pure function of
+ * the model and the thresholds; insight/README.md defines each figure.
+ *
+ * Sorting lives here too, because the order of sources is part of the
+ * answer: the senders to fix come first, by their third_party messages.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "insight_internal.h"
+
+int dp_verdict_enforced(const dp_insight_policy *p) {
+    return p->known && strcmp(p->p, "reject") == 0 && (!p->has_pct || p->pct == 100) && strcmp(p->testing, "y") != 0;
+}
+
+static int source_order(const void *a, const void *b) {
+    const dp_insight_source *x = *(dp_insight_source *const *)a, *y = *(dp_insight_source *const *)b;
+    uint64_t tx = x->classes[DP_CLASS_THIRD_PARTY], ty = y->classes[DP_CLASS_THIRD_PARTY];
+    if (tx != ty) return tx > ty ? -1 : 1;
+    if (x->messages != y->messages) return x->messages > y->messages ? -1 : 1;
+    return strcmp(x->ip, y->ip);
+}
+
+static int reporter_order(const void *a, const void *b) {
+    const dp_insight_reporter *x = *(dp_insight_reporter *const *)a, *y = *(dp_insight_reporter *const *)b;
+    if (x->messages != y->messages) return x->messages > y->messages ? -1 : 1;
+    if (x->reports != y->reports) return x->reports > y->reports ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+static dp_class majority(const uint64_t c[DP_CLASS_N]) {
+    dp_class best = DP_CLASS_ALIGNED;
+    for (int i = 1; i < DP_CLASS_N; i++)
+        if (c[i] > c[best]) best = (dp_class)i;
+    return best;
+}
+
+/* The policy in force at the end of the period: the latest report's at or
+ * before it. */
+static void resolve_policy(const dp_insight *ins, dp_insight_domain *d) {
+    d->policy = d->before;
+    size_t span = (size_t)(ins->to - ins->prev_from + 1);
+    for (size_t i = 0; i < span; i++)
+        if (d->day_policy[i].known) d->policy = d->day_policy[i]; /* days ascend, so the last known wins */
+}
+
+static int sort_lists(dp_insight *ins, dp_insight_domain *d) {
+    d->sorted = malloc((d->sources.len ? d->sources.len : 1) * sizeof *d->sorted);
+    d->sorted_reporters = malloc((d->reporters.len ? d->reporters.len : 1) * sizeof *d->sorted_reporters);
+    if (!d->sorted || !d->sorted_reporters) {
+        ins->failed = 1;
+        return -1;
+    }
+    dp_map_values(&d->sources, (void **)d->sorted);
+    size_t n = 0;
+    for (size_t i = 0; i < d->sources.len; i++) {
+        dp_insight_source *s = d->sorted[i];
+        s->cls = majority(s->classes);
+        if (s->in_period) d->sorted[n++] = s;
+    }
+    d->n_sorted = n;
+    qsort(d->sorted, n, sizeof *d->sorted, source_order);
+    dp_map_values(&d->reporters, (void **)d->sorted_reporters);
+    d->n_sorted_reporters = d->reporters.len;
+    qsort(d->sorted_reporters, d->n_sorted_reporters, sizeof *d->sorted_reporters, reporter_order);
+    return 0;
+}
+
+static const char *step_after(const dp_insight_policy *p) {
+    if (!p->known || !p->p[0]) return NULL;
+    if (strcmp(p->p, "none") == 0) return "quarantine";
+    if (strcmp(p->p, "quarantine") == 0) return "reject";
+    if (strcmp(p->p, "reject") == 0) return "reject"; /* from pct < 100 or testing, to the whole of it */
+    return NULL;
+}
+
+void dp_verdict_decide(dp_insight *ins, dp_insight_domain *d) {
+    resolve_policy(ins, d);
+    if (sort_lists(ins, d) != 0) return;
+    d->days_with_reports = d->prev_days_with_reports = 0;
+    for (int64_t i = 0; i < ins->days; i++) {
+        uint64_t sum = 0;
+        for (int c = 0; c < DP_CLASS_N; c++) sum += d->daily[i * DP_CLASS_N + c];
+        if (sum) d->days_with_reports++;
+        if (d->prev_day_seen[i]) d->prev_days_with_reports++;
+    }
+    const uint64_t *c = d->classes;
+    d->legitimate = c[DP_CLASS_ALIGNED] + c[DP_CLASS_FORWARDED] + c[DP_CLASS_THIRD_PARTY];
+    d->would_block_legitimate = c[DP_CLASS_FORWARDED] + c[DP_CLASS_THIRD_PARTY];
+    d->would_block_spoofed = c[DP_CLASS_UNAUTHENTICATED];
+    d->next_step = NULL;
+    if (d->days_with_reports < ins->opt.min_days || d->messages < ins->opt.min_messages) {
+        d->verdict = "insufficient_data";
+        d->reason = d->days_with_reports < ins->opt.min_days ? "too few days with reports to decide"
+                                                             : "too few messages to decide";
+    } else if (dp_verdict_enforced(&d->policy)) {
+        d->verdict = "enforced";
+        d->reason = "p=reject is published at pct=100";
+    } else if (d->legitimate == 0 ||
+               (double)c[DP_CLASS_ALIGNED] / (double)d->legitimate >= ins->opt.ready_threshold) {
+        d->verdict = "ready";
+        d->next_step = step_after(&d->policy);
+        d->reason = d->next_step ? "legitimate mail is aligned: take the next step"
+                                 : "legitimate mail is aligned, but no report said which policy is published";
+    } else {
+        d->verdict = "fix_senders";
+        d->reason = "legitimate senders are not aligned: fix the sources listed first";
+    }
+}
