@@ -124,6 +124,8 @@ void dp_tally_scan(const dp_insight_options *o, int64_t latest[2], const char *l
 
 /* verdict.c: sorts sources and reporters, and decides every domain. */
 void dp_verdict_decide(dp_insight *ins, dp_insight_domain *d);
+/* What to do about a source, in one line; NULL for an aligned one. */
+const char *dp_verdict_fix_hint(const dp_insight_source *s);
 /* The policy whose reports cover the period's end: p=reject at pct 100,
  * not in testing. */
 int dp_verdict_enforced(const dp_insight_policy *p);

@@ -112,22 +112,6 @@ static void string_list(dp_buf *b, int *first, const char *key, char *const *v, 
     dp_buf_putc(b, ']');
 }
 
-/* What to do about a source that is not aligned: its fix in one line. */
-static const char *fix_hint(const dp_insight_source *s) {
-    switch (s->cls) {
-    case DP_CLASS_THIRD_PARTY:
-        return s->n_dkim_pass ? "signs with another domain's DKIM key: set up DKIM for this domain at the sender"
-                              : "passes SPF for another domain: set a custom return-path (MAIL FROM) in this domain, "
-                                "or DKIM for this domain";
-    case DP_CLASS_FORWARDED:
-        return "forwarded or a mailing list: reject leaves it to the receiver's override; no fix on the sender";
-    case DP_CLASS_UNAUTHENTICATED:
-        return "nothing passed: if this is your sender, set up DKIM or SPF for it; else it is spoofing";
-    default:
-        return NULL;
-    }
-}
-
 static void source(const dp_insight_source *s, dp_buf *b) {
     dp_buf_putc(b, '{');
     int f = 1;
@@ -142,7 +126,7 @@ static void source(const dp_insight_source *s, dp_buf *b) {
     kv_time(b, &f, "last_seen", s->last_seen);
     string_list(b, &f, "dkim_pass_domains", s->dkim_pass, s->n_dkim_pass);
     string_list(b, &f, "spf_pass_domains", s->spf_pass, s->n_spf_pass);
-    dp_json_kv_str(b, &f, "fix", fix_hint(s));
+    dp_json_kv_str(b, &f, "fix", dp_verdict_fix_hint(s));
     dp_buf_putc(b, '}');
 }
 

@@ -9,6 +9,9 @@
  *
  * Names are compared as the DNS does: policy domains are lowercased and
  * lose a trailing dot, so "Example.COM." and "example.com" are one domain.
+ * A rollup whose report named no policy domain counts under its
+ * header_from; a reports-feed line without one is skipped (it carries no
+ * policy to learn).
  */
 #include <ctype.h>
 #include <jansson.h>
@@ -121,8 +124,12 @@ static const char *tally_rollup(dp_insight *ins, json_t *o) {
     if (get_int(o, "messages", &messages) != 0 || messages < 0) return "messages is not a count";
     const char *ip = str(o, "source_ip");
     if (!ip || !*ip) return "no source_ip";
+    /* A report without policy_published's domain still says whose mail
+     * it saw: its records' header_from. */
+    const char *dom = str(o, "policy_domain");
+    if (!dom || !*dom) dom = str(o, "header_from");
     char name[256];
-    if (domain_key(str(o, "policy_domain"), name) != 0) return "no policy_domain";
+    if (domain_key(dom, name) != 0) return "no policy_domain or header_from";
     if (!wanted(&ins->opt, name)) return NULL;
     int64_t day = day_of(start);
     int current = day >= ins->from && day <= ins->to;
@@ -204,7 +211,10 @@ static const char *tally_report(dp_insight *ins, json_t *o) {
     const char *sha = str(o, "sha256");
     if (!sha) return "no sha256";
     char name[256];
-    if (domain_key(str(o, "policy_domain"), name) != 0) return "no policy_domain";
+    if (domain_key(str(o, "policy_domain"), name) != 0) { /* no policy to learn from */
+        ins->skipped_lines++;
+        return NULL;
+    }
     if (!wanted(&ins->opt, name)) return NULL;
     int64_t day = day_of(begin);
     if (day > ins->to) {

@@ -113,3 +113,20 @@ void dp_verdict_decide(dp_insight *ins, dp_insight_domain *d) {
         d->reason = "legitimate senders are not aligned: fix the sources listed first";
     }
 }
+
+/* What to do about a source that is not aligned, in one line; every
+ * format shows the same words. */
+const char *dp_verdict_fix_hint(const dp_insight_source *s) {
+    switch (s->cls) {
+    case DP_CLASS_THIRD_PARTY:
+        return s->n_dkim_pass ? "signs with another domain's DKIM key: set up DKIM for this domain at the sender"
+                              : "passes SPF for another domain: set a custom return-path (MAIL FROM) in this domain, "
+                                "or DKIM for this domain";
+    case DP_CLASS_FORWARDED:
+        return "forwarded or a mailing list: reject leaves it to the receiver's override; no fix on the sender";
+    case DP_CLASS_UNAUTHENTICATED:
+        return "nothing passed: if this is your sender, set up DKIM or SPF for it; else it is spoofing";
+    default:
+        return NULL;
+    }
+}
