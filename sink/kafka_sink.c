@@ -28,43 +28,30 @@
  * waits, which backs up the shards, the rings and the workers.
  *
  * Configuration: our defaults (zstd, linger and batch sizes tuned for
- * throughput, transaction timeouts), then a properties file, then
- * DMARCPIPE_KAFKA_* environment variables (DMARCPIPE_KAFKA_SASL_PASSWORD ->
- * sasl.password), then -X options.  Values are never printed: a property
- * that librdkafka refuses is named without its value.
+ * throughput, transaction timeouts), then the user's, as kafka_client.c
+ * loads them (a properties file, DMARCPIPE_KAFKA_* variables, -X), which
+ * also holds the consumer that reads the ledger back.  Values are never
+ * printed.
  *
  * Threads: the producer is thread-safe, so this sink is `concurrent`:
  * shards produce at once without the sink lock.  Epoch calls come from the
  * one thread that drives the run, between engine runs.
  */
-#include <ctype.h>
-#include <errno.h>
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "dp_clock.h"
+#include "kafka_client.h"
 #include "sink_internal.h"
 
-extern char **environ;
-
-#define ENV_PREFIX "DMARCPIPE_KAFKA_"
 #define COMMIT_TIMEOUT_MS 10000 /* per attempt: SIGTERM is checked between */
-
-typedef struct kv {
-    char *key, *value;
-} kv;
 
 typedef struct kafka_sink {
     dp_sink base;
-    char *uri, *brokers, *topic, *reports_topic, *ledger_topic, *txn_id, *instance;
-    kv *props; /* user properties, in the order they apply */
-    size_t n_props;
-    const volatile sig_atomic_t *stop;
-    double give_up_s; /* --broker-timeout: how long a wait for the broker may last (0: for ever) */
+    dp_kafka_client kc; /* the URI, its brokers and topic, the configuration, stop and --broker-timeout */
+    char *reports_topic, *ledger_topic, *txn_id, *instance;
     rd_kafka_t *rk;
     rd_kafka_topic_t *rkt_rollups, *rkt_reports, *rkt_ledger;
     int in_txn;
@@ -77,18 +64,13 @@ typedef struct kafka_sink {
 
 static const dp_sink_ops KAFKA_OPS;
 
-static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static int stopping(const kafka_sink *ks) { return ks->stop && *ks->stop; }
+static int stopping(const kafka_sink *ks) { return dp_kafka_client_stopping(&ks->kc); }
 
 /* A batch run waits for an absent broker only so long (--broker-timeout,
  * a minute by default), then ends with an error and nothing acknowledged;
  * a follower waits for ever, saying so in its log. */
 static int given_up(const kafka_sink *ks, double waiting_since) {
-    return ks->give_up_s > 0 && dp_clock_seconds() - waiting_since >= ks->give_up_s;
+    return dp_kafka_client_given_up(&ks->kc, waiting_since);
 }
 
 static void note_epoch_error(kafka_sink *ks, const char *fmt, const char *what) {
@@ -98,119 +80,11 @@ static void note_epoch_error(kafka_sink *ks, const char *fmt, const char *what) 
     atomic_store(&ks->epoch_failed, 1);
 }
 
-/* ---- configuration ---------------------------------------------------------- */
-
-static int sensitive(const char *key) {
-    static const char *const words[] = {"password", "secret", "key", "token", "jaas", "credential", "sasl.oauthbearer.config"};
-    for (size_t i = 0; i < sizeof words / sizeof *words; i++)
-        if (strstr(key, words[i])) return 1;
-    return 0;
-}
-
-static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, const char *from, dp_error *err) {
-    char errstr[512];
-    if (rd_kafka_conf_set(conf, key, value, errstr, sizeof errstr) == RD_KAFKA_CONF_OK) return 0;
-    /* librdkafka's message quotes the value: print it only when harmless */
-    return dp_error_set(err, DP_ERR_USAGE, "kafka: %s: property '%s' refused%s%s", from, key,
-                        sensitive(key) ? "" : ": ", sensitive(key) ? "" : errstr);
-}
-
-static int add_prop(kafka_sink *ks, const char *key, size_t key_len, const char *value) {
-    kv *p = realloc(ks->props, (ks->n_props + 1) * sizeof *p);
-    if (!p) return -1;
-    ks->props = p;
-    p[ks->n_props].key = strndup(key, key_len);
-    p[ks->n_props].value = strdup(value);
-    if (!p[ks->n_props].key || !p[ks->n_props].value) {
-        free(p[ks->n_props].key);
-        free(p[ks->n_props].value);
-        return -1;
-    }
-    ks->n_props++;
-    return 0;
-}
-
-static char *trim(char *s) {
-    while (isspace((unsigned char)*s)) s++;
-    size_t n = strlen(s);
-    while (n && isspace((unsigned char)s[n - 1])) s[--n] = '\0';
-    return s;
-}
-
-/* key=value lines; '#' and '!' start comments (Java properties style) */
-static int load_file(kafka_sink *ks, const char *path, dp_error *err) {
-    FILE *f = fopen(path, "r");
-    if (!f) return dp_error_set(err, DP_ERR_IO, "kafka: cannot read config %s: %s", path, strerror(errno));
-    char line[8192];
-    int lineno = 0, rc = 0;
-    while (rc == 0 && fgets(line, sizeof line, f)) {
-        lineno++;
-        char *s = trim(line);
-        if (!*s || *s == '#' || *s == '!') continue;
-        char *eq = strchr(s, '=');
-        if (!eq) {
-            rc = dp_error_set(err, DP_ERR_USAGE, "kafka: %s:%d: expected key=value", path, lineno);
-            break;
-        }
-        *eq = '\0';
-        char *key = trim(s);
-        if (add_prop(ks, key, strlen(key), trim(eq + 1)) != 0) rc = dp_error_set(err, DP_ERR_NOMEM, "out of memory");
-    }
-    fclose(f);
-    return rc;
-}
-
-/* DMARCPIPE_KAFKA_SASL_PASSWORD=x -> sasl.password=x */
-static int load_env(kafka_sink *ks, dp_error *err) {
-    for (char **e = environ; e && *e; e++) {
-        if (strncmp(*e, ENV_PREFIX, strlen(ENV_PREFIX)) != 0) continue;
-        const char *name = *e + strlen(ENV_PREFIX);
-        const char *eq = strchr(name, '=');
-        if (!eq || eq == name) continue;
-        char key[256];
-        size_t n = (size_t)(eq - name);
-        if (n >= sizeof key) continue;
-        for (size_t i = 0; i < n; i++) key[i] = name[i] == '_' ? '.' : (char)tolower((unsigned char)name[i]);
-        key[n] = '\0';
-        if (add_prop(ks, key, n, eq + 1) != 0) return dp_error_set(err, DP_ERR_NOMEM, "out of memory");
-    }
-    return 0;
-}
-
-/* librdkafka's own messages may quote a property's value ("Unrecognized
- * sasl.oauthbearer.config beginning at: ..."): every sensitive value, and
- * each word of it, is blanked before a line is printed. */
-static void redact(const kafka_sink *ks, char *line) {
-    for (size_t i = 0; ks && i < ks->n_props; i++) {
-        if (!sensitive(ks->props[i].key) || !ks->props[i].value[0]) continue;
-        const char *v = ks->props[i].value;
-        for (const char *w = v; *w;) {
-            while (*w && isspace((unsigned char)*w)) w++;
-            size_t n = 0;
-            while (w[n] && !isspace((unsigned char)w[n])) n++;
-            char word[256];
-            if (n >= 3 && n < sizeof word) { /* short words would blank ordinary text */
-                memcpy(word, w, n);
-                word[n] = '\0';
-                for (char *hit = line; (hit = strstr(hit, word)) != NULL; hit += n) memset(hit, '*', n);
-            }
-            w += n;
-        }
-    }
-}
-
-static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    /* the consumer that reads the ledger is told producer properties too */
-    if (strcmp(fac, "CONFWARN") == 0 || level > 4) return;
-    char line[1024];
-    snprintf(line, sizeof line, "%s", buf);
-    redact(rd_kafka_opaque(rk), line);
-    fprintf(stderr, "dmarcpipe: kafka: %s: %s\n", fac, line);
-}
+/* ---- the producer's configuration ------------------------------------------- */
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     (void)rk;
-    kafka_sink *ks = opaque;
+    kafka_sink *ks = ((dp_kafka_client *)opaque)->owner;
     if (m->err) {
         /* our own purge (an epoch being dropped) is not news */
         if (m->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE && m->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
@@ -220,61 +94,38 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     if (m->_private == &ks->ledger_marker && m->offset > ks->ledger_offset) ks->ledger_offset = m->offset;
 }
 
-static rd_kafka_conf_t *make_conf(kafka_sink *ks, int producer, dp_error *err) {
+static rd_kafka_conf_t *make_conf(kafka_sink *ks, dp_error *err) {
     /* a message waits for the broker no longer than the run would: a
      * batch run's full queue then frees itself by --broker-timeout */
     char message_timeout[32] = "110000";
-    if (ks->give_up_s > 0 && ks->give_up_s < 110)
-        snprintf(message_timeout, sizeof message_timeout, "%.0f", ks->give_up_s < 1 ? 1000 : ks->give_up_s * 1000);
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    int rc = conf_set(conf, "bootstrap.servers", ks->brokers, ks->uri, err);
-    if (producer) {
-        /* throughput: large zstd batches; a flush epoch is not latency
-         * sensitive.  Memory: the queue is capped (backpressure). */
-        static const char *const defaults[][2] = {
-            {"transactional.id", NULL},
-            {"compression.type", "zstd"},
-            {"linger.ms", "50"},
-            {"batch.size", "1000000"},
-            /* librdkafka's own default, set here on purpose: 100000 made
-             * the sink ~17% slower (1.372 s against 1.144 s for 500k
-             * rollups, median of 5 alternating runs); batch.size bounds a
-             * batch first anyway (~2200 rollups per MB) */
-            {"batch.num.messages", "10000"},
-            {"queue.buffering.max.messages", "1000000"},
-            /* 32 MiB is about 30 full batches, ahead of a broker thread
-             * that compresses one at a time.  With 256 MiB the final flush
-             * ran ahead of it and grew the heap: peak RSS 176-184 MB
-             * against 131 MB for 500k rollups, and in 2 of 7 runs a fifth
-             * of the formatting thread's samples were the kernel zeroing
-             * fresh pages (clear_page_erms), under 3% at 32 MiB. */
-            {"queue.buffering.max.kbytes", "32768"},
-            {"transaction.timeout.ms", "120000"},
-        };
-        for (size_t i = 0; rc == 0 && i < sizeof defaults / sizeof *defaults; i++)
-            rc = conf_set(conf, defaults[i][0], defaults[i][1] ? defaults[i][1] : ks->txn_id, "default", err);
-        rc = rc ? rc : conf_set(conf, "message.timeout.ms", message_timeout, "default", err);
-        rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
-    } else {
-        rc = rc ? rc : conf_set(conf, "isolation.level", "read_committed", "default", err);
-        rc = rc ? rc : conf_set(conf, "enable.partition.eof", "true", "default", err);
-        rc = rc ? rc : conf_set(conf, "enable.auto.commit", "false", "default", err);
-        /* the ledger is read to its end once, at start: do not wait out
-         * the default 500 ms fetch wait to learn that the end is reached */
-        rc = rc ? rc : conf_set(conf, "fetch.wait.max.ms", "10", "default", err);
-    }
-    for (size_t i = 0; rc == 0 && i < ks->n_props; i++) {
-        /* the consumer reads what the producer committed: its isolation
-         * level is not the user's to change */
-        if (!producer && strcmp(ks->props[i].key, "isolation.level") == 0) continue;
-        rc = conf_set(conf, ks->props[i].key, ks->props[i].value, "configuration", err);
-    }
-    rd_kafka_conf_set_opaque(conf, ks); /* for dr_cb, and log_cb's redaction */
-    rd_kafka_conf_set_log_cb(conf, log_cb);
-    if (rc != 0) {
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
+    if (ks->kc.give_up_s > 0 && ks->kc.give_up_s < 110)
+        snprintf(message_timeout, sizeof message_timeout, "%.0f",
+                 ks->kc.give_up_s < 1 ? 1000 : ks->kc.give_up_s * 1000);
+    /* throughput: large zstd batches; a flush epoch is not latency
+     * sensitive.  Memory: the queue is capped (backpressure). */
+    const char *const defaults[][2] = {
+        {"transactional.id", ks->txn_id},
+        {"compression.type", "zstd"},
+        {"linger.ms", "50"},
+        {"batch.size", "1000000"},
+        /* librdkafka's own default, set here on purpose: 100000 made
+         * the sink ~17% slower (1.372 s against 1.144 s for 500k
+         * rollups, median of 5 alternating runs); batch.size bounds a
+         * batch first anyway (~2200 rollups per MB) */
+        {"batch.num.messages", "10000"},
+        {"queue.buffering.max.messages", "1000000"},
+        /* 32 MiB is about 30 full batches, ahead of a broker thread
+         * that compresses one at a time.  With 256 MiB the final flush
+         * ran ahead of it and grew the heap: peak RSS 176-184 MB
+         * against 131 MB for 500k rollups, and in 2 of 7 runs a fifth
+         * of the formatting thread's samples were the kernel zeroing
+         * fresh pages (clear_page_erms), under 3% at 32 MiB. */
+        {"queue.buffering.max.kbytes", "32768"},
+        {"transaction.timeout.ms", "120000"},
+        {"message.timeout.ms", message_timeout},
+    };
+    rd_kafka_conf_t *conf = dp_kafka_client_conf(&ks->kc, defaults, sizeof defaults / sizeof *defaults, 0, err);
+    if (conf) rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
     return conf;
 }
 
@@ -311,20 +162,20 @@ static int producer_start(kafka_sink *ks, dp_error *err) {
     double since = dp_clock_seconds();
     for (;;) {
         if (!ks->rk) {
-            rd_kafka_conf_t *conf = make_conf(ks, 1, err);
+            rd_kafka_conf_t *conf = make_conf(ks, err);
             if (!conf) return -1;
             char errstr[512];
             ks->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
             if (!ks->rk) {
                 rd_kafka_conf_destroy(conf);
-                return dp_error_set(err, DP_ERR_USAGE, "kafka %s: cannot create a producer: %s", ks->uri, errstr);
+                return dp_error_set(err, DP_ERR_USAGE, "kafka %s: cannot create a producer: %s", ks->kc.uri, errstr);
             }
-            ks->rkt_rollups = rd_kafka_topic_new(ks->rk, ks->topic, NULL);
+            ks->rkt_rollups = rd_kafka_topic_new(ks->rk, ks->kc.topic, NULL);
             ks->rkt_reports = rd_kafka_topic_new(ks->rk, ks->reports_topic, NULL);
             ks->rkt_ledger = rd_kafka_topic_new(ks->rk, ks->ledger_topic, NULL);
             if (!ks->rkt_rollups || !ks->rkt_reports || !ks->rkt_ledger) {
                 producer_drop(ks);
-                return dp_error_set(err, DP_ERR_NOMEM, "kafka %s: cannot create topic handles", ks->uri);
+                return dp_error_set(err, DP_ERR_NOMEM, "kafka %s: cannot create topic handles", ks->kc.uri);
             }
         }
         /* short attempts, so SIGTERM is seen within a second or two */
@@ -333,7 +184,7 @@ static int producer_start(kafka_sink *ks, dp_error *err) {
         int retriable = rd_kafka_error_is_retriable(e), fatal = rd_kafka_error_is_fatal(e);
         if (given_up(ks, since)) {
             dp_error_set(err, DP_ERR_IO, "kafka %s: no broker answered for %.0f s (%s): giving up (--broker-timeout)",
-                         ks->uri, ks->give_up_s, rd_kafka_error_string(e));
+                         ks->kc.uri, ks->kc.give_up_s, rd_kafka_error_string(e));
             rd_kafka_error_destroy(e);
             return -1;
         }
@@ -341,15 +192,15 @@ static int producer_start(kafka_sink *ks, dp_error *err) {
             rd_kafka_error_destroy(e); /* still connecting: try again at once, quietly */
             continue;
         }
-        fprintf(stderr, "dmarcpipe: kafka %s: cannot start transactions (%s)%s\n", ks->uri, rd_kafka_error_string(e),
+        fprintf(stderr, "dmarcpipe: kafka %s: cannot start transactions (%s)%s\n", ks->kc.uri, rd_kafka_error_string(e),
                 retriable || fatal ? "; retrying" : "");
         rd_kafka_error_destroy(e);
         if (!retriable && !fatal && odd++ > 0)
-            return dp_error_set(err, DP_ERR_IO, "kafka %s: cannot start transactions", ks->uri);
+            return dp_error_set(err, DP_ERR_IO, "kafka %s: cannot start transactions", ks->kc.uri);
         if (!retriable) producer_drop(ks); /* fatal, or a first odd failure: a fresh producer */
         for (long waited = 0; waited < backoff && !given_up(ks, since); waited += 100) {
             if (stopping(ks)) return DP_SINK_STOPPED;
-            sleep_ms(100);
+            dp_kafka_client_sleep_ms(100);
         }
         if (backoff < 30000) backoff *= 2;
     }
@@ -368,7 +219,7 @@ static enum produce_verdict produce_refused(kafka_sink *ks, rd_kafka_topic_t *rk
                                             dp_error *err) {
     if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) return PRODUCE_AGAIN;
     if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE || e == RD_KAFKA_RESP_ERR__INVALID_ARG) {
-        dp_error_set(err, DP_ERR_IO, "kafka %s: topic %s: %s", ks->uri, rd_kafka_topic_name(rkt),
+        dp_error_set(err, DP_ERR_IO, "kafka %s: topic %s: %s", ks->kc.uri, rd_kafka_topic_name(rkt),
                      rd_kafka_err2str(e));
         return PRODUCE_FATAL;
     }
@@ -519,12 +370,12 @@ static int kafka_epoch_begin(dp_sink *s, dp_error *err) {
             ks->in_txn = 1;
             return 0;
         }
-        fprintf(stderr, "dmarcpipe: kafka %s: cannot begin a transaction (%s); new producer\n", ks->uri,
+        fprintf(stderr, "dmarcpipe: kafka %s: cannot begin a transaction (%s); new producer\n", ks->kc.uri,
                 rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
         producer_drop(ks);
         if (stopping(ks)) return DP_SINK_STOPPED;
-        sleep_ms(500);
+        dp_kafka_client_sleep_ms(500);
     }
 }
 
@@ -534,14 +385,14 @@ static void kafka_epoch_abort(dp_sink *s) { producer_drop((kafka_sink *)s); }
  * order; the delivery report of each tells where the ledger continues. */
 static int kafka_ledger_write(dp_sink *s, const char *rec, size_t len, dp_error *err) {
     kafka_sink *ks = (kafka_sink *)s;
-    if (!ks->rk || !ks->in_txn) return dp_error_set(err, DP_ERR_USAGE, "kafka %s: ledger without an epoch", ks->uri);
+    if (!ks->rk || !ks->in_txn) return dp_error_set(err, DP_ERR_USAGE, "kafka %s: ledger without an epoch", ks->kc.uri);
     return produce(ks, ks->rkt_ledger, 0, ks->instance, strlen(ks->instance), rec, len, &ks->ledger_marker, err);
 }
 
 static int kafka_epoch_commit(dp_sink *s, uint64_t *ledger_next, dp_error *err) {
     kafka_sink *ks = (kafka_sink *)s;
     *ledger_next = 0;
-    if (!ks->rk || !ks->in_txn) return dp_error_set(err, DP_ERR_USAGE, "kafka %s: commit without an epoch", ks->uri);
+    if (!ks->rk || !ks->in_txn) return dp_error_set(err, DP_ERR_USAGE, "kafka %s: commit without an epoch", ks->kc.uri);
     int waited = 0;
     double since = dp_clock_seconds();
     while (!atomic_load(&ks->epoch_failed)) {
@@ -555,127 +406,63 @@ static int kafka_epoch_commit(dp_sink *s, uint64_t *ledger_next, dp_error *err) 
         if (rd_kafka_error_is_retriable(e) && given_up(ks, since)) {
             dp_error_set(err, DP_ERR_IO, "kafka %s: the commit waited %.0f s for the broker (%s): giving up "
                          "(--broker-timeout); the epoch is aborted and nothing of it acknowledged",
-                         ks->uri, ks->give_up_s, rd_kafka_error_string(e));
+                         ks->kc.uri, ks->kc.give_up_s, rd_kafka_error_string(e));
             rd_kafka_error_destroy(e);
             producer_drop(ks);
             return -1;
         }
         if (rd_kafka_error_is_retriable(e) && !stopping(ks)) {
             if (!waited++)
-                fprintf(stderr, "dmarcpipe: kafka %s: commit waits (%s); retrying\n", ks->uri,
+                fprintf(stderr, "dmarcpipe: kafka %s: commit waits (%s); retrying\n", ks->kc.uri,
                         rd_kafka_error_string(e));
             rd_kafka_error_destroy(e);
-            sleep_ms(100); /* some retriable answers come at once */
+            dp_kafka_client_sleep_ms(100); /* some retriable answers come at once */
             continue;
         }
         note_epoch_error(ks, "commit failed: %s", rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
         break;
     }
-    dp_error_set(err, DP_ERR_IO, "kafka %s: epoch aborted: %s", ks->uri,
+    dp_error_set(err, DP_ERR_IO, "kafka %s: epoch aborted: %s", ks->kc.uri,
                  stopping(ks) ? "stopping" : ks->epoch_err[0] ? ks->epoch_err : "unknown error");
     producer_drop(ks);
     return stopping(ks) ? DP_SINK_STOPPED : DP_SINK_RETRY;
+}
+
+typedef struct ledger_reader {
+    dp_ledger_fn fn;
+    void *ctx;
+} ledger_reader;
+
+static int ledger_record(void *ctx, const rd_kafka_message_t *m) {
+    ledger_reader *l = ctx;
+    return l->fn(l->ctx, m->payload, m->len, (uint64_t)m->offset + 1);
 }
 
 /* The committed ledger records from `from`, with a consumer of our own
  * (read_committed).  A ledger topic that does not exist yet is empty. */
 static int kafka_ledger_read(dp_sink *s, uint64_t from, dp_ledger_fn fn, void *ctx, dp_error *err) {
     kafka_sink *ks = (kafka_sink *)s;
-    rd_kafka_conf_t *conf = make_conf(ks, 0, err);
-    if (!conf) return -1;
-    char errstr[512];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        return dp_error_set(err, DP_ERR_USAGE, "kafka %s: cannot create a consumer: %s", ks->uri, errstr);
-    }
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, ks->ledger_topic, NULL);
-    int rc = 0, exists = 0;
-    double since = dp_clock_seconds();
-    for (long backoff = 500;;) {
-        const rd_kafka_metadata_t *md = NULL;
-        rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
-        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            exists = md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
-                     md->topics[0].partition_cnt > 0;
-            rd_kafka_metadata_destroy(md);
-            break;
-        }
-        if (given_up(ks, since)) {
-            rc = dp_error_set(err, DP_ERR_IO, "kafka %s: no broker answered for %.0f s (%s): giving up (--broker-timeout)",
-                              ks->uri, ks->give_up_s, rd_kafka_err2str(e));
-            break;
-        }
-        fprintf(stderr, "dmarcpipe: kafka %s: cannot read the ledger's metadata (%s); retrying\n", ks->uri,
-                rd_kafka_err2str(e));
-        if (stopping(ks)) {
-            rc = DP_SINK_STOPPED;
-            break;
-        }
-        sleep_ms(backoff);
-        if (backoff < 30000) backoff *= 2;
-    }
-    if (rc == 0 && exists) {
-        if (rd_kafka_consume_start(rkt, 0, from ? (int64_t)from : RD_KAFKA_OFFSET_BEGINNING) != 0) {
-            rc = dp_error_set(err, DP_ERR_IO, "kafka %s: cannot read the ledger %s: %s", ks->uri, ks->ledger_topic,
-                              rd_kafka_err2str(rd_kafka_last_error()));
-        } else {
-            for (;;) {
-                rd_kafka_message_t *m = rd_kafka_consume(rkt, 0, 1000);
-                if (!m) {
-                    if (stopping(ks)) {
-                        rc = DP_SINK_STOPPED;
-                        break;
-                    }
-                    continue;
-                }
-                if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                    rd_kafka_message_destroy(m);
-                    break;
-                }
-                if (m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE || m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
-                    rc = dp_error_set(err, DP_ERR_IO,
-                                      "kafka %s: ledger %s: offset %llu is gone (retention?); the state cannot be "
-                                      "checked against it",
-                                      ks->uri, ks->ledger_topic, (unsigned long long)from);
-                    rd_kafka_message_destroy(m);
-                    break;
-                }
-                if (m->err) {
-                    fprintf(stderr, "dmarcpipe: kafka %s: reading the ledger: %s; retrying\n", ks->uri,
-                            rd_kafka_message_errstr(m));
-                    rd_kafka_message_destroy(m);
-                    continue;
-                }
-                int stop = fn(ctx, m->payload, m->len, (uint64_t)m->offset + 1);
-                rd_kafka_message_destroy(m);
-                if (stop) {
-                    rc = -1;
-                    dp_error_set(err, DP_ERR_IO, "kafka %s: ledger %s: a record could not be applied", ks->uri,
-                                 ks->ledger_topic);
-                    break;
-                }
-            }
-            rd_kafka_consume_stop(rkt, 0);
-        }
-    }
-    rd_kafka_topic_destroy(rkt);
-    rd_kafka_destroy(rk);
+    ledger_reader l = {fn, ctx};
+    const dp_kafka_client_read r = {
+        .topic = ks->ledger_topic,
+        .what = "ledger",
+        .gone_hint = "; the state cannot be checked against it",
+        .partition = 0,
+        .from = (int64_t)from,
+        .missing_ok = 1,
+    };
+    int rc = dp_kafka_client_read_to_end(&ks->kc, &r, ledger_record, &l, err);
+    if (rc == DP_KAFKA_CLIENT_FN_STOP)
+        return dp_error_set(err, DP_ERR_IO, "kafka %s: ledger %s: a record could not be applied", ks->kc.uri,
+                            ks->ledger_topic);
     return rc;
 }
 
 static void kafka_destroy(dp_sink *s) {
     kafka_sink *ks = (kafka_sink *)s;
     producer_drop(ks); /* an epoch left open is aborted there */
-    for (size_t i = 0; i < ks->n_props; i++) {
-        free(ks->props[i].key);
-        free(ks->props[i].value);
-    }
-    free(ks->props);
-    free(ks->uri);
-    free(ks->brokers);
-    free(ks->topic);
+    dp_kafka_client_free(&ks->kc);
     free(ks->reports_topic);
     free(ks->ledger_topic);
     free(ks->txn_id);
@@ -700,20 +487,7 @@ static const dp_sink_ops KAFKA_OPS = {
     .ledger_read = kafka_ledger_read,
 };
 
-static int valid_topic(const char *t) {
-    if (!*t || strlen(t) > 249) return 0;
-    for (; *t; t++)
-        if (!isalnum((unsigned char)*t) && *t != '.' && *t != '_' && *t != '-') return 0;
-    return 1;
-}
-
 dp_sink *dp_kafka_sink_open(const char *uri, const dp_sink_options *o, dp_error *err) {
-    const char *rest = uri + strlen("kafka://");
-    const char *slash = strchr(rest, '/');
-    if (!slash || slash == rest || !valid_topic(slash + 1)) {
-        dp_error_set(err, DP_ERR_USAGE, "sink '%s': expected kafka://HOST:PORT[,HOST:PORT...]/TOPIC", uri);
-        return NULL;
-    }
     kafka_sink *ks = calloc(1, sizeof *ks);
     if (!ks) {
         dp_error_set(err, DP_ERR_NOMEM, "out of memory");
@@ -722,41 +496,26 @@ dp_sink *dp_kafka_sink_open(const char *uri, const dp_sink_options *o, dp_error 
     ks->base.ops = &KAFKA_OPS;
     pthread_mutex_init(&ks->base.lock, NULL);
     pthread_mutex_init(&ks->err_lock, NULL);
-    ks->stop = o->stop;
-    ks->give_up_s = o->broker_timeout;
+    int rc = dp_kafka_client_init(&ks->kc, "sink", uri, o, err);
+    ks->kc.owner = ks; /* init clears the client */
     const char *instance = o->instance_id ? o->instance_id : "default";
-    ks->uri = strdup(uri);
-    ks->brokers = strndup(rest, (size_t)(slash - rest));
-    ks->topic = strdup(slash + 1);
     ks->reports_topic = strdup(o->reports_topic ? o->reports_topic : "dmarc.reports");
     ks->instance = strdup(instance);
     size_t n = strlen(instance) + 32;
     ks->txn_id = malloc(n);
     ks->ledger_topic = o->ledger_topic ? strdup(o->ledger_topic) : malloc(n);
-    int rc = 0;
-    if (!ks->uri || !ks->brokers || !ks->topic || !ks->reports_topic || !ks->instance || !ks->txn_id ||
-        !ks->ledger_topic) {
+    if (rc == 0 && (!ks->reports_topic || !ks->instance || !ks->txn_id || !ks->ledger_topic)) {
         rc = dp_error_set(err, DP_ERR_NOMEM, "out of memory");
-    } else {
+    } else if (rc == 0) {
         snprintf(ks->txn_id, n, "dmarcpipe-%s", instance);
         if (!o->ledger_topic) snprintf(ks->ledger_topic, n, "dmarcpipe.ledger.%s", instance);
-        if (!valid_topic(ks->reports_topic) || !valid_topic(ks->ledger_topic))
+        if (!dp_kafka_client_valid_topic(ks->reports_topic) || !dp_kafka_client_valid_topic(ks->ledger_topic))
             rc = dp_error_set(err, DP_ERR_USAGE, "kafka %s: topic names are [A-Za-z0-9._-]{1,249} (reports %s, ledger %s)",
                               uri, ks->reports_topic, ks->ledger_topic);
     }
-    if (rc == 0 && o->config_file) rc = load_file(ks, o->config_file, err);
-    if (rc == 0) rc = load_env(ks, err);
-    for (size_t i = 0; rc == 0 && i < o->n_props; i++) {
-        const char *eq = strchr(o->props[i], '=');
-        if (!eq || eq == o->props[i])
-            rc = dp_error_set(err, DP_ERR_USAGE, "kafka: -X expects key=value, got '%.*s...'",
-                              (int)(eq ? eq - o->props[i] : 0), o->props[i]);
-        else if (add_prop(ks, o->props[i], (size_t)(eq - o->props[i]), eq + 1) != 0)
-            rc = dp_error_set(err, DP_ERR_NOMEM, "out of memory");
-    }
     if (rc == 0) {
         /* check the whole configuration now, before any input is read */
-        rd_kafka_conf_t *conf = make_conf(ks, 1, err);
+        rd_kafka_conf_t *conf = make_conf(ks, err);
         if (!conf) rc = -1;
         else rd_kafka_conf_destroy(conf);
     }

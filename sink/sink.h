@@ -117,6 +117,20 @@ dp_sink *dp_sink_open(const char *uri, const dp_sink_options *opts, dp_error *er
  * (`resume`: as dp_sink_options.resume). */
 dp_sink *dp_sink_open_reports(const char *path, int resume, dp_error *err);
 
+/* ---- reading a feed back: `dmarcpipe report` ---------------------------- */
+
+/* One line of a feed (no newline, not NUL-terminated) and where it came
+ * from ("kafka://h:9092/dmarc.rollups [2] @41").  Non-zero stops the read. */
+typedef int (*dp_feed_line_fn)(void *ctx, const char *line, size_t len, const char *where);
+
+/* Reads a feed a Kafka sink wrote, kafka://HOST:PORT[,HOST:PORT...]/TOPIC:
+ * every partition of TOPIC from its beginning to the end offsets found at
+ * the start, read_committed, calling fn for each message's value.  Uses
+ * opts' config_file, props, stop and broker_timeout (opts may be NULL).
+ * 0, or -1 with err set (a broker that cannot be reached in time, a topic
+ * that does not exist, fn's stop). */
+int dp_feed_read(const char *uri, const dp_sink_options *opts, dp_feed_line_fn fn, void *ctx, dp_error *err);
+
 /* ---- writing: any thread, at any time during a run ---------------------- */
 
 /* Thread-safe wrappers: lock, call, count, unlock. */

@@ -17,6 +17,13 @@
 #                                exit 0, every input in DONE, totals exact
 #   kafka_warehouse_sql          rollups consumed read_committed, loaded into
 #                                SQLite with the warehouse schema, checked
+#   kafka_feed_read              dp_feed_read over three partitions with an
+#                                aborted and an open transaction: committed
+#                                messages once, where each lies, the ends
+#                                found at the start; errors
+#   kafka_report                 `dmarcpipe report` over the topics equals
+#                                the report over a file run, byte for byte;
+#                                a missing topic, no broker, a secret
 #
 # include()d from tests/CMakeLists.txt after the dmarcpipe target exists.
 find_program(DP_KCAT kcat)
@@ -61,3 +68,15 @@ add_test(NAME kafka_warehouse_sql
   COMMAND ${DP_KAFKA_SCRIPTS}/test_warehouse.sh $<TARGET_FILE:dmarcpipe>
           ${CMAKE_SOURCE_DIR}/tests/data/corpus ${DP_KAFKA_BROKER_DIR}/bootstrap)
 set_tests_properties(kafka_warehouse_sql PROPERTIES FIXTURES_REQUIRED kafka LABELS kafka TIMEOUT 300)
+
+# reading a feed back (sink/feed_read.c): the C API against the broker, with
+# transactions of the test's own; then `dmarcpipe report` end to end
+add_executable(test_feed_read ${DP_KAFKA_SCRIPTS}/test_feed_read.c)
+target_link_libraries(test_feed_read PRIVATE dp_sink PkgConfig::CHECK PkgConfig::RDKAFKA)
+add_test(NAME kafka_feed_read COMMAND test_feed_read ${DP_KAFKA_BROKER_DIR}/bootstrap)
+set_tests_properties(kafka_feed_read PROPERTIES FIXTURES_REQUIRED kafka LABELS kafka TIMEOUT 180
+  ENVIRONMENT "CK_FORK=no")
+add_test(NAME kafka_report
+  COMMAND ${DP_KAFKA_SCRIPTS}/test_report.sh $<TARGET_FILE:dmarcpipe>
+          ${CMAKE_SOURCE_DIR}/tests/data/samples ${DP_KAFKA_BROKER_DIR}/bootstrap)
+set_tests_properties(kafka_report PROPERTIES FIXTURES_REQUIRED kafka LABELS kafka TIMEOUT 180)
