@@ -16,6 +16,7 @@
 
 int dp_cmd_parse(int argc, char **argv);
 int dp_cmd_run(int argc, char **argv);
+int dp_cmd_report(int argc, char **argv);
 
 /* Parses "64K", "10M", "1G" or plain bytes.  0 on success. */
 int dp_cli_parse_size(const char *s, uint64_t *out);

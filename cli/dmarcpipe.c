@@ -16,6 +16,7 @@ static const struct {
     const char *summary;
 } COMMANDS[] = {
     {"run", dp_cmd_run, "roll reports up per time window into sinks (the pipeline)"},
+    {"report", dp_cmd_report, "per domain: who sends as it, and is it ready for p=reject (table, JSON, HTML)"},
     {"parse", dp_cmd_parse, "parse reports and print their records as NDJSON (debugging, parity)"},
 };
 

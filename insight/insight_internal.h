@@ -53,10 +53,10 @@ typedef struct dp_insight_source {
     dp_class cls;                   /* the class with most messages */
     int64_t first_seen, last_seen;  /* Unix seconds, over the period */
     /* Domains that passed DKIM / SPF for this source's messages while
-     * DMARC failed: who signs or bounces for it (the fix). */
+     * DMARC failed: who signs or bounces for it (the fix).  The first
+     * DP_INSIGHT_PASS_DOMAINS in byte order, sorted. */
     char *dkim_pass[DP_INSIGHT_PASS_DOMAINS], *spf_pass[DP_INSIGHT_PASS_DOMAINS];
     size_t n_dkim_pass, n_spf_pass;
-    int in_period;                  /* had messages in the period */
 } dp_insight_source;
 
 typedef struct dp_insight_reporter {

@@ -35,8 +35,9 @@ void dp_render_table(const dp_insight *ins, dp_buf *b) {
     char from[11], to[11], buf[DP_ERROR_TEXT_MAX];
     dp_insight_format_day(ins->from, from);
     dp_insight_format_day(ins->to, to);
-    dp_buf_printf(b, "DMARC report %s .. %s (%lld days): %zu domains, %llu messages", from, to, (long long)ins->days,
-                  ins->n_sorted, (unsigned long long)ins->total_messages);
+    dp_buf_printf(b, "DMARC report %s .. %s (%lld day%s): %zu domain%s, %llu messages", from, to,
+                  (long long)ins->days, ins->days == 1 ? "" : "s", ins->n_sorted, ins->n_sorted == 1 ? "" : "s",
+                  (unsigned long long)ins->total_messages);
     if (ins->bad_lines) dp_buf_printf(b, ", %llu bad input lines", (unsigned long long)ins->bad_lines);
     dp_buf_puts(b, "\n\n");
     dp_buf_printf(b, "%-32s %-16s %10s %8s  %-17s %-10s %10s %10s\n", "DOMAIN", "POLICY", "MESSAGES", "PASS",
@@ -68,10 +69,10 @@ void dp_render_table(const dp_insight *ins, dp_buf *b) {
         size_t n = d->n_sorted < TOP_SOURCES ? d->n_sorted : TOP_SOURCES;
         for (size_t k = 0; k < n; k++) {
             const dp_insight_source *s = d->sorted[k];
-            dp_buf_printf(b, "  %-39s %-16s %10llu %12llu  ", safe(s->ip, buf), dp_classify_name(s->cls),
+            dp_buf_printf(b, "  %-39s %-16s %10llu %12llu ", safe(s->ip, buf), dp_classify_name(s->cls),
                           (unsigned long long)s->messages, (unsigned long long)s->classes[DP_CLASS_THIRD_PARTY]);
-            for (size_t j = 0; j < s->n_dkim_pass; j++) dp_buf_printf(b, "dkim:%s ", safe(s->dkim_pass[j], buf));
-            for (size_t j = 0; j < s->n_spf_pass; j++) dp_buf_printf(b, "spf:%s ", safe(s->spf_pass[j], buf));
+            for (size_t j = 0; j < s->n_dkim_pass; j++) dp_buf_printf(b, " dkim:%s", safe(s->dkim_pass[j], buf));
+            for (size_t j = 0; j < s->n_spf_pass; j++) dp_buf_printf(b, " spf:%s", safe(s->spf_pass[j], buf));
             dp_buf_putc(b, '\n');
         }
         if (d->n_sorted > n) dp_buf_printf(b, "  ... %zu more sources (--format json lists them all)\n", d->n_sorted - n);

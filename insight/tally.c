@@ -96,18 +96,22 @@ static dp_insight_source *source_get(dp_insight *ins, dp_insight_domain *d, cons
     return s;
 }
 
-/* Keeps up to DP_INSIGHT_PASS_DOMAINS distinct names. */
+/* Keeps the DP_INSIGHT_PASS_DOMAINS first names in byte order: which
+ * names are kept must not depend on the order lines come in. */
 static void add_pass_domain(dp_insight *ins, char **list, size_t *n, const char *name) {
     if (!name || !*name) return;
-    for (size_t i = 0; i < *n; i++)
-        if (strcmp(list[i], name) == 0) return;
-    if (*n == DP_INSIGHT_PASS_DOMAINS) return;
+    size_t at = 0;
+    while (at < *n && strcmp(list[at], name) < 0) at++;
+    if ((at < *n && strcmp(list[at], name) == 0) || at == DP_INSIGHT_PASS_DOMAINS) return;
     char *copy = strdup(name);
     if (!copy) {
         ins->failed = 1;
         return;
     }
-    list[(*n)++] = copy;
+    if (*n == DP_INSIGHT_PASS_DOMAINS) free(list[--*n]); /* the last in order makes room */
+    memmove(list + at + 1, list + at, (*n - at) * sizeof *list);
+    list[at] = copy;
+    (*n)++;
 }
 
 static int disposition_index(const char *s) {
@@ -161,7 +165,6 @@ static const char *tally_rollup(dp_insight *ins, json_t *o) {
     if (m && day > d->last_day) d->last_day = day;
     s->classes[cls] += m;
     s->messages += m;
-    s->in_period = 1;
     int64_t first, last;
     if (get_int(o, "first_seen", &first) != 0) first = start;
     if (get_int(o, "last_seen", &last) != 0) last = start;

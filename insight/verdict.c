@@ -62,7 +62,7 @@ static int sort_lists(dp_insight *ins, dp_insight_domain *d) {
     for (size_t i = 0; i < d->sources.len; i++) {
         dp_insight_source *s = d->sorted[i];
         s->cls = majority(s->classes);
-        if (s->in_period) d->sorted[n++] = s;
+        if (s->messages) d->sorted[n++] = s; /* rollups of no messages (records of count 0) list no source */
     }
     d->n_sorted = n;
     qsort(d->sorted, n, sizeof *d->sorted, source_order);
