@@ -8,7 +8,15 @@
 --   * replace the broker list 'kafka-1:9092,kafka-2:9092' (twice below);
 --   * set the consumers' isolation level, see "Read committed" just below.
 -- Written for ClickHouse 22.8 or later (kafka_handle_error_mode = 'stream',
--- allow_nullable_key, formatRowNoNewline).
+-- allow_nullable_key, formatRowNoNewline); the insight views at the end are
+-- parameterized views, which need 23.1 or later (tested on 26.9).
+--
+-- The Kafka part is the two Kafka engine tables (dmarc_rollups_queue,
+-- dmarc_reports_queue) and the four materialized views that read them
+-- (*_mv).  Everything else is plain tables and views: without Kafka (files
+-- loaded with INSERT ... SELECT FROM file(), or chdb), run every statement
+-- but those six.  tests/insight/warehouse_agree.py loads the file that way
+-- into chdb (ClickHouse 26.9).
 --
 -- ---------------------------------------------------------------------------
 -- Read committed
@@ -421,3 +429,227 @@ FROM
 )
 GROUP BY reporter, policy_domain
 HAVING rollup_messages != report_messages;
+
+-- ===========================================================================
+-- Insight: the classes and verdicts of `dmarcpipe report`, in SQL
+-- ===========================================================================
+-- The definitions are insight/README.md's ("Definitions"), and these views
+-- say what `dmarcpipe report --format json --from F --to T` says of the
+-- same feeds: tests/insight/warehouse_agree.py loads both feeds into
+-- ClickHouse (chdb) and compares every domain and source with the command.
+--
+-- Days are UTC days of a rollup's window_start.  The period is the
+-- parameter of the parameterized views, inclusive at both ends:
+--
+--     SELECT * FROM dmarc.dmarc_domain_readiness(from = '2026-11-07', to = '2026-12-06');
+--     SELECT * FROM dmarc.dmarc_source_classes(from = '2026-11-07', to = '2026-12-06')
+--     WHERE policy_domain = 'example.com' ORDER BY third_party DESC, messages DESC;
+--
+-- The thresholds are the view dmarc_insight_thresholds; change them with
+-- CREATE OR REPLACE VIEW (see there).
+--
+-- Domains are compared as the DNS and the command compare them: lowercased
+-- (ASCII), without a trailing dot; a rollup whose report named no policy
+-- domain counts under its header_from, and one with neither is left out.
+
+-- Each merged rollup with its domain (as above), its day and its class:
+--   aligned          DMARC pass: policy_evaluated dkim or spf is pass;
+--   forwarded        DMARC fail, an override of forwarded, mailing_list or
+--                    trusted_forwarder (override is the ','-joined list);
+--   third_party      DMARC fail, DKIM or SPF passed for another domain
+--                    (dkim_result or spf_result is pass);
+--   unauthenticated  DMARC fail, nothing passed.
+-- The first that holds, in that order.  A NULL (absent) value is not pass.
+CREATE VIEW IF NOT EXISTS dmarc.dmarc_rollup_classes AS
+SELECT
+    *,
+    replaceRegexpOne(lower(ifNull(nullIf(policy_domain, ''), ifNull(header_from, ''))), '[.]$', '') AS domain,
+    toDate(window_start) AS day,
+    multiIf(ifNull(dkim, '') = 'pass' OR ifNull(spf, '') = 'pass', 'aligned',
+            hasAny(splitByChar(',', ifNull(override, '')), ['forwarded', 'mailing_list', 'trusted_forwarder']),
+            'forwarded',
+            ifNull(dkim_result, '') = 'pass' OR ifNull(spf_result, '') = 'pass', 'third_party',
+            'unauthenticated') AS class
+FROM dmarc.dmarc_rollups_merged;
+
+-- Per domain and day: messages per class, and those whose policy_evaluated
+-- dkim / spf passed (the aligned rates' numerators).
+-- (The raw columns are renamed first: in ClickHouse an alias is visible in
+-- its whole SELECT, so `sum(messages) AS messages` next to
+-- `sumIf(messages, ...)` would nest one aggregate in another.)
+CREATE VIEW IF NOT EXISTS dmarc.dmarc_domain_classes AS
+SELECT
+    dom                                  AS policy_domain,
+    day,
+    sum(n)                               AS messages,
+    sumIf(n, class = 'aligned')          AS aligned,
+    sumIf(n, class = 'forwarded')        AS forwarded,
+    sumIf(n, class = 'third_party')      AS third_party,
+    sumIf(n, class = 'unauthenticated')  AS unauthenticated,
+    sumIf(n, ifNull(dkim, '') = 'pass')  AS dkim_aligned,
+    sumIf(n, ifNull(spf, '') = 'pass')   AS spf_aligned
+FROM
+(
+    SELECT domain AS dom, day, class, dkim, spf, messages AS n
+    FROM dmarc.dmarc_rollup_classes
+    WHERE domain != ''
+)
+GROUP BY dom, day;
+
+-- Per domain and source_ip over the period: messages per class, and the
+-- source's class, the one with most messages (ties: aligned, forwarded,
+-- third_party, unauthenticated, in that order).  A source whose rollups
+-- hold no messages (records with a count of 0) is not listed.
+CREATE VIEW IF NOT EXISTS dmarc.dmarc_source_classes AS
+SELECT
+    policy_domain,
+    source_ip,
+    messages, aligned, forwarded, third_party, unauthenticated,
+    multiIf(aligned >= greatest(forwarded, third_party, unauthenticated), 'aligned',
+            forwarded >= greatest(third_party, unauthenticated), 'forwarded',
+            third_party >= unauthenticated, 'third_party',
+            'unauthenticated') AS class,
+    first_seen,
+    last_seen
+FROM
+(
+    SELECT
+        dom                                  AS policy_domain,
+        ip                                   AS source_ip,
+        sum(n)                               AS messages,
+        sumIf(n, class = 'aligned')          AS aligned,
+        sumIf(n, class = 'forwarded')        AS forwarded,
+        sumIf(n, class = 'third_party')      AS third_party,
+        sumIf(n, class = 'unauthenticated')  AS unauthenticated,
+        min(fs)                              AS first_seen,
+        max(ls)                              AS last_seen
+    FROM
+    (
+        SELECT domain AS dom, source_ip AS ip, class, messages AS n, first_seen AS fs, last_seen AS ls
+        FROM dmarc.dmarc_rollup_classes
+        WHERE domain != '' AND day >= {from:Date} AND day <= {to:Date}
+    )
+    GROUP BY dom, ip
+    HAVING messages > 0
+);
+
+-- The thresholds of the verdict, `dmarcpipe report`'s defaults.  To use
+-- others (as --ready-threshold, --min-days, --min-messages do):
+--     CREATE OR REPLACE VIEW dmarc.dmarc_insight_thresholds AS
+--     SELECT toFloat64(0.95) AS ready_threshold, toUInt64(14) AS min_days, toUInt64(1000) AS min_messages;
+CREATE VIEW IF NOT EXISTS dmarc.dmarc_insight_thresholds AS
+SELECT toFloat64(0.98) AS ready_threshold, toUInt64(7) AS min_days, toUInt64(100) AS min_messages;
+
+-- The reports feed's rows with their domain compared as above; the
+-- policy and the domains of dmarc_domain_readiness come from here.
+CREATE VIEW IF NOT EXISTS dmarc.dmarc_insight_reports AS
+SELECT
+    replaceRegexpOne(lower(ifNull(policy_domain, '')), '[.]$', '') AS policy_domain,
+    sha256, org_name, report_id, date_begin, date_end,
+    policy_p, policy_sp, policy_np, policy_pct, policy_adkim, policy_aspf, policy_testing
+FROM dmarc.dmarc_reports;
+
+-- Per domain over the period [from, to]: the classes, the latest
+-- published policy, and the readiness verdict.
+--   * The domains are those with rollups or reports (by date_begin) in the
+--     period or in the previous one (as many days, just before), as in the
+--     command's report; a domain with nothing in the period has 0 messages.
+--   * legitimate = aligned + forwarded + third_party;
+--     would_block_legitimate = forwarded + third_party (what reject would
+--     block of the domain's own mail); would_block_spoofed = unauthenticated.
+--   * days_with_reports: distinct days in the period with messages.
+--   * The latest policy is the one in the report with the greatest
+--     date_begin on or before `to` (ties: the greatest sha256), over every
+--     row of dmarc_reports (copies of a report say the same); its columns
+--     are NULL when there is none.  policy_as_of is that report's day.
+--   * verdict, the first that holds:
+--       insufficient_data  fewer than min_days days with reports, or fewer
+--                          than min_messages messages;
+--       enforced           p=reject, pct 100 (none is 100), testing not y;
+--       ready              aligned / legitimate >= ready_threshold, or no
+--                          legitimate mail;
+--       fix_senders        otherwise.
+--   * next_step, for ready only: quarantine from p=none; reject from
+--     p=quarantine, or from p=reject at pct < 100 or in testing; NULL
+--     otherwise (and when no report carried a policy).
+CREATE VIEW IF NOT EXISTS dmarc.dmarc_domain_readiness AS
+WITH
+    {from:Date}                                   AS period_from,
+    {to:Date}                                     AS period_to,
+    period_from - (period_to - period_from + 1)   AS prev_from
+SELECT
+    policy_domain,
+    period_from,
+    period_to,
+    messages, aligned, forwarded, third_party, unauthenticated, dkim_aligned, spf_aligned,
+    legitimate,
+    if(legitimate = 0, NULL, aligned / legitimate)     AS aligned_share,
+    forwarded + third_party                            AS would_block_legitimate,
+    unauthenticated                                    AS would_block_spoofed,
+    days_with_reports,
+    policy_p, policy_sp, policy_np, policy_pct, policy_adkim, policy_aspf, policy_testing,
+    policy_as_of,
+    multiIf(days_with_reports < min_days OR messages < min_messages, 'insufficient_data',
+            ifNull(policy_p, '') = 'reject' AND ifNull(policy_pct, 100) = 100
+                AND ifNull(policy_testing, '') != 'y', 'enforced',
+            legitimate = 0 OR aligned / legitimate >= ready_threshold, 'ready',
+            'fix_senders') AS verdict,
+    if(verdict = 'ready',
+       multiIf(ifNull(policy_p, '') = 'none', 'quarantine',
+               ifNull(policy_p, '') IN ('quarantine', 'reject'), 'reject',
+               NULL),
+       NULL) AS next_step
+FROM
+(
+    SELECT DISTINCT policy_domain FROM
+    (
+        SELECT domain AS policy_domain FROM dmarc.dmarc_rollup_classes
+        WHERE domain != '' AND day >= prev_from AND day <= period_to
+        UNION ALL
+        SELECT policy_domain FROM dmarc.dmarc_insight_reports
+        WHERE policy_domain != '' AND toDate(date_begin) >= prev_from AND toDate(date_begin) <= period_to
+    )
+) AS d
+LEFT JOIN
+(
+    SELECT
+        policy_domain,
+        sum(messages)         AS messages,
+        sum(aligned)          AS aligned,
+        sum(forwarded)        AS forwarded,
+        sum(third_party)      AS third_party,
+        sum(unauthenticated)  AS unauthenticated,
+        sum(dkim_aligned)     AS dkim_aligned,
+        sum(spf_aligned)      AS spf_aligned,
+        aligned + forwarded + third_party AS legitimate,
+        countIf(day_messages > 0) AS days_with_reports
+    FROM
+    (
+        SELECT *, messages AS day_messages FROM dmarc.dmarc_domain_classes
+        WHERE day >= period_from AND day <= period_to
+    )
+    GROUP BY policy_domain
+) AS c USING (policy_domain)
+LEFT JOIN
+(
+    -- (the tuple is taken apart outside: inside, `pol.1 AS policy_p` would
+    -- make policy_p an alias of an expression that reads policy_p)
+    SELECT
+        policy_domain,
+        pol.1 AS policy_p, pol.2 AS policy_sp, pol.3 AS policy_np, pol.4 AS policy_pct,
+        pol.5 AS policy_adkim, pol.6 AS policy_aspf, pol.7 AS policy_testing,
+        toNullable(pol.8) AS policy_as_of
+    FROM
+    (
+        SELECT
+            policy_domain,
+            argMax(tuple(policy_p, policy_sp, policy_np, policy_pct, policy_adkim, policy_aspf,
+                         policy_testing, toDate(date_begin)),
+                   tuple(date_begin, sha256)) AS pol
+        FROM dmarc.dmarc_insight_reports
+        WHERE policy_domain != '' AND toDate(date_begin) <= period_to
+        GROUP BY policy_domain
+    )
+) AS p USING (policy_domain)
+CROSS JOIN dmarc.dmarc_insight_thresholds AS t
+SETTINGS join_use_nulls = 0;

@@ -142,3 +142,239 @@ FROM (
 )
 GROUP BY reporter, policy_domain   -- NULLs group together
 HAVING SUM(rollup_messages) <> SUM(report_messages);
+
+---------------------------------------------------------------------------
+-- Insight: the classes and verdicts of `dmarcpipe report`, in SQL
+--
+-- The definitions are insight/README.md's ("Definitions"), and these views
+-- must say what `dmarcpipe report --format json --from F --to T` says of
+-- the same feeds (tests/insight/warehouse_agree.py compares them).  Days
+-- are UTC days ('YYYY-MM-DD') of a rollup's window_start.
+--
+-- The period and the thresholds are the one row of dmarc_insight_params;
+-- the views that take a period return nothing until it is set:
+--
+--     INSERT OR REPLACE INTO dmarc_insight_params (id, period_from, period_to)
+--     VALUES (1, '2026-11-07', '2026-12-06');
+--     SELECT * FROM dmarc_domain_readiness;
+---------------------------------------------------------------------------
+CREATE TABLE IF NOT EXISTS dmarc_insight_params (
+    id               INTEGER PRIMARY KEY CHECK (id = 1),   -- one row
+    period_from      TEXT    NOT NULL CHECK (date(period_from) IS period_from),  -- inclusive
+    period_to        TEXT    NOT NULL CHECK (date(period_to) IS period_to AND period_to >= period_from),
+    -- the command's defaults (--ready-threshold, --min-days, --min-messages)
+    ready_threshold  REAL    NOT NULL DEFAULT 0.98,
+    min_days         INTEGER NOT NULL DEFAULT 7,
+    min_messages     INTEGER NOT NULL DEFAULT 100
+) STRICT;
+
+-- The period in Unix seconds, [start, end), and the previous period's
+-- start (as many days, just before).
+CREATE VIEW IF NOT EXISTS dmarc_insight_period AS
+SELECT
+    period_from, period_to, ready_threshold, min_days, min_messages,
+    CAST(strftime('%s', period_from) AS INTEGER)              AS period_start,
+    CAST(strftime('%s', period_to) AS INTEGER) + 86400        AS period_end,
+    2 * CAST(strftime('%s', period_from) AS INTEGER)
+      - CAST(strftime('%s', period_to) AS INTEGER) - 86400    AS prev_start
+FROM dmarc_insight_params
+WHERE id = 1;
+
+-- Each merged rollup with its domain, its UTC day and its class.  The
+-- domain is compared as the DNS and the command compare it: lowercased
+-- (ASCII), without a trailing dot; a rollup whose report named no policy
+-- domain counts under its header_from, and one with neither is left out
+-- of the views below.  The class is the first that holds:
+--   aligned          DMARC pass: policy_evaluated dkim or spf is pass;
+--   forwarded        DMARC fail, an override of forwarded, mailing_list or
+--                    trusted_forwarder (override is the ','-joined list);
+--   third_party      DMARC fail, DKIM or SPF passed for another domain
+--                    (dkim_result or spf_result is pass);
+--   unauthenticated  DMARC fail, nothing passed.
+-- NULL (absent) is not pass.
+CREATE VIEW IF NOT EXISTS dmarc_rollup_classes AS
+SELECT
+    *,
+    -- lowercased, one trailing dot dropped (a comparison is 0 or 1 here)
+    substr(lower(IFNULL(NULLIF(policy_domain, ''), IFNULL(header_from, ''))), 1,
+           length(IFNULL(NULLIF(policy_domain, ''), IFNULL(header_from, '')))
+           - (substr(IFNULL(NULLIF(policy_domain, ''), IFNULL(header_from, '')), -1) = '.')) AS domain,
+    date(window_start, 'unixepoch') AS day,
+    CASE
+        WHEN IFNULL(dkim, '') = 'pass' OR IFNULL(spf, '') = 'pass' THEN 'aligned'
+        WHEN instr(',' || IFNULL(override, '') || ',', ',forwarded,') > 0
+          OR instr(',' || IFNULL(override, '') || ',', ',mailing_list,') > 0
+          OR instr(',' || IFNULL(override, '') || ',', ',trusted_forwarder,') > 0 THEN 'forwarded'
+        WHEN IFNULL(dkim_result, '') = 'pass' OR IFNULL(spf_result, '') = 'pass' THEN 'third_party'
+        ELSE 'unauthenticated'
+    END AS class
+FROM dmarc_rollups_merged;
+
+-- Per domain and day: messages per class, and those whose
+-- policy_evaluated dkim / spf passed.
+CREATE VIEW IF NOT EXISTS dmarc_domain_classes AS
+SELECT
+    domain AS policy_domain,
+    day,
+    SUM(messages)                                                   AS messages,
+    SUM(CASE WHEN class = 'aligned' THEN messages ELSE 0 END)         AS aligned,
+    SUM(CASE WHEN class = 'forwarded' THEN messages ELSE 0 END)       AS forwarded,
+    SUM(CASE WHEN class = 'third_party' THEN messages ELSE 0 END)     AS third_party,
+    SUM(CASE WHEN class = 'unauthenticated' THEN messages ELSE 0 END) AS unauthenticated,
+    SUM(CASE WHEN IFNULL(dkim, '') = 'pass' THEN messages ELSE 0 END) AS dkim_aligned,
+    SUM(CASE WHEN IFNULL(spf, '') = 'pass' THEN messages ELSE 0 END)  AS spf_aligned
+FROM dmarc_rollup_classes
+WHERE domain <> ''
+GROUP BY domain, day;
+
+-- Per domain and source_ip over the period: messages per class and the
+-- source's class, the one with most messages (ties: aligned, forwarded,
+-- third_party, unauthenticated, in that order).  A source whose rollups
+-- hold no messages (records with a count of 0) is not listed.
+CREATE VIEW IF NOT EXISTS dmarc_source_classes AS
+SELECT
+    policy_domain, source_ip, messages, aligned, forwarded, third_party, unauthenticated,
+    CASE
+        WHEN aligned >= forwarded AND aligned >= third_party AND aligned >= unauthenticated THEN 'aligned'
+        WHEN forwarded >= third_party AND forwarded >= unauthenticated THEN 'forwarded'
+        WHEN third_party >= unauthenticated THEN 'third_party'
+        ELSE 'unauthenticated'
+    END AS class,
+    first_seen, last_seen
+FROM (
+    SELECT
+        r.domain AS policy_domain,
+        r.source_ip,
+        SUM(r.messages)                                                       AS messages,
+        SUM(CASE WHEN r.class = 'aligned' THEN r.messages ELSE 0 END)         AS aligned,
+        SUM(CASE WHEN r.class = 'forwarded' THEN r.messages ELSE 0 END)       AS forwarded,
+        SUM(CASE WHEN r.class = 'third_party' THEN r.messages ELSE 0 END)     AS third_party,
+        SUM(CASE WHEN r.class = 'unauthenticated' THEN r.messages ELSE 0 END) AS unauthenticated,
+        MIN(r.first_seen)                                                     AS first_seen,
+        MAX(r.last_seen)                                                      AS last_seen
+    FROM dmarc_rollup_classes AS r
+    JOIN dmarc_insight_period AS p
+      ON r.window_start >= p.period_start AND r.window_start < p.period_end
+    WHERE r.domain <> ''
+    GROUP BY r.domain, r.source_ip
+    HAVING SUM(r.messages) > 0
+);
+
+-- The reports feed's rows with their domain compared as above; the
+-- policy and the domains of dmarc_domain_readiness come from here.
+CREATE VIEW IF NOT EXISTS dmarc_insight_reports AS
+SELECT
+    substr(lower(IFNULL(policy_domain, '')), 1,
+           length(IFNULL(policy_domain, '')) - (substr(IFNULL(policy_domain, ''), -1) = '.')) AS policy_domain,
+    sha256, org_name, report_id, date_begin, date_end,
+    policy_p, policy_sp, policy_np, policy_pct, policy_adkim, policy_aspf, policy_testing
+FROM dmarc_reports;
+
+-- Per domain over the period: the classes, the latest published policy
+-- and the readiness verdict.
+--   * The domains are those with rollups or reports (by date_begin) in the
+--     period or the previous one, as in the command's report; a domain
+--     with nothing in the period has 0 messages.
+--   * legitimate = aligned + forwarded + third_party;
+--     would_block_legitimate = forwarded + third_party (what reject would
+--     block of the domain's own mail); would_block_spoofed = unauthenticated.
+--   * days_with_reports: distinct days in the period with messages.
+--   * The latest policy is the one in the report with the greatest
+--     date_begin on or before period_to (ties: the greatest sha256), over
+--     every row of dmarc_reports (copies of a report say the same); NULL
+--     when there is none.  policy_as_of is that report's day.
+--   * verdict, the first that holds: insufficient_data (fewer than
+--     min_days days with reports or min_messages messages); enforced
+--     (p=reject, pct 100 or none, testing not y); ready (aligned /
+--     legitimate >= ready_threshold, or no legitimate mail); fix_senders.
+--   * next_step, for ready only: quarantine from p=none; reject from
+--     p=quarantine or p=reject (at pct < 100 or in testing); else NULL.
+CREATE VIEW IF NOT EXISTS dmarc_domain_readiness AS
+WITH
+    d AS (
+        SELECT r.domain AS policy_domain FROM dmarc_rollup_classes AS r, dmarc_insight_period AS p
+        WHERE r.domain <> '' AND r.window_start >= p.prev_start AND r.window_start < p.period_end
+        UNION
+        SELECT r.policy_domain FROM dmarc_insight_reports AS r, dmarc_insight_period AS p
+        WHERE r.policy_domain <> '' AND r.date_begin >= p.prev_start AND r.date_begin < p.period_end
+    ),
+    c AS (
+        SELECT
+            c.policy_domain,
+            SUM(c.messages)        AS messages,
+            SUM(c.aligned)         AS aligned,
+            SUM(c.forwarded)       AS forwarded,
+            SUM(c.third_party)     AS third_party,
+            SUM(c.unauthenticated) AS unauthenticated,
+            SUM(c.dkim_aligned)    AS dkim_aligned,
+            SUM(c.spf_aligned)     AS spf_aligned,
+            SUM(c.messages > 0)    AS days_with_reports
+        FROM dmarc_domain_classes AS c, dmarc_insight_period AS p
+        WHERE c.day BETWEEN p.period_from AND p.period_to
+        GROUP BY c.policy_domain
+    ),
+    lp AS (
+        SELECT * FROM (
+            SELECT
+                r.policy_domain, r.policy_p, r.policy_sp, r.policy_np, r.policy_pct,
+                r.policy_adkim, r.policy_aspf, r.policy_testing,
+                date(r.date_begin, 'unixepoch') AS policy_as_of,
+                ROW_NUMBER() OVER (PARTITION BY r.policy_domain
+                                   ORDER BY r.date_begin DESC, r.sha256 DESC) AS rn
+            FROM dmarc_insight_reports AS r, dmarc_insight_period AS p
+            WHERE r.policy_domain <> '' AND r.date_begin < p.period_end
+        )
+        WHERE rn = 1
+    ),
+    m AS (
+        SELECT
+            d.policy_domain,
+            p.period_from,
+            p.period_to,
+            p.ready_threshold, p.min_days, p.min_messages,
+            IFNULL(c.messages, 0)                                AS messages,
+            IFNULL(c.aligned, 0)                                 AS aligned,
+            IFNULL(c.forwarded, 0)                               AS forwarded,
+            IFNULL(c.third_party, 0)                             AS third_party,
+            IFNULL(c.unauthenticated, 0)                         AS unauthenticated,
+            IFNULL(c.dkim_aligned, 0)                            AS dkim_aligned,
+            IFNULL(c.spf_aligned, 0)                             AS spf_aligned,
+            IFNULL(c.aligned + c.forwarded + c.third_party, 0)   AS legitimate,
+            IFNULL(c.days_with_reports, 0)                       AS days_with_reports,
+            lp.policy_p, lp.policy_sp, lp.policy_np, lp.policy_pct, lp.policy_adkim,
+            lp.policy_aspf, lp.policy_testing, lp.policy_as_of
+        FROM d
+        CROSS JOIN dmarc_insight_period AS p
+        LEFT JOIN c ON c.policy_domain = d.policy_domain
+        LEFT JOIN lp ON lp.policy_domain = d.policy_domain
+    ),
+    v AS (
+        SELECT
+            *,
+            CASE
+                WHEN days_with_reports < min_days OR messages < min_messages THEN 'insufficient_data'
+                WHEN IFNULL(policy_p, '') = 'reject' AND IFNULL(policy_pct, 100) = 100
+                     AND IFNULL(policy_testing, '') <> 'y' THEN 'enforced'
+                WHEN legitimate = 0
+                     OR CAST(aligned AS REAL) / legitimate >= ready_threshold THEN 'ready'
+                ELSE 'fix_senders'
+            END AS verdict
+        FROM m
+    )
+SELECT
+    policy_domain, period_from, period_to,
+    messages, aligned, forwarded, third_party, unauthenticated, dkim_aligned, spf_aligned,
+    legitimate,
+    CASE WHEN legitimate = 0 THEN NULL ELSE CAST(aligned AS REAL) / legitimate END AS aligned_share,
+    forwarded + third_party AS would_block_legitimate,
+    unauthenticated         AS would_block_spoofed,
+    days_with_reports,
+    policy_p, policy_sp, policy_np, policy_pct, policy_adkim, policy_aspf, policy_testing,
+    policy_as_of,
+    verdict,
+    CASE
+        WHEN verdict <> 'ready' THEN NULL
+        WHEN policy_p = 'none' THEN 'quarantine'
+        WHEN policy_p IN ('quarantine', 'reject') THEN 'reject'
+    END AS next_step
+FROM v;
