@@ -5,7 +5,8 @@ Reads the `bench NAME key=value ...<TAB>cmd=COMMAND` lines that bench/run
 collected (every line carries the command that produced it), and writes
 RESULTS.md: the machine, the versions, the date and the commit, then one
 section per benchmark, each figure next to its baseline from the same run
-and the command that reproduces it.  Plots are PNG files drawn by gnuplot:
+and the command that reproduces it (`dmarcpipe report` beside dp-json-floor,
+a bare jansson reader of the same feed).  Plots are PNG files drawn by gnuplot:
 throughput against workers, RSS against report size, dmarcpipe against
 parsedmarc.  A section whose lines are missing says so.
 
@@ -162,7 +163,8 @@ def main():
 
     # ---- floors
     md += ["## Floors", ""]
-    fl = L.get("floor", [])
+    # dp-floor's lines only: each names its codec
+    fl = [e for e in L.get("floor", []) if e.get("codec")]
     if fl:
         rows = []
         for e in fl:
@@ -380,9 +382,44 @@ def main():
     else:
         md += ["(not measured in this run)", ""]
 
+    # ---- report
+    md += ["## `dmarcpipe report` against a bare JSON parser", ""]
+    rp = L.get("report", [])
+    if rp:
+        e = rp[-1]
+        mib = lambda k: "%.1f MiB" % (num(e, k, 0) / 1024)
+        n = num(e, "lines", 0)
+        rows = [("floor: `dp-json-floor ROLLUPS REPORTS` (read, `json_loadb`, `json_decref`)", e.get("floor_s"),
+                 e.get("floor_lines_per_s"), "100%", mib("floor_rss_kib")),
+                ("`dmarcpipe report --format json --from FIRST --to LAST DIR` (every line counted)", e.get("report_s"),
+                 e.get("report_lines_per_s"), "**%.1f%%**" % (100 * num(e, "ratio", 0)), mib("report_rss_kib")),
+                ("`dmarcpipe report --format json DIR` (default period: reads the files twice)", e.get("default_s"),
+                 e.get("default_lines_per_s"), "%.1f%%" % (100 * num(e, "floor_s", 0) / num(e, "default_s", 1)),
+                 mib("default_rss_kib"))]
+        if num(e, "tenth_lines", 0) > 0:
+            rows.append(("the report, every day, on a feed of %s lines (a tenth)" % e.get("tenth_lines"),
+                         e.get("tenth_s"), "%.0f" % (num(e, "tenth_lines", 0) / num(e, "tenth_s", 1)), "",
+                         mib("tenth_rss_kib")))
+        md += ["%.0f lines (%s rollups, the rest the reports feed; %.2f GB) of %s domains x %s sources over %s days "
+               "(dp-gen-rollups), %s distinct (domain, source) pairs. Wall time of the whole process, median of %s "
+               "interleaved runs; peak RSS the largest. The floor parses every line with the jansson the report "
+               "uses and does nothing else." % (n, e.get("rollup_lines"), num(e, "bytes", 0) / 1e9, e.get("domains"),
+                                               e.get("sources"), e.get("days"), e.get("pairs"), e.get("runs")), "",
+               table(rows, ["measure", "wall s", "lines/s", "of the floor's rate", "peak RSS"]), "",
+               "Peak RSS at all the lines / at a tenth of them: %.2f (pairs: %s and %s). Memory is bounded by "
+               "domains x days and domains x sources, not by lines. Totals (lines, messages, period) against "
+               "the generator: %s." % (num(e, "rss_growth", 0), e.get("pairs"), e.get("tenth_pairs"), e.get("totals")),
+               "", "```", cmd_list(rp), "```", ""]
+        summary.append(("`dmarcpipe report` lines/s / the bare jansson floor's (%s lines)" % "{:,}".format(int(n)),
+                        "%.1f%%" % (100 * num(e, "ratio", 0))))
+        summary.append(("`dmarcpipe report` peak RSS, all lines / a tenth of them",
+                        "%s / %s" % (mib("report_rss_kib"), mib("tenth_rss_kib"))))
+    else:
+        md += ["(not measured in this run)", ""]
+
     # ---- anything else
     known = {"floor", "parse_vs_floor", "run_scaling", "run_vs_floor", "run_keys", "rss_vs_size", "parsedmarc",
-             "kafka_vs_kcat", "run_scaling_baseline", "run_vs_floor_baseline", "baseline_compare"}
+             "kafka_vs_kcat", "run_scaling_baseline", "run_vs_floor_baseline", "baseline_compare", "report"}
     for name in sorted(set(L) - known):
         keys = [k for k in L[name][0] if k != "_cmd"]
         md += ["## %s" % name, "", table([[e.get(k, "") for k in keys] for e in L[name]], keys), "", "```",
