@@ -22,7 +22,12 @@
 
 #define DAY_SECONDS 86400
 
-static int64_t day_of(int64_t t) { return t >= 0 ? t / DAY_SECONDS : -((-t + DAY_SECONDS - 1) / DAY_SECONDS); }
+/* Times a feed may carry: 1970 to the end of 9999, the days a date can
+ * name.  ingest keeps reports within 1990..2100; a line outside is not
+ * one dmarcpipe wrote. */
+#define TIME_MAX 253402300799LL
+
+static int64_t day_of(int64_t t) { return t / DAY_SECONDS; }
 
 static const char *str(json_t *o, const char *key) {
     json_t *v = json_object_get(o, key);
@@ -125,6 +130,7 @@ static int disposition_index(const char *s) {
 static const char *tally_rollup(dp_insight *ins, json_t *o) {
     int64_t start, messages;
     if (get_int(o, "window_start", &start) != 0) return "window_start is not an integer";
+    if (start < 0 || start > TIME_MAX) return "window_start is not a time between 1970 and 9999";
     if (get_int(o, "messages", &messages) != 0 || messages < 0) return "messages is not a count";
     const char *ip = str(o, "source_ip");
     if (!ip || !*ip) return "no source_ip";
@@ -211,6 +217,7 @@ static int later(const dp_insight_policy *a, const dp_insight_policy *b) {
 static const char *tally_report(dp_insight *ins, json_t *o) {
     int64_t begin;
     if (get_int(o, "begin", &begin) != 0) return "begin is not an integer";
+    if (begin < 0 || begin > TIME_MAX) return "begin is not a time between 1970 and 9999";
     const char *sha = str(o, "sha256");
     if (!sha) return "no sha256";
     char name[256];
@@ -324,6 +331,7 @@ void dp_tally_scan(const dp_insight_options *o, int64_t latest[2], const char *l
         which = 1;
     else
         return;
+    if (t < 0 || t > TIME_MAX) return; /* a bad line: the count pass names it */
     if (o->n_domains) {
         json_t *obj = json_loadb(line, len, 0, NULL);
         char name[256];

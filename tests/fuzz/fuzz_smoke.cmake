@@ -30,7 +30,8 @@ execute_process(
 message("${out}")
 if(NOT rc EQUAL 0)
   file(GLOB found ${WORK}/artifacts/*)
-  message(FATAL_ERROR "fuzz_ingest exited with ${rc}; reproducers: ${found}\n"
+  get_filename_component(name ${FUZZER} NAME)
+  message(FATAL_ERROR "${name} exited with ${rc}; reproducers: ${found}\n"
                       "copy each into tests/fuzz/regressions/ and replay it with fuzz_replay")
 endif()
 
@@ -49,5 +50,6 @@ if(EXISTS ${WORK}/history.tsv)
 endif()
 string(TIMESTAMP now "%s" UTC)
 file(APPEND ${WORK}/history.tsv "${now}\t${runs}\t${SECONDS}\t${n_after}\n")
-message("fuzz_ingest: ${runs} executions in ${SECONDS} s; corpus ${n_before} -> ${n_after} inputs, kept in "
+get_filename_component(name ${FUZZER} NAME)
+message("${name}: ${runs} executions in ${SECONDS} s; corpus ${n_before} -> ${n_after} inputs, kept in "
         "${WORK}/corpus; ${total} executions in this build tree so far")
