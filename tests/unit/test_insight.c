@@ -349,11 +349,13 @@ START_TEST(bad_lines_are_named) {
     add(&l, "{\"window_start\":\"x\",\"messages\":1}");
     add(&l, "{\"hello\":1}");
     add(&l, "");
+    add(&l, "{\"window_start\":-86400,\"messages\":1,\"source_ip\":\"192.0.2.1\",\"policy_domain\":\"example.com\"}");
+    add(&l, "{\"sha256\":\"x\",\"begin\":9223372036854775807,\"policy_domain\":\"example.com\"}");
     warned w = {0};
     json_t *j = report_json(&l, D0, D0, &w);
-    ck_assert_int_eq(w.n, 4);
+    ck_assert_int_eq(w.n, 6);
     ck_assert_msg(strncmp(w.first, "mem:2: not JSON", 15) == 0, "%s", w.first);
-    ck_assert_int_eq(num(j, "input", "bad_lines"), 4);
+    ck_assert_int_eq(num(j, "input", "bad_lines"), 6);
     ck_assert_int_eq(num(j, "totals", "messages"), 5);
     json_decref(j);
     free_lines(&l);
