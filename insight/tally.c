@@ -101,6 +101,20 @@ static dp_insight_source *source_get(dp_insight *ins, dp_insight_domain *d, cons
     return s;
 }
 
+static dp_insight_reporter *reporter_get(dp_insight *ins, dp_insight_domain *d, const char *name) {
+    dp_insight_reporter *r = dp_map_get(&d->reporters, name);
+    if (r) return r;
+    r = calloc(1, sizeof *r);
+    const char *key = r ? dp_map_put(&d->reporters, name, r) : NULL;
+    if (!key) {
+        free(r);
+        ins->failed = 1;
+        return NULL;
+    }
+    r->name = (char *)key;
+    return r;
+}
+
 /* Keeps the DP_INSIGHT_PASS_DOMAINS first names in byte order: which
  * names are kept must not depend on the order lines come in. */
 static void add_pass_domain(dp_insight *ins, char **list, size_t *n, const char *name) {
@@ -183,20 +197,8 @@ static const char *tally_rollup(dp_insight *ins, json_t *o) {
         if (r && strcmp(r, "pass") == 0) add_pass_domain(ins, s->spf_pass, &s->n_spf_pass, str(o, "spf_domain"));
     }
     const char *reporter = str(o, "reporter");
-    if (reporter && m) {
-        dp_insight_reporter *r = dp_map_get(&d->reporters, reporter);
-        if (!r) {
-            r = calloc(1, sizeof *r);
-            const char *key = r ? dp_map_put(&d->reporters, reporter, r) : NULL;
-            if (!key) {
-                free(r);
-                ins->failed = 1;
-                return NULL;
-            }
-            r->name = (char *)key;
-        }
-        r->messages += m;
-    }
+    dp_insight_reporter *r = reporter && m ? reporter_get(ins, d, reporter) : NULL;
+    if (r) r->messages += m;
     return NULL;
 }
 
@@ -258,19 +260,8 @@ static const char *tally_report(dp_insight *ins, json_t *o) {
         return NULL;
     }
     const char *org = str(o, "org_name");
-    if (!org) return NULL;
-    dp_insight_reporter *r = dp_map_get(&d->reporters, org);
-    if (!r) {
-        r = calloc(1, sizeof *r);
-        const char *key = r ? dp_map_put(&d->reporters, org, r) : NULL;
-        if (!key) {
-            free(r);
-            ins->failed = 1;
-            return NULL;
-        }
-        r->name = (char *)key;
-    }
-    r->reports++;
+    dp_insight_reporter *r = org ? reporter_get(ins, d, org) : NULL;
+    if (r) r->reports++;
     return NULL;
 }
 
