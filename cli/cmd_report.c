@@ -4,8 +4,8 @@
  * does the counting and the deciding.  An INPUT is an output folder of
  * `dmarcpipe run` (its rollups.ndjson and reports.ndjson), a feed file of
  * either kind, or a Kafka topic a Kafka sink wrote.  insight/ reads the
- * inputs twice when it must find the period itself, so an INPUT must be
- * something that can be read again: a file or a topic, not a pipe.
+ * inputs twice when it must find the period itself, so a pipe (read once)
+ * is taken only when --to names the period.
  *
  * Lines are read in blocks, and a line longer than MAX_LINE is skipped as
  * bad, so no input can make memory grow with it.
@@ -43,6 +43,7 @@ typedef struct report_inputs {
     char *block;             /* BLOCK + MAX_LINE bytes, reused */
     struct warn_state *warn;
     unsigned passes;         /* reads begun: lines too long are named in the first */
+    const char *stream;      /* an INPUT that is no regular file (a pipe): it reads once */
 } report_inputs;
 
 typedef struct warn_state {
@@ -153,8 +154,11 @@ static int add_input(report_inputs *ri, const char *arg) {
         }
         return 0;
     }
+    if (strcmp(arg, "-") == 0) arg = "/dev/stdin";
     if (!(ri->paths[ri->n] = strdup(arg))) return -1;
     ri->n++;
+    if (strncmp(arg, "kafka://", 8) != 0 && stat(arg, &st) == 0 && !S_ISREG(st.st_mode) && !ri->stream)
+        ri->stream = ri->paths[ri->n - 1];
     return 0;
 }
 
@@ -165,7 +169,8 @@ static const char USAGE[] =
     "its next step towards p=reject, and what reject would block.\n\n"
     "INPUT is a folder `dmarcpipe run` wrote (its rollups.ndjson and reports.ndjson),\n"
     "a feed file of either kind, or kafka://HOST:PORT[,HOST:PORT...]/TOPIC (give the\n"
-    "rollups topic and the reports topic; read_committed). Rollups split over many\n"
+    "rollups topic and the reports topic; read_committed), or - for standard input\n"
+    "(read once, so with --to). Rollups split over many\n"
     "lines, flushes or runs are summed, as the warehouse does.\n\n"
     "Options:\n"
     "  --from YYYY-MM-DD      first day of the period (default: the 30 days ending at --to)\n"
@@ -345,6 +350,12 @@ int dp_cmd_report(int argc, char **argv) {
             rc = 3;
             goto done;
         }
+    }
+    if (ri.stream && o.to_day == DP_INSIGHT_DAY_UNSET) {
+        /* finding the period takes a pass of its own, and a pipe has one */
+        fprintf(stderr, "dmarcpipe report: %s is not a regular file and can be read only once: name the period with --to\n",
+                ri.stream);
+        goto done;
     }
     o.domains = (const char *const *)domains;
     o.n_domains = n_domains;

@@ -423,6 +423,18 @@ def seed_case(bin_, work, seed):
             same_bytes(f"{t} -o FILE.json: the stdout JSON", f.read(), base)
     H.group(f"{t} -o FILE.json", out_file)
 
+    def from_a_pipe():
+        feed = b"".join(open(os.path.join(one, n), "rb").read() for n in ("rollups.ndjson", "reports.ndjson"))
+        args = [bin_, "report", "--format", "json", *period_args(planted), "-"]
+        p = subprocess.run(args, input=feed, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=PROC_TIMEOUT)
+        H.check(f"{t} INPUT - (a pipe) rc 0", p.returncode == 0, p.stderr.decode("utf-8", "replace"))
+        same_bytes(f"{t} INPUT - (a pipe): the report from the folder", p.stdout, base)
+        p = subprocess.run([bin_, "report", "--format", "json", "-"], input=feed, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=PROC_TIMEOUT)
+        H.check(f"{t} INPUT - without --to: rc 2 and why", p.returncode == 2 and b"--to" in p.stderr,
+                f"rc {p.returncode} stderr {p.stderr!r}")
+    H.group(f"{t} INPUT - reads a pipe once, with --to", from_a_pipe)
+
     def table_html():
         for fmt in ("table", "html"):
             g = report(bin_, "--format", fmt, *period_args(planted), one)
