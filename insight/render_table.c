@@ -69,8 +69,9 @@ void dp_render_table(const dp_insight *ins, dp_buf *b) {
         size_t n = d->n_sorted < TOP_SOURCES ? d->n_sorted : TOP_SOURCES;
         for (size_t k = 0; k < n; k++) {
             const dp_insight_source *s = d->sorted[k];
-            dp_buf_printf(b, "  %-39s %-16s %10llu %12llu ", safe(s->ip, buf), dp_classify_name(s->cls),
+            dp_buf_printf(b, "  %-39s %-16s %10llu %12llu", safe(s->ip, buf), dp_classify_name(s->cls),
                           (unsigned long long)s->messages, (unsigned long long)s->classes[DP_CLASS_THIRD_PARTY]);
+            if (s->n_dkim_pass || s->n_spf_pass) dp_buf_putc(b, ' ');
             for (size_t j = 0; j < s->n_dkim_pass; j++) dp_buf_printf(b, " dkim:%s", safe(s->dkim_pass[j], buf));
             for (size_t j = 0; j < s->n_spf_pass; j++) dp_buf_printf(b, " spf:%s", safe(s->spf_pass[j], buf));
             dp_buf_putc(b, '\n');
