@@ -186,6 +186,8 @@ static void free_domain(void *ctx, const char *key, void *value) {
     free(d->daily);
     free(d->prev_day_seen);
     free(d->day_policy);
+    free(d->variants);
+    free(d->history);
     free(d->sorted);
     free(d->sorted_reporters);
     free(d);

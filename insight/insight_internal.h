@@ -39,9 +39,24 @@ typedef struct dp_insight_policy {
     char p[12], sp[12], np[12], adkim[4], aspf[4], testing[4];
     int has_pct;
     uint32_t pct;
-    int64_t begin;           /* the report's begin: the policy's "as of" */
-    char sha256[65];         /* the report's, to break ties on begin */
+    int64_t begin;           /* the report's begin: the policy's "as of" (in d->policy) */
 } dp_insight_policy;
+
+/* The latest report of one day, as far as the policy goes: a day holds 24
+ * bytes, not a policy, because most days repeat one of a domain's few
+ * policies (d->variants).  A year of days for thousands of domains then
+ * costs megabytes, not hundreds of them. */
+typedef struct dp_insight_day_policy {
+    int64_t begin;           /* the report's begin */
+    uint64_t sha_key;        /* its sha256's first 64 bits: ties on begin */
+    uint32_t variant;        /* 1 + its index in d->variants; 0: no report that day */
+} dp_insight_day_policy;
+
+/* One change of the published policy (policy_history). */
+typedef struct dp_insight_change {
+    int64_t day;
+    const dp_insight_policy *policy; /* in d->variants */
+} dp_insight_change;
 
 #define DP_INSIGHT_PASS_DOMAINS 4 /* pass domains kept per source, per method */
 
@@ -83,9 +98,13 @@ typedef struct dp_insight_domain {
     uint8_t *prev_day_seen;     /* days of the previous period with rollups */
     uint64_t days_with_reports, prev_days_with_reports;
     dp_map reporters;           /* org name -> dp_insight_reporter */
-    dp_insight_policy *day_policy; /* per day of [prev_from, to]: the latest report's */
-    dp_insight_policy before;   /* the latest report's before prev_from */
-    dp_insight_policy policy;   /* the latest at the period's end */
+    dp_insight_day_policy *day_policy; /* per day of [prev_from, to]: the latest report's */
+    dp_insight_day_policy before;      /* the latest report's before prev_from */
+    dp_insight_policy *variants;       /* the distinct policies reports showed */
+    size_t n_variants, cap_variants;
+    dp_insight_policy policy;          /* the latest at the period's end, begin set */
+    dp_insight_change *history;        /* verdict.c: the policy at prev_from, then each change */
+    size_t n_history;
     dp_map sources;             /* ip -> dp_insight_source */
     dp_insight_source **sorted; /* sources with messages in the period, in report order */
     size_t n_sorted;
@@ -126,6 +145,10 @@ void dp_tally_scan(const dp_insight_options *o, int64_t latest[2], const char *l
 void dp_verdict_decide(dp_insight *ins, dp_insight_domain *d);
 /* What to do about a source, in one line; NULL for an aligned one. */
 const char *dp_verdict_fix_hint(const dp_insight_source *s);
+/* Whether two reports say the same policy: an absent pct is 100 and an
+ * absent testing flag is "n", so that RFC 7489 and RFC 9990 reporters of
+ * one policy agree. */
+int dp_verdict_same_policy(const dp_insight_policy *a, const dp_insight_policy *b);
 /* The policy whose reports cover the period's end: p=reject at pct 100,
  * not in testing. */
 int dp_verdict_enforced(const dp_insight_policy *p);

@@ -201,14 +201,6 @@ static void policy_short(dp_buf *out, const dp_insight_policy *p) {
     if (!strcmp(p->testing, "y")) dp_buf_puts(out, " t=y");
 }
 
-static int policy_same(const dp_insight_policy *a, const dp_insight_policy *b) {
-    if (a->known != b->known) return 0;
-    if (!a->known) return 1;
-    return !strcmp(a->p, b->p) && !strcmp(a->sp, b->sp) && !strcmp(a->np, b->np) && !strcmp(a->adkim, b->adkim) &&
-           !strcmp(a->aspf, b->aspf) && !strcmp(a->testing, b->testing) && a->has_pct == b->has_pct &&
-           (!a->has_pct || a->pct == b->pct);
-}
-
 /* ---- the header, the summary, the alerts ---- */
 
 static void page_head(dp_buf *out, const dp_insight *ins) {
@@ -449,27 +441,9 @@ static void policy_section(dp_buf *out, const dp_insight *ins, const dp_insight_
     dp_buf_puts(out,
                 "</p><table class=\"small\"><thead><tr><th>From</th><th>p</th><th>sp</th><th>np</th>"
                 "<th class=\"n\">pct</th><th>adkim</th><th>aspf</th><th>t</th><th></th></tr></thead><tbody>");
-    const dp_insight_policy *cur = &d->before;
-    int rows = 0;
-    for (int64_t day = ins->prev_from; d->day_policy && day <= ins->to; day++) {
-        const dp_insight_policy *p = &d->day_policy[day - ins->prev_from];
-        const char *note = day < ins->from ? "previous period" : "";
-        if (day == ins->prev_from) {
-            if (p->known) cur = p;
-            if (cur->known) {
-                policy_row(out, day, cur, note);
-                rows++;
-            }
-            continue;
-        }
-        if (!p->known) continue;
-        if (!cur->known || !policy_same(p, cur)) {
-            policy_row(out, day, p, note);
-            rows++;
-        }
-        cur = p;
-    }
-    if (!rows) policy_row(out, ins->prev_from, cur, "");
+    for (size_t i = 0; i < d->n_history; i++)
+        policy_row(out, d->history[i].day, d->history[i].policy, d->history[i].day < ins->from ? "previous period" : "");
+    if (!d->n_history) policy_row(out, ins->prev_from, &d->policy, "");
     dp_buf_puts(out, "</tbody></table></div>\n");
 }
 

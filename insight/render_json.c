@@ -64,12 +64,6 @@ static void policy_members(dp_buf *b, int *f, const dp_insight_policy *p) {
     kv_opt(b, f, "testing", p->known ? p->testing : NULL);
 }
 
-static int same_policy(const dp_insight_policy *a, const dp_insight_policy *b) {
-    return a->known == b->known && strcmp(a->p, b->p) == 0 && strcmp(a->sp, b->sp) == 0 && strcmp(a->np, b->np) == 0 &&
-           a->has_pct == b->has_pct && (!a->has_pct || a->pct == b->pct) && strcmp(a->adkim, b->adkim) == 0 &&
-           strcmp(a->aspf, b->aspf) == 0 && strcmp(a->testing, b->testing) == 0;
-}
-
 static void history_entry(dp_buf *b, int *first_entry, int64_t day, const dp_insight_policy *p) {
     if (!*first_entry) dp_buf_putc(b, ',');
     *first_entry = 0;
@@ -80,25 +74,10 @@ static void history_entry(dp_buf *b, int *first_entry, int64_t day, const dp_ins
     dp_buf_putc(b, '}');
 }
 
-/* The policy in force when the previous period starts, then each day on
- * which a report showed a different one. */
-static void policy_history(const dp_insight *ins, const dp_insight_domain *d, dp_buf *b) {
+static void policy_history(const dp_insight_domain *d, dp_buf *b) {
     dp_buf_putc(b, '[');
-    const dp_insight_policy *cur = &d->before;
     int first_entry = 1;
-    size_t span = (size_t)(ins->to - ins->prev_from + 1);
-    for (size_t i = 0; i < span; i++) {
-        const dp_insight_policy *p = &d->day_policy[i];
-        int64_t day = ins->prev_from + (int64_t)i;
-        if (i == 0) {
-            if (p->known) cur = p;
-            if (cur->known) history_entry(b, &first_entry, day, cur);
-            continue;
-        }
-        if (!p->known) continue;
-        if (!cur->known || !same_policy(p, cur)) history_entry(b, &first_entry, day, p);
-        cur = p;
-    }
+    for (size_t i = 0; i < d->n_history; i++) history_entry(b, &first_entry, d->history[i].day, d->history[i].policy);
     dp_buf_putc(b, ']');
 }
 
@@ -146,12 +125,12 @@ static void domain(const dp_insight *ins, const dp_insight_domain *d, dp_buf *b)
     policy_members(b, &pf, &d->policy);
     dp_json_key(b, &pf, "as_of");
     if (d->policy.known)
-        day_value(b, d->policy.begin >= 0 ? d->policy.begin / 86400 : -((-d->policy.begin + 86399) / 86400));
+        day_value(b, d->policy.begin / 86400); /* feed times are from 1970 on */
     else
         dp_buf_puts(b, "null");
     dp_buf_putc(b, '}');
     dp_json_key(b, &f, "policy_history");
-    policy_history(ins, d, b);
+    policy_history(d, b);
     dp_json_kv_u64(b, &f, "messages", d->messages);
     kv_rate(b, &f, "dmarc_pass_rate", dp_insight_ratio(d->classes[DP_CLASS_ALIGNED], d->messages));
     kv_rate(b, &f, "dkim_aligned_rate", dp_insight_ratio(d->dkim_aligned, d->messages));

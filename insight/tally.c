@@ -209,11 +209,51 @@ static void copy_field(char *dst, size_t cap, const char *src) {
     dst[n] = '\0';
 }
 
-/* Whether a is a later word on the policy than b. */
-static int later(const dp_insight_policy *a, const dp_insight_policy *b) {
-    if (!b->known) return 1;
-    if (a->begin != b->begin) return a->begin > b->begin;
-    return strcmp(a->sha256, b->sha256) > 0;
+/* Whether a report (begin, sha_key) is a later word on the policy than
+ * the day's slot so far. */
+static int later(int64_t begin, uint64_t sha_key, const dp_insight_day_policy *slot) {
+    if (!slot->variant) return 1;
+    if (begin != slot->begin) return begin > slot->begin;
+    return sha_key > slot->sha_key;
+}
+
+/* The first 64 bits of a hex digest; a value that is not hex still gets
+ * a key (a stranger's line), only a poorer tie-break. */
+static uint64_t sha_key(const char *sha) {
+    uint64_t k = 0;
+    for (int i = 0; i < 16 && sha[i]; i++) {
+        int c = tolower((unsigned char)sha[i]);
+        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c & 15;
+        k = k << 4 | (uint64_t)v;
+    }
+    return k;
+}
+
+#define MAX_VARIANTS 1024 /* distinct policies kept per domain; more is a stranger's noise */
+
+/* 1 + the index of p among the domain's policies, added if new; 0 when
+ * memory runs out or the domain has too many. */
+static uint32_t variant_of(dp_insight *ins, dp_insight_domain *d, const dp_insight_policy *p) {
+    for (size_t i = 0; i < d->n_variants; i++) {
+        const dp_insight_policy *v = &d->variants[i];
+        if (strcmp(v->p, p->p) == 0 && strcmp(v->sp, p->sp) == 0 && strcmp(v->np, p->np) == 0 &&
+            strcmp(v->adkim, p->adkim) == 0 && strcmp(v->aspf, p->aspf) == 0 &&
+            strcmp(v->testing, p->testing) == 0 && v->has_pct == p->has_pct && v->pct == p->pct)
+            return (uint32_t)i + 1;
+    }
+    if (d->n_variants == MAX_VARIANTS) return 0;
+    if (d->n_variants == d->cap_variants) {
+        size_t cap = d->cap_variants ? d->cap_variants * 2 : 4;
+        dp_insight_policy *v = realloc(d->variants, cap * sizeof *v);
+        if (!v) {
+            ins->failed = 1;
+            return 0;
+        }
+        d->variants = v;
+        d->cap_variants = cap;
+    }
+    d->variants[d->n_variants++] = *p;
+    return (uint32_t)d->n_variants;
 }
 
 static const char *tally_report(dp_insight *ins, json_t *o) {
@@ -236,21 +276,24 @@ static const char *tally_report(dp_insight *ins, json_t *o) {
     dp_insight_domain *d = domain_get(ins, name);
     if (!d) return NULL;
     if (day >= ins->prev_from) d->listed = 1;
-    dp_insight_policy p = {.known = 1, .begin = begin};
+    dp_insight_policy p = {.known = 1};
     copy_field(p.p, sizeof p.p, str(o, "policy_p"));
     copy_field(p.sp, sizeof p.sp, str(o, "policy_sp"));
     copy_field(p.np, sizeof p.np, str(o, "policy_np"));
     copy_field(p.adkim, sizeof p.adkim, str(o, "policy_adkim"));
     copy_field(p.aspf, sizeof p.aspf, str(o, "policy_aspf"));
     copy_field(p.testing, sizeof p.testing, str(o, "policy_testing"));
-    copy_field(p.sha256, sizeof p.sha256, sha);
     int64_t pct;
     if (get_int(o, "policy_pct", &pct) == 0 && pct >= 0 && pct <= 100) {
         p.has_pct = 1;
         p.pct = (uint32_t)pct;
     }
-    dp_insight_policy *slot = day >= ins->prev_from ? &d->day_policy[day - ins->prev_from] : &d->before;
-    if (later(&p, slot)) *slot = p;
+    dp_insight_day_policy *slot = day >= ins->prev_from ? &d->day_policy[day - ins->prev_from] : &d->before;
+    uint64_t key = sha_key(sha);
+    if (later(begin, key, slot)) {
+        uint32_t v = variant_of(ins, d, &p);
+        if (v) *slot = (dp_insight_day_policy){begin, key, v};
+    }
     if (day < ins->from) return NULL;
     /* The period's reports, each once: a report sent twice, or read from
      * two runs' feeds, has one sha256. */

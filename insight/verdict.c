@@ -41,13 +41,47 @@ static dp_class majority(const uint64_t c[DP_CLASS_N]) {
     return best;
 }
 
-/* The policy in force at the end of the period: the latest report's at or
- * before it. */
-static void resolve_policy(const dp_insight *ins, dp_insight_domain *d) {
-    d->policy = d->before;
+int dp_verdict_same_policy(const dp_insight_policy *a, const dp_insight_policy *b) {
+    if (a->known != b->known) return 0;
+    uint32_t pa = a->has_pct ? a->pct : 100, pb = b->has_pct ? b->pct : 100;
+    const char *ta = a->testing[0] ? a->testing : "n", *tb = b->testing[0] ? b->testing : "n";
+    return strcmp(a->p, b->p) == 0 && strcmp(a->sp, b->sp) == 0 && strcmp(a->np, b->np) == 0 && pa == pb &&
+           strcmp(a->adkim, b->adkim) == 0 && strcmp(a->aspf, b->aspf) == 0 && strcmp(ta, tb) == 0;
+}
+
+/* The policy in force at the end of the period (the latest report's at or
+ * before it), and its history over both periods: the policy in force when
+ * the previous period starts, then each day a report showed another. */
+static int resolve_policy(dp_insight *ins, dp_insight_domain *d) {
     size_t span = (size_t)(ins->to - ins->prev_from + 1);
-    for (size_t i = 0; i < span; i++)
-        if (d->day_policy[i].known) d->policy = d->day_policy[i]; /* days ascend, so the last known wins */
+    const dp_insight_day_policy *latest = d->before.variant ? &d->before : NULL;
+    const dp_insight_policy *cur = latest ? &d->variants[latest->variant - 1] : NULL;
+    d->history = malloc((span + 1) * sizeof *d->history);
+    if (!d->history) {
+        ins->failed = 1;
+        return -1;
+    }
+    d->n_history = 0;
+    for (size_t i = 0; i < span; i++) {
+        const dp_insight_day_policy *slot = &d->day_policy[i];
+        const dp_insight_policy *p = slot->variant ? &d->variants[slot->variant - 1] : NULL;
+        if (p) latest = slot; /* days ascend, so the last known wins */
+        if (i == 0) {
+            if (p) cur = p;
+            if (cur) d->history[d->n_history++] = (dp_insight_change){ins->prev_from, cur};
+            continue;
+        }
+        if (!p) continue;
+        if (!cur || !dp_verdict_same_policy(p, cur))
+            d->history[d->n_history++] = (dp_insight_change){ins->prev_from + (int64_t)i, p};
+        cur = p;
+    }
+    memset(&d->policy, 0, sizeof d->policy);
+    if (latest) {
+        d->policy = d->variants[latest->variant - 1];
+        d->policy.begin = latest->begin;
+    }
+    return 0;
 }
 
 static int sort_lists(dp_insight *ins, dp_insight_domain *d) {
@@ -81,8 +115,7 @@ static const char *step_after(const dp_insight_policy *p) {
 }
 
 void dp_verdict_decide(dp_insight *ins, dp_insight_domain *d) {
-    resolve_policy(ins, d);
-    if (sort_lists(ins, d) != 0) return;
+    if (resolve_policy(ins, d) != 0 || sort_lists(ins, d) != 0) return;
     d->days_with_reports = d->prev_days_with_reports = 0;
     for (int64_t i = 0; i < ins->days; i++) {
         uint64_t sum = 0;

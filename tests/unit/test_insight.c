@@ -334,6 +334,19 @@ START_TEST(latest_policy) {
     ck_assert_str_eq(verdict(d), "enforced");
     json_t *h = json_object_get(d, "policy_history");
     ck_assert_int_eq(json_array_size(h), 2);
+    /* RFC 7489 reporters write pct=100 and no testing flag, RFC 9990 ones
+     * no pct and t=n: the same policy, so no change in the history */
+    lines m = {0};
+    for (int64_t k = 0; k < 10; k++) {
+        aligned(&m, D0 + k, "mixed.example", "192.0.2.1", 20);
+        char sha[8];
+        snprintf(sha, sizeof sha, "e%lld", (long long)k);
+        report(&m, D0 + k, "mixed.example", sha, "none", k % 2 ? 100 : -1, k % 2 ? NULL : "n");
+    }
+    json_t *mj = report_json(&m, D0, D0 + 9, &w);
+    ck_assert_int_eq(json_array_size(json_object_get(domain(mj, "mixed.example"), "policy_history")), 1);
+    json_decref(mj);
+    free_lines(&m);
     ck_assert_str_eq(json_string_value(json_object_get(json_array_get(h, 0), "p")), "none");
     ck_assert_str_eq(json_string_value(json_object_get(json_array_get(h, 1), "p")), "reject");
     json_decref(j);
