@@ -146,18 +146,27 @@ uint64_t dp_insight_lines(const dp_insight *ins) { return ins->lines; }
 uint64_t dp_insight_bad_lines(const dp_insight *ins) { return ins->bad_lines; }
 size_t dp_insight_domains(const dp_insight *ins) { return ins->n_sorted; }
 
+#define SPILL_AT (1u << 20)
+
+void dp_insight_spill_now(dp_insight_spill *spill, dp_buf *out) {
+    if (!spill || !spill->f || out->len < SPILL_AT || out->failed) return;
+    if (!spill->failed && fwrite(out->data, 1, out->len, spill->f) != out->len) spill->failed = 1;
+    dp_buf_reset(out);
+}
+
 int dp_insight_write(const dp_insight *ins, dp_insight_format fmt, FILE *f, dp_error *err) {
     dp_buf out = DP_BUF_INIT;
+    dp_insight_spill spill = {f, 0};
     if (fmt == DP_INSIGHT_JSON)
-        dp_render_json(ins, &out);
+        dp_render_json(ins, &out, &spill);
     else if (fmt == DP_INSIGHT_HTML)
-        dp_render_html(ins, &out);
+        dp_render_html(ins, &out, &spill);
     else
-        dp_render_table(ins, &out);
+        dp_render_table(ins, &out, &spill);
     int rc = 0;
     if (out.failed)
         rc = dp_error_set(err, DP_ERR_NOMEM, "out of memory writing the report");
-    else if ((out.len && fwrite(out.data, 1, out.len, f) != out.len) || fflush(f) != 0)
+    else if (spill.failed || (out.len && fwrite(out.data, 1, out.len, f) != out.len) || fflush(f) != 0)
         rc = dp_error_set(err, DP_ERR_IO, "cannot write the report");
     dp_buf_free(&out);
     return rc;
@@ -197,7 +206,6 @@ void dp_insight_free(dp_insight *ins) {
     if (!ins) return;
     dp_map_each(&ins->domains, free_domain, NULL);
     dp_map_free(&ins->domains);
-    dp_map_free(&ins->reports_seen);
     for (size_t i = 0; i < ins->n_alerts; i++) {
         free(ins->alerts[i].text);
         free(ins->alerts[i].figures);

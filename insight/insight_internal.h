@@ -123,7 +123,6 @@ struct dp_insight {
     int64_t prev_from, prev_to;
     uint64_t lines, bad_lines, rollup_lines, report_lines, skipped_lines;
     dp_map domains;             /* name -> dp_insight_domain */
-    dp_map reports_seen;        /* sha256 of the period's reports, counted once */
     int failed;                 /* memory ran out: the report is incomplete */
     dp_insight_domain **sorted; /* by name */
     size_t n_sorted;
@@ -156,10 +155,20 @@ int dp_verdict_enforced(const dp_insight_policy *p);
 /* alerts.c: the changes against the previous period. */
 void dp_alerts_find(dp_insight *ins);
 
-/* The renderers, each into a buffer. */
-void dp_render_json(const dp_insight *ins, dp_buf *out);
-void dp_render_table(const dp_insight *ins, dp_buf *out);
-void dp_render_html(const dp_insight *ins, dp_buf *out);
+/* Where a renderer's buffer goes when it grows: the renderers call
+ * dp_insight_spill_now between domains, so a report of thousands of
+ * domains is written as it is rendered, never held whole.  With f NULL
+ * (tests) everything stays in the buffer. */
+typedef struct dp_insight_spill {
+    FILE *f;
+    int failed;   /* a write failed: later spills do nothing */
+} dp_insight_spill;
+void dp_insight_spill_now(dp_insight_spill *spill, dp_buf *out);
+
+/* The renderers, each into a buffer (spill may be NULL). */
+void dp_render_json(const dp_insight *ins, dp_buf *out, dp_insight_spill *spill);
+void dp_render_table(const dp_insight *ins, dp_buf *out, dp_insight_spill *spill);
+void dp_render_html(const dp_insight *ins, dp_buf *out, dp_insight_spill *spill);
 
 /* Ratios for output: num/den, or -1 when den is 0 (written as null). */
 double dp_insight_ratio(uint64_t num, uint64_t den);

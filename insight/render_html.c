@@ -598,12 +598,15 @@ static void domain_section(dp_buf *out, const dp_insight *ins, const dp_insight_
     dp_buf_puts(out, "<p class=\"small\"><a href=\"#summary\">Back to the domains</a></p></section>\n");
 }
 
-void dp_render_html(const dp_insight *ins, dp_buf *out) {
+void dp_render_html(const dp_insight *ins, dp_buf *out, dp_insight_spill *spill) {
     page_head(out, ins);
     overview(out, ins);
     summary(out, ins);
     alerts(out, ins);
-    for (size_t i = 0; i < ins->n_sorted; i++) domain_section(out, ins, ins->sorted[i], i);
+    for (size_t i = 0; i < ins->n_sorted; i++) {
+        domain_section(out, ins, ins->sorted[i], i);
+        dp_insight_spill_now(spill, out);
+    }
     dp_buf_puts(out,
                 "</main>\n<footer><p><b>aligned</b>: DMARC pass. <b>forwarded</b>: DMARC failed, the receiver "
                 "saw forwarding. <b>third_party</b>: DMARC failed but DKIM or SPF passed for another domain: "

@@ -216,7 +216,7 @@ static void domain(const dp_insight *ins, const dp_insight_domain *d, dp_buf *b)
     dp_buf_puts(b, "]}");
 }
 
-void dp_render_json(const dp_insight *ins, dp_buf *b) {
+void dp_render_json(const dp_insight *ins, dp_buf *b, dp_insight_spill *spill) {
     int f = 1;
     dp_buf_putc(b, '{');
     dp_json_kv_u64(b, &f, "v", 1);
@@ -256,6 +256,7 @@ void dp_render_json(const dp_insight *ins, dp_buf *b) {
     for (size_t i = 0; i < ins->n_sorted; i++) {
         if (i) dp_buf_putc(b, ',');
         domain(ins, ins->sorted[i], b);
+        dp_insight_spill_now(spill, b);
     }
     dp_buf_putc(b, ']');
     dp_json_key(b, &f, "alerts");

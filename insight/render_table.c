@@ -31,7 +31,7 @@ static void policy_text(const dp_insight_policy *p, char out[40]) {
         snprintf(out, 40, "%s%s", p->p, strcmp(p->testing, "y") == 0 ? " t=y" : "");
 }
 
-void dp_render_table(const dp_insight *ins, dp_buf *b) {
+void dp_render_table(const dp_insight *ins, dp_buf *b, dp_insight_spill *spill) {
     char from[11], to[11], buf[DP_ERROR_TEXT_MAX];
     dp_insight_format_day(ins->from, from);
     dp_insight_format_day(ins->to, to);
@@ -58,6 +58,7 @@ void dp_render_table(const dp_insight *ins, dp_buf *b) {
     }
     for (size_t i = 0; i < ins->n_sorted; i++) {
         const dp_insight_domain *d = ins->sorted[i];
+        dp_insight_spill_now(spill, b);
         if (!d->n_sorted) continue;
         dp_buf_printf(b, "\n%s: %s (aligned %llu, forwarded %llu, third_party %llu, unauthenticated %llu)\n",
                       safe(d->name, buf), d->reason, (unsigned long long)d->classes[DP_CLASS_ALIGNED],

@@ -295,13 +295,10 @@ static const char *tally_report(dp_insight *ins, json_t *o) {
         if (v) *slot = (dp_insight_day_policy){begin, key, v};
     }
     if (day < ins->from) return NULL;
-    /* The period's reports, each once: a report sent twice, or read from
-     * two runs' feeds, has one sha256. */
-    if (dp_map_get(&ins->reports_seen, sha)) return NULL;
-    if (!dp_map_put(&ins->reports_seen, sha, d)) {
-        ins->failed = 1;
-        return NULL;
-    }
+    /* Every line is a report: `dmarcpipe run` writes an accepted report
+     * once, and INPUTs that overlap would count their rollups twice too
+     * (they are sums), so a set of the period's digests, which grows with
+     * the reports rather than the domains, would buy nothing. */
     const char *org = str(o, "org_name");
     dp_insight_reporter *r = org ? reporter_get(ins, d, org) : NULL;
     if (r) r->reports++;

@@ -121,15 +121,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         return 0;
     }
     dp_buf b = DP_BUF_INIT;
-    dp_render_json(ins, &b);
+    dp_render_json(ins, &b, NULL);
     CHECK(!b.failed);
     check_json(&b);
     dp_buf_reset(&b);
-    dp_render_html(ins, &b);
+    dp_render_html(ins, &b, NULL);
     CHECK(!b.failed && b.len > 0);
     for (size_t i = 0; i + 7 <= b.len; i++) CHECK(strncasecmp(b.data + i, "<script", 7) != 0);
     dp_buf_reset(&b);
-    dp_render_table(ins, &b);
+    dp_render_table(ins, &b, NULL);
     for (size_t i = 0; i < b.len; i++) CHECK((unsigned char)b.data[i] >= 0x20 || b.data[i] == '\n');
     dp_buf_free(&b);
     dp_insight_free(ins);
