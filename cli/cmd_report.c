@@ -78,7 +78,9 @@ static int read_file(report_inputs *ri, const char *path, dp_insight_line_fn fn,
         }
         size_t end = have + (size_t)got, start = 0;
         for (size_t i = have; i < end; i++) {
-            if (buf[i] != '\n') continue;
+            const char *nl = memchr(buf + i, '\n', end - i);
+            if (!nl) break;
+            i = (size_t)(nl - buf);
             lineno++;
             if (!skipping) {
                 snprintf(where, sizeof where, "%s:%llu", path, (unsigned long long)lineno);

@@ -435,6 +435,22 @@ def seed_case(bin_, work, seed):
                 f"rc {p.returncode} stderr {p.stderr!r}")
     H.group(f"{t} INPUT - reads a pipe once, with --to", from_a_pipe)
 
+    def long_line():
+        # a 3 MB line between feed lines, and a last line without its
+        # newline: the long one is named and skipped, memory does not follow it
+        dst = os.path.join(d, "long")
+        os.makedirs(dst, exist_ok=True)
+        shutil.copy(os.path.join(one, "reports.ndjson"), dst)
+        with open(os.path.join(one, "rollups.ndjson"), "rb") as f:
+            lines = f.read().splitlines()
+        with open(os.path.join(dst, "rollups.ndjson"), "wb") as f:
+            f.write(lines[0] + b"\n" + b'{"x":"' + b"a" * 3000000 + b'"}\n' + b"\n".join(lines[1:]))
+        g = report(bin_, "--format", "json", *period_args(planted), dst)
+        H.eq(f"{t} a 3 MB line: rc", g.rc, 1)
+        H.check(f"{t} a 3 MB line: named as rollups.ndjson:2", "rollups.ndjson:2: skipped" in g.err, g.describe())
+        same_bytes(f"{t} a 3 MB line: the report less input", without_input(g.out), without_input(base))
+    H.group(f"{t} a line longer than 1 MiB is skipped; a last line needs no newline", long_line)
+
     def table_html():
         for fmt in ("table", "html"):
             g = report(bin_, "--format", fmt, *period_args(planted), one)
