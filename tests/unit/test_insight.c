@@ -339,7 +339,7 @@ START_TEST(latest_policy) {
     lines m = {0};
     for (int64_t k = 0; k < 10; k++) {
         aligned(&m, D0 + k, "mixed.example", "192.0.2.1", 20);
-        char sha[8];
+        char sha[24];
         snprintf(sha, sizeof sha, "e%lld", (long long)k);
         report(&m, D0 + k, "mixed.example", sha, "none", k % 2 ? 100 : -1, k % 2 ? NULL : "n");
     }
