@@ -194,6 +194,7 @@ static void domain(const dp_insight *ins, const dp_insight_domain *d, dp_buf *b)
         kv_day(b, &yf, "date", ins->from + i);
         dp_json_kv_u64(b, &yf, "messages", c[0] + c[1] + c[2] + c[3]);
         for (int k = 0; k < DP_CLASS_N; k++) dp_json_kv_u64(b, &yf, dp_classify_name((dp_class)k), c[k]);
+        kv_rate(b, &yf, "dmarc_pass_rate", dp_insight_ratio(c[DP_CLASS_ALIGNED], c[0] + c[1] + c[2] + c[3]));
         dp_buf_putc(b, '}');
     }
     dp_buf_putc(b, ']');

@@ -218,8 +218,14 @@ def compare_domain(tag, g, e):
     for k in ("p", "sp", "np", "pct", "adkim", "aspf", "testing", "as_of"):
         H.eq(f"{tag} policy.{k}", gp_.get(k, "(absent)"), ep.get(k))
     H.eq(f"{tag} policy_history", g.get("policy_history"), e["policy_history"])
-    for k in ("messages", "classes", "dispositions", "days_with_reports", "days_without_reports", "daily"):
+    for k in ("messages", "classes", "dispositions", "days_with_reports", "days_without_reports"):
         H.eq(f"{tag} {k}", g.get(k), e[k])
+    # each day's counts exactly, and its pass rate (written with 6 digits)
+    gd = g.get("daily") or []
+    H.eq(f"{tag} daily counts", [{k: v for k, v in x.items() if k != "dmarc_pass_rate"} for x in gd], e["daily"])
+    for x, want in zip(gd, e["daily"]):
+        H.rate(f"{tag} daily {x.get('date')} dmarc_pass_rate", x.get("dmarc_pass_rate", "(absent)"),
+               want["aligned"] / want["messages"] if want["messages"] else None)
     for k in ("dmarc_pass_rate", "dkim_aligned_rate", "spf_aligned_rate"):
         H.rate(f"{tag} {k}", g.get(k, "(absent)"), e[k])
     gr, er = g.get("readiness") or {}, e["readiness"]
