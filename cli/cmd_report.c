@@ -24,7 +24,7 @@
 #include "insight.h"
 #include "sink.h"
 
-#define MAX_LINE (1u << 20)
+#define MAX_LINE (1u << 20) /* a longer line is no feed line: it is dropped and named */
 #define BLOCK (1u << 20)
 #define MAX_DOMAINS 256
 #define MAX_PROPS 64
@@ -41,16 +41,12 @@ typedef struct report_inputs {
     size_t n;
     dp_sink_options kafka;
     char *block;             /* BLOCK + MAX_LINE bytes, reused */
-    struct warn_state *warn;
-    unsigned passes;         /* reads begun: lines too long are named in the first */
     const char *stream;      /* an INPUT that is no regular file (a pipe): it reads once */
 } report_inputs;
 
 typedef struct warn_state {
     uint64_t count;
 } warn_state;
-
-static void warn_line(void *ctx, const char *where, const char *reason);
 
 static void warn_line(void *ctx, const char *where, const char *reason) {
     warn_state *w = ctx;
@@ -100,10 +96,13 @@ static int read_file(report_inputs *ri, const char *path, dp_insight_line_fn fn,
             break;
         }
         have = end - start;
-        if (have >= MAX_LINE) { /* a line too long for a feed: name it, drop it, find the next */
-            if (!skipping && ri->passes == 1) {
+        if (have >= MAX_LINE) { /* a line too long for a feed: drop it (insight names it), find the next */
+            if (!skipping) {
                 snprintf(where, sizeof where, "%s:%llu", path, (unsigned long long)lineno + 1);
-                warn_line(ri->warn, where, "a line longer than 1 MiB is not a feed line");
+                if (fn(fn_ctx, NULL, 0, where) != 0) {
+                    rc = -1;
+                    break;
+                }
             }
             skipping = 1;
             have = 0;
@@ -119,7 +118,6 @@ out:
 
 static int read_inputs(void *ctx, dp_insight_line_fn fn, void *fn_ctx, dp_error *err) {
     report_inputs *ri = ctx;
-    ri->passes++;
     for (size_t i = 0; i < ri->n; i++) {
         int rc = strncmp(ri->paths[i], "kafka://", 8) == 0
                      ? dp_feed_read(ri->paths[i], &ri->kafka, (dp_feed_line_fn)fn, fn_ctx, err)
@@ -364,7 +362,6 @@ int dp_cmd_report(int argc, char **argv) {
     warn_state ws = {0};
     o.warn = warn_line;
     o.warn_ctx = &ws;
-    ri.warn = &ws;
     if (!(ri.block = malloc(BLOCK + MAX_LINE))) {
         fprintf(stderr, "dmarcpipe report: out of memory\n");
         rc = 3;

@@ -31,7 +31,9 @@
 #include "dp_error.h"
 
 /* One feed line (no newline, not NUL-terminated) and where it came from,
- * for messages: "rollups.ndjson:12", "kafka://h:9092/dmarc.rollups [0] @41". */
+ * for messages: "rollups.ndjson:12", "kafka://h:9092/dmarc.rollups [0] @41".
+ * A reader that had to drop a line (longer than it takes) passes line
+ * NULL: the line is counted and named as a bad one. */
 typedef int (*dp_insight_line_fn)(void *fn_ctx, const char *line, size_t len, const char *where);
 
 typedef struct dp_insight_inputs {

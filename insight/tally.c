@@ -307,6 +307,11 @@ static const char *tally_report(dp_insight *ins, json_t *o) {
 
 void dp_tally_line(dp_insight *ins, const char *line, size_t len, const char *where) {
     ins->lines++;
+    if (!line) { /* dropped by the reader */
+        ins->bad_lines++;
+        if (ins->opt.warn) ins->opt.warn(ins->opt.warn_ctx, where, "a line too long to be a feed line");
+        return;
+    }
     while (len && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t')) len--;
     if (len == 0) return; /* a blank line carries nothing */
     json_error_t jerr;
@@ -355,6 +360,7 @@ static int scan_int(const char *line, size_t len, const char *key, int64_t *out)
 
 void dp_tally_scan(const dp_insight_options *o, int64_t latest[2], const char *line, size_t len) {
     int64_t t;
+    if (!line) return;
     int which;
     if (scan_int(line, len, "window_start", &t) == 0)
         which = 0;

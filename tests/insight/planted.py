@@ -454,6 +454,7 @@ def seed_case(bin_, work, seed):
         g = report(bin_, "--format", "json", *period_args(planted), dst)
         H.eq(f"{t} a 3 MB line: rc", g.rc, 1)
         H.check(f"{t} a 3 MB line: named as rollups.ndjson:2", "rollups.ndjson:2: skipped" in g.err, g.describe())
+        H.eq(f"{t} a 3 MB line: input.bad_lines", (g.json().get("input") or {}).get("bad_lines"), 1)
         same_bytes(f"{t} a 3 MB line: the report less input", without_input(g.out), without_input(base))
     H.group(f"{t} a line longer than 1 MiB is skipped; a last line needs no newline", long_line)
 
