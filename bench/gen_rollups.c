@@ -52,6 +52,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "insight.h" /* the calendar dmarcpipe report uses: dp_insight_parse_day, _format_day */
+
 #define OUTBUF_SIZE (4u << 20)
 #define LINE_MAX_BYTES 2048 /* far above any line written here */
 #define DAY 86400
@@ -243,31 +245,6 @@ static void member(out *o, const char *name, const char *value) {
     LIT(o, "\"");
     puts_(o, value);
     LIT(o, "\"");
-}
-
-/* ---- dates ---------------------------------------------------------------- */
-
-/* Howard Hinnant's civil_from_days / days_from_civil: no time zone. */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
-    y -= m <= 2;
-    const int64_t era = (y >= 0 ? y : y - 399) / 400;
-    const unsigned yoe = (unsigned)(y - era * 400);
-    const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
-static void format_day(int64_t day, char out_[11]) {
-    int64_t z = day + 719468;
-    const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    const unsigned doe = (unsigned)(z - era * 146097);
-    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    const unsigned mp = (5 * doy + 2) / 153;
-    const unsigned d = doy - (153 * mp + 2) / 5 + 1;
-    const unsigned m = mp < 10 ? mp + 3 : mp - 9;
-    int64_t y = (int64_t)yoe + era * 400 + (m <= 2);
-    snprintf(out_, 11, "%04u-%02u-%02u", (unsigned)(y % 10000), m % 13u, d % 32u);
 }
 
 /* ---- the model ------------------------------------------------------------ */
@@ -616,7 +593,9 @@ int main(int argc, char **argv) {
         return 2;
     }
 
-    const int64_t last_day = days_from_civil(2026, 12, 6), first_day = last_day - (int64_t)c.days + 1;
+    int64_t last_day;
+    dp_insight_parse_day("2026-12-06", &last_day);
+    const int64_t first_day = last_day - (int64_t)c.days + 1;
     char **names = calloc(c.domains, sizeof *names);
     uint8_t *seen = calloc((c.domains * c.sources + 7) / 8, 1);
     day_sum *sums = calloc(c.domains, sizeof *sums);
@@ -665,8 +644,8 @@ int main(int argc, char **argv) {
         bytes += rp.bytes;
     }
     char a[11], b[11];
-    format_day(first_day, a);
-    format_day(last_day, b);
+    dp_insight_format_day(first_day, a);
+    dp_insight_format_day(last_day, b);
     fprintf(stderr,
             "lines=%" PRIu64 " rollup_lines=%" PRIu64 " report_lines=%" PRIu64 " messages=%" PRIu64
             " records=%" PRIu64 " bytes=%" PRIu64 " domains=%" PRIu64 " days=%" PRIu64
