@@ -132,8 +132,10 @@ static int add_input(report_inputs *ri, const char *arg) {
     char **grown = realloc(ri->paths, (ri->n + 2) * sizeof *grown);
     if (!grown) return -1;
     ri->paths = grown;
+    if (strcmp(arg, "-") == 0) arg = "/dev/stdin";
     struct stat st;
-    if (strncmp(arg, "kafka://", 8) != 0 && stat(arg, &st) == 0 && S_ISDIR(st.st_mode)) {
+    int local = strncmp(arg, "kafka://", 8) != 0 && stat(arg, &st) == 0; /* a path that is there */
+    if (local && S_ISDIR(st.st_mode)) {
         static const char *const feeds[] = {"rollups.ndjson", "reports.ndjson"};
         size_t found = 0;
         for (size_t k = 0; k < 2; k++) {
@@ -154,10 +156,9 @@ static int add_input(report_inputs *ri, const char *arg) {
         }
         return 0;
     }
-    if (strcmp(arg, "-") == 0) arg = "/dev/stdin";
     if (!(ri->paths[ri->n] = strdup(arg))) return -1;
     ri->n++;
-    if (strncmp(arg, "kafka://", 8) != 0 && stat(arg, &st) == 0 && !S_ISREG(st.st_mode) && !ri->stream)
+    if (local && !S_ISREG(st.st_mode) && !ri->stream)
         ri->stream = ri->paths[ri->n - 1];
     return 0;
 }

@@ -121,7 +121,7 @@ struct dp_insight {
     dp_insight_options opt;
     int64_t from, to, days;     /* the period, inclusive days */
     int64_t prev_from, prev_to;
-    uint64_t lines, bad_lines, rollup_lines, report_lines, skipped_lines;
+    uint64_t lines, bad_lines, rollup_lines, report_lines;
     dp_map domains;             /* name -> dp_insight_domain */
     int failed;                 /* memory ran out: the report is incomplete */
     dp_insight_domain **sorted; /* by name */

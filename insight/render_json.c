@@ -19,10 +19,15 @@ static void kv_rate(dp_buf *b, int *first, const char *key, double r) {
         dp_buf_printf(b, "%.6g", r);
 }
 
-static void kv_day(dp_buf *b, int *first, const char *key, int64_t day) {
+static void day_value(dp_buf *b, int64_t day) {
     char s[11];
     dp_insight_format_day(day, s);
-    dp_json_kv_str(b, first, key, s);
+    dp_json_str(b, s);
+}
+
+static void kv_day(dp_buf *b, int *first, const char *key, int64_t day) {
+    dp_json_key(b, first, key);
+    day_value(b, day);
 }
 
 static void kv_time(dp_buf *b, int *first, const char *key, int64_t t) {
@@ -107,12 +112,6 @@ static void source(const dp_insight_source *s, dp_buf *b) {
     string_list(b, &f, "spf_pass_domains", s->spf_pass, s->n_spf_pass);
     dp_json_kv_str(b, &f, "fix", dp_verdict_fix_hint(s));
     dp_buf_putc(b, '}');
-}
-
-static void day_value(dp_buf *b, int64_t day) {
-    char s[11];
-    dp_insight_format_day(day, s);
-    dp_json_str(b, s);
 }
 
 static void domain(const dp_insight *ins, const dp_insight_domain *d, dp_buf *b) {

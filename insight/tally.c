@@ -157,10 +157,7 @@ static const char *tally_rollup(dp_insight *ins, json_t *o) {
     if (!wanted(&ins->opt, name)) return NULL;
     int64_t day = day_of(start);
     int current = day >= ins->from && day <= ins->to;
-    if (!current && !(day >= ins->prev_from && day <= ins->prev_to)) {
-        ins->skipped_lines++;
-        return NULL;
-    }
+    if (!current && !(day >= ins->prev_from && day <= ins->prev_to)) return NULL;
     dp_insight_domain *d = domain_get(ins, name);
     dp_insight_source *s = d ? source_get(ins, d, ip) : NULL;
     if (!s) return NULL;
@@ -263,16 +260,10 @@ static const char *tally_report(dp_insight *ins, json_t *o) {
     const char *sha = str(o, "sha256");
     if (!sha) return "no sha256";
     char name[256];
-    if (domain_key(str(o, "policy_domain"), name) != 0) { /* no policy to learn from */
-        ins->skipped_lines++;
-        return NULL;
-    }
+    if (domain_key(str(o, "policy_domain"), name) != 0) return NULL; /* no policy to learn from */
     if (!wanted(&ins->opt, name)) return NULL;
     int64_t day = day_of(begin);
-    if (day > ins->to) {
-        ins->skipped_lines++;
-        return NULL;
-    }
+    if (day > ins->to) return NULL;
     dp_insight_domain *d = domain_get(ins, name);
     if (!d) return NULL;
     if (day >= ins->prev_from) d->listed = 1;
