@@ -43,9 +43,18 @@ static void on_stop_signal(int sig) {
 static void help(FILE *f) {
     fprintf(f,
             "usage: dmarcpipe run [OPTIONS] SOURCE...\n\n"
-            "Reads every DMARC aggregate report under the SOURCEs (files, or directories\n"
-            "read recursively), counts each report once, rolls its records up per UTC\n"
-            "time window and writes the rollups to the sinks.\n\n"
+            "Reads every DMARC aggregate report under the SOURCEs, counts each report once,\n"
+            "rolls its records up per UTC time window and writes the rollups to the sinks.\n\n"
+            "SOURCEs:\n"
+            "  PATH, file:PATH       a file, or a directory read recursively\n"
+            "  maildir:PATH          a Maildir: each message is claimed, and moved to the\n"
+            "                        Maildir's .Processed folder once counted (.Quarantine\n"
+            "                        when it holds no report)\n"
+            "  mbox:PATH             an mbox file, read on from where the last run stopped\n"
+            "  imap://USER@HOST[:PORT]/MAILBOX, imaps://...\n"
+            "                        a mailbox, message by UID (see the README for the\n"
+            "                        ?processed=FOLDER and other settings); the password comes\n"
+            "                        from DMARCPIPE_IMAP_PASSWORD or --imap-password-file\n\n"
             "With no --sink, writes ./" DEFAULT_OUT "/rollups.ndjson and the report inventory\n"
             "./" DEFAULT_OUT "/reports.ndjson (one line per accepted report: metadata, policy,\n"
             "totals, input, sha256 of the XML).\n\n"
@@ -94,6 +103,11 @@ static void help(FILE *f) {
             "  --done DIR            move each input, once what it holds is durably counted\n"
             "                        (flushed, or its epoch committed), to DIR, at its path\n"
             "                        below its SOURCE; an existing file is never replaced\n"
+            "  --claim-timeout SEC   take over a Maildir claim when its worker has been silent\n"
+            "                        this long (default 600)\n"
+            "  --imap-password-file FILE  the IMAP password, read from FILE\n"
+            "  --imap-token-file FILE     an OAuth2 bearer token for XOAUTH2, read from FILE at\n"
+            "                        every login (an outside tool keeps it fresh)\n"
             "  -h, --help            this help\n\n%s",
             DP_CLI_LIMITS_HELP);
 }
@@ -112,6 +126,22 @@ static int parse_count(const char *opt, const char *s, uint64_t max, uint64_t *o
         return -1;
     }
     return 0;
+}
+
+/* This worker's name on a shared Maildir: --instance-id, or the host's
+ * name and a hash of the state's real path, which stay the same across
+ * restarts and differ between two workers of one host. */
+static const char *default_worker_id(const char *instance_id, const char *state_dir, char *buf, size_t cap) {
+    if (instance_id) return instance_id;
+    char host[64] = "localhost";
+    if (gethostname(host, sizeof host - 1) != 0) strcpy(host, "localhost");
+    host[sizeof host - 1] = '\0';
+    uint32_t h = 2166136261u; /* FNV-1a */
+    char *real = state_dir ? realpath(state_dir, NULL) : NULL;
+    for (const char *p = real ? real : ""; *p; p++) h = (h ^ (uint8_t)*p) * 16777619u;
+    free(real);
+    snprintf(buf, cap, "%s-%08x", host, h);
+    return buf;
 }
 
 /* The run's summary, on stderr. */
@@ -170,6 +200,7 @@ int dp_cmd_run(int argc, char **argv) {
     int follow = 0;
     double poll_seconds = 2;
     const char *done_dir = NULL;
+    dp_source_options so = {0};
     static const struct option opts[] = {
         {"sink", required_argument, NULL, 'S'},
         {"reports", required_argument, NULL, 'R'},
@@ -197,6 +228,9 @@ int dp_cmd_run(int argc, char **argv) {
         {"follow", no_argument, NULL, 'F'},
         {"poll", required_argument, NULL, 'P'},
         {"done", required_argument, NULL, 'D'},
+        {"claim-timeout", required_argument, NULL, 'c'},
+        {"imap-password-file", required_argument, NULL, 'p'},
+        {"imap-token-file", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -238,6 +272,12 @@ int dp_cmd_run(int argc, char **argv) {
             poll_seconds = (double)v;
             break;
         case 'D': done_dir = optarg; break;
+        case 'c':
+            if (parse_count("--claim-timeout", optarg, 30 * 86400, &v) != 0) return 2;
+            so.claim_timeout = (double)v;
+            break;
+        case 'p': so.password_file = optarg; break;
+        case 'o': so.token_file = optarg; break;
         case 'w':
             if (parse_count("--workers", optarg, 1024, &v) != 0) return 2;
             cfg->workers = (unsigned)v;
@@ -346,7 +386,12 @@ int dp_cmd_run(int argc, char **argv) {
      * It is what exactly once, and a long-running process, stand on: on
      * by default for the embedded default, Kafka and --follow (it keeps a
      * follower's memory bounded too). */
-    if ((embedded || has_kafka || follow) && !state_dir) {
+    /* a mailbox or an mbox is acknowledged after the commit: the state is
+     * what tells a restart which of its messages were counted */
+    int mail = 0;
+    for (int i = optind; i < argc; i++)
+        if (!dp_source_is_path(argv[i])) mail = 1;
+    if ((embedded || has_kafka || follow || mail) && !state_dir) {
         state_dir = DEFAULT_OUT "/state";
         if (dp_fs_mkdir_p(DEFAULT_OUT) != 0) {
             fprintf(stderr, "dmarcpipe run: cannot create %s: %s\n", DEFAULT_OUT, strerror(errno));
@@ -416,14 +461,20 @@ int dp_cmd_run(int argc, char **argv) {
      * nothing, quietly, for ever */
     for (int i = optind; follow && i < argc; i++) {
         struct stat sst;
-        if (stat(argv[i], &sst) != 0) {
+        const char *path = strncmp(argv[i], "file:", 5) == 0 ? argv[i] + 5 : argv[i];
+        if (dp_source_is_path(argv[i]) && stat(path, &sst) != 0) {
             fprintf(stderr, "dmarcpipe run: %s: %s\n", argv[i], strerror(errno));
             rc = 2;
             goto out;
         }
     }
-    dp_source_options so = {.follow = follow, .quarantine_dir = quarantine_dir, .done_dir = done_dir,
-                            .skip = (const char *const *)skip_real};
+    char worker_id[128];
+    so.follow = follow;
+    so.quarantine_dir = quarantine_dir;
+    so.done_dir = done_dir;
+    so.skip = (const char *const *)skip_real;
+    so.state_dir = state_dir;
+    so.worker_id = default_worker_id(sopts.instance_id, state_dir, worker_id, sizeof worker_id);
     for (int i = optind; i < argc; i++) {
         if (!(sources[n_sources] = dp_source_open(argv[i], &so, &err))) {
             fprintf(stderr, "dmarcpipe run: %s\n", dp_error_text(err.msg, text));
@@ -436,6 +487,8 @@ int dp_cmd_run(int argc, char **argv) {
     if (sopts.instance_id) run.instance = sopts.instance_id;
     /* the state records inputs wherever it is what a later run stands on */
     run.track_inputs = txn_sink || follow;
+    for (size_t i = 0; i < n_sources; i++)
+        if (sources[i]->remember_inputs) run.track_inputs = 1;
     run.stop = &stop_requested;
     if (txn_sink) {
         /* an epoch is one transaction, and the flush */

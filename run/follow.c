@@ -2,7 +2,8 @@
  *
  * Every --poll seconds the sources are asked what is ready now (a file
  * source walks its folder; a file is ready once it has looked the same on
- * two walks).  What is ready is run in cycles; a cycle is one
+ * two walks), or sooner when a source's wake descriptor fires (a Maildir's
+ * inotify).  What is ready is run in cycles; a cycle is one
  * dp_conductor_run(), like a batch run, and so ends in a commit.  A cycle
  * starts once the oldest ready input has waited --flush-interval seconds,
  * or at once when --epoch-inputs inputs are ready: rollups leave at most
@@ -17,17 +18,29 @@
  * that runs for months must not grow with every report it has seen.
  */
 #include <jansson.h>
+#include <poll.h>
 #include <stdio.h>
 #include <time.h>
 
 #include "dp_clock.h"
 #include "run.h"
 
-/* Sleeps `seconds`, waking early on a stop request. */
-static void nap(double seconds, const volatile sig_atomic_t *stop) {
+/* Sleeps `seconds`, waking early on a stop request, or when a source's
+ * wake descriptor says something arrived (a Maildir's inotify). */
+static void nap(double seconds, const volatile sig_atomic_t *stop, dp_source *const *sources, size_t n_sources) {
+    struct pollfd fds[16];
+    nfds_t n = 0;
+    for (size_t i = 0; i < n_sources && n < sizeof fds / sizeof *fds; i++) {
+        int fd = dp_source_wake_fd(sources[i]);
+        if (fd >= 0) fds[n++] = (struct pollfd){.fd = fd, .events = POLLIN};
+    }
     for (double t = 0; t < seconds && !*stop; t += 0.1) {
-        struct timespec ts = {0, 100000000L};
-        nanosleep(&ts, NULL);
+        if (n > 0) {
+            if (poll(fds, n, 100) > 0) return;
+        } else {
+            struct timespec ts = {0, 100000000L};
+            nanosleep(&ts, NULL);
+        }
     }
 }
 
@@ -91,7 +104,7 @@ int dp_follow_run(const dp_run_config *c, const dp_follow_config *f, dp_source *
         }
         dp_input_list_free(&ready);
         /* a flood goes on at once; otherwise wait for the next poll */
-        if (rc == 0 && !(due && take == f->cycle_inputs)) nap(f->poll_seconds, stop);
+        if (rc == 0 && !(due && take == f->cycle_inputs)) nap(f->poll_seconds, stop, sources, n_sources);
     }
     json_decref(ready_since);
     return rc;

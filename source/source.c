@@ -22,8 +22,14 @@ dp_source *dp_source_open(const char *uri, const dp_source_options *opts, dp_err
     static const dp_source_options none = {0};
     if (!opts) opts = &none;
     if (strncmp(uri, "file:", 5) == 0 && uri[5]) return dp_file_source_open(uri + 5, opts, err);
+    if (strncmp(uri, "maildir:", 8) == 0 && uri[8]) return dp_maildir_source_open(uri + 8, opts, err);
+    if (strncmp(uri, "mbox:", 5) == 0 && uri[5]) return dp_mbox_source_open(uri + 5, opts, err);
+    if (strncmp(uri, "imap://", 7) == 0 || strncmp(uri, "imaps://", 8) == 0) return dp_imap_source_open(uri, opts, err);
     if (has_scheme(uri)) {
-        dp_error_set(err, DP_ERR_USAGE, "source '%s': not a source dmarcpipe reads; expected a file or a folder (PATH or file:PATH)", uri);
+        dp_error_set(err, DP_ERR_USAGE,
+                     "source '%s': not a source dmarcpipe reads; expected PATH, file:PATH, maildir:PATH, mbox:PATH, "
+                     "imap:// or imaps://",
+                     uri);
         return NULL;
     }
     return dp_file_source_open(uri, opts, err);
@@ -49,6 +55,14 @@ int dp_source_ack(const dp_input *in) {
 
 void dp_source_hold(const dp_input *in) {
     if (in->source->ops->hold) in->source->ops->hold(in->source, in);
+}
+
+int dp_source_wake_fd(dp_source *s) { return s->ops->wake_fd ? s->ops->wake_fd(s) : -1; }
+
+int dp_source_is_path(const char *uri) {
+    if (strncmp(uri, "file:", 5) == 0) return 1;
+    if (strncmp(uri, "maildir:", 8) == 0 || strncmp(uri, "mbox:", 5) == 0) return 0;
+    return !has_scheme(uri);
 }
 
 void dp_source_close(dp_source *s) {

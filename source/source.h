@@ -71,12 +71,20 @@ typedef struct dp_source_ops {
     /* Optional: frees an input of this source (NULL: dp_input_free frees
      * the struct, its name and its key). */
     void (*release)(dp_source *s, dp_input *in);
+    /* Optional: a descriptor that becomes readable when new inputs may
+     * have arrived (inotify), so that a follower need not wait for its next
+     * poll; next() drains it.  -1: none. */
+    int (*wake_fd)(dp_source *s);
     void (*destroy)(dp_source *s);
 } dp_source_ops;
 
 struct dp_source {
     const dp_source_ops *ops;
     uint64_t acked, ack_failures; /* counted by dp_source_ack() */
+    /* Set by a source whose inputs the state must remember by key: what
+     * becomes of an input (a message moved, a position kept) is done after
+     * the commit, and a crash in between must find it counted. */
+    int remember_inputs;
 };
 
 /* What a source may need besides its URI (all optional). */
@@ -87,10 +95,25 @@ typedef struct dp_source_options {
     const char *done_dir;       /* where acknowledged inputs go (NULL: they stay) */
     const char *const *skip;    /* real paths of folders never read (run's own
                                    output under a SOURCE); NULL-terminated */
+    const char *state_dir;      /* where a source keeps small files of its own (an
+                                   mbox's position, a mailbox's UIDVALIDITY), beside
+                                   the run's state; NULL: nowhere */
+    const char *worker_id;      /* this worker's name, stable across its restarts: it
+                                   names its claims on a shared Maildir */
+    double claim_timeout;       /* seconds a worker may stay silent before others take
+                                   over its claims (Maildir); 0: the default */
+    const char *password_file;  /* IMAP: a file holding the password (else the
+                                   environment's DMARCPIPE_IMAP_PASSWORD) */
+    const char *token_file;     /* IMAP: a file holding an OAuth2 bearer token (XOAUTH2),
+                                   read again at every login, as an outside tool
+                                   refreshes it */
 } dp_source_options;
 
 /* Opens a source from its URI:
- *   PATH, file:PATH   a file, or a folder read recursively in name order
+ *   PATH, file:PATH          a file, or a folder read recursively in name order
+ *   maildir:PATH             a Maildir (new/ and cur/), claimed message by message
+ *   mbox:PATH                an mbox file, read on from the position reached
+ *   imap://USER@HOST[:PORT]/MAILBOX, imaps://...   a mailbox, by UID
  * NULL and err when it cannot be opened (an unknown SCHEME://...). */
 dp_source *dp_source_open(const char *uri, const dp_source_options *opts, dp_error *err);
 /* The wrappers every caller uses, never the vtable itself. */
@@ -101,6 +124,10 @@ int dp_source_reject(const dp_input *in, const dp_error *errors, size_t n_errors
 int dp_source_ack(const dp_input *in);
 /* Leaves the input with its source, unacknowledged (see ops.hold). */
 void dp_source_hold(const dp_input *in);
+/* The source's wake descriptor (ops.wake_fd), or -1. */
+int dp_source_wake_fd(dp_source *s);
+/* Whether `uri` names a path (PATH or file:PATH) rather than another source. */
+int dp_source_is_path(const char *uri);
 void dp_source_close(dp_source *s);
 
 /* ---- inputs (input.c) ------------------------------------------------------ */

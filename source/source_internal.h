@@ -8,4 +8,11 @@
  * with '.' are never read).  Its inputs' keys are "SIZE:MTIME:REALPATH". */
 dp_source *dp_file_source_open(const char *path, const dp_source_options *opts, dp_error *err);
 
+/* A Maildir (maildir_source.c). */
+dp_source *dp_maildir_source_open(const char *path, const dp_source_options *opts, dp_error *err);
+/* An mbox file (mbox_source.c). */
+dp_source *dp_mbox_source_open(const char *path, const dp_source_options *opts, dp_error *err);
+/* An IMAP mailbox, imap:// or imaps:// (imap_source.c). */
+dp_source *dp_imap_source_open(const char *uri, const dp_source_options *opts, dp_error *err);
+
 #endif
