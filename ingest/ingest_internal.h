@@ -109,6 +109,32 @@ dp_readahead *dp_readahead_start(dp_stream *src, struct sha256_ctx *sha);
 ssize_t dp_readahead_read(dp_readahead *ra, void *buf, size_t cap, dp_error *err);
 void dp_readahead_stop(dp_readahead *ra);
 
+/* Records held back, in order, while their report's header is incomplete
+ * (record_hold.c): up to `mem_max` bytes in memory, the rest in an
+ * unlinked temporary file.  put copies the record.  rewind, then next
+ * until it returns 0, hands them back: 1 with `rec` filled, its pointers
+ * valid until the next call; -1 with `err` filled.  free releases
+ * everything and leaves the hold empty and reusable. */
+#define DP_RECORD_HOLD_MEM (1u << 20)
+typedef struct dp_record_hold {
+    size_t mem_max;
+    dp_buf buf;        /* the records, or the part not yet in the file */
+    int fd;            /* the temporary file, -1 until needed */
+    uint64_t spilled;  /* bytes written to it */
+    uint64_t n;        /* records held */
+    /* reading back */
+    uint64_t left, file_pos;
+    size_t rpos;
+    dp_override *ov; size_t cap_ov;
+    dp_dkim_auth *dk; size_t cap_dk;
+    dp_spf_auth *sp; size_t cap_sp;
+} dp_record_hold;
+void dp_record_hold_init(dp_record_hold *h, size_t mem_max);
+int dp_record_hold_put(dp_record_hold *h, const dp_record *rec, dp_error *err);
+int dp_record_hold_rewind(dp_record_hold *h, dp_error *err);
+int dp_record_hold_next(dp_record_hold *h, dp_record *rec, dp_error *err);
+void dp_record_hold_free(dp_record_hold *h);
+
 /* Parses one XML document from `s` as an aggregate report, calling the
  * handler.  Returns 0 if the report was accepted, -1 if it was rejected
  * (already recorded). */

@@ -12,6 +12,14 @@
  * handed to the consumer as soon as </record> closes, after which its
  * strings are dropped.
  *
+ * Section order: the header (<report_metadata>, <policy_published>) may
+ * come after the records.  Records that close before it is complete are
+ * validated as usual, then held, serialised, in bounded memory
+ * (record_hold.c) and handed out in order once it is; when the header
+ * comes first, as it nearly always does, nothing is held.  A section
+ * repeated is one section if the copies are the same, and the report is
+ * refused if they differ: which one would hold is anyone's guess.
+ *
  * Hostile input: any DOCTYPE stops the parser (reports never need one, and
  * without a DTD there is nothing to expand); expat's billion-laughs guard is
  * on as well.  Depth, text length, bytes and records-per-report are capped.
@@ -222,6 +230,18 @@ typedef struct xml_ctx {
     rec_state rec;
     int in_record;
 
+    /* Set while records close before the header is complete: they wait
+     * in `hold` until it is. */
+    int holding;
+    dp_record_hold hold;
+
+    /* A <report_metadata> or <policy_published> seen before, open again:
+     * its token (T_OTHER when none), its fields, and the pool's length and
+     * the number of errors when it opened, to forget it if it is the same. */
+    tok dup;
+    sref r2[F_P_PSD + 1];
+    size_t dup_mark, dup_errors;
+
     /* views handed to the handler */
     dp_report view;
     const char **error_ptrs; size_t cap_error_ptrs;
@@ -243,6 +263,14 @@ static void stop(xml_ctx *x) {
             stop(x);                                                          \
         }                                                                     \
     } while (0)
+
+/* Fails with an error made elsewhere, at the current byte. */
+static void fail_with(xml_ctx *x, const dp_error *err) {
+    if (x->failed) return;
+    x->err = *err;
+    dp_error_set_offset(&x->err, (uint64_t)XML_GetCurrentByteIndex(x->parser));
+    stop(x);
+}
 
 /* Called for every leaf kept (a dozen per record): one reserve for the
  * string and its NUL, not an append and a putc that check room twice. */
@@ -470,10 +498,11 @@ static int build_report_view(xml_ctx *x) {
 }
 
 /* The report-level facts a record depends on must be known and sane
- * before the first record, because records leave as soon as they close. */
+ * before a record leaves: checked at the first record, or, when the
+ * metadata comes after the records, as soon as it closes. */
 static void check_report_header(xml_ctx *x) {
     if (!x->in_metadata_done) {
-        FAIL(x, DP_ERR_VALIDATE, "<record> before <report_metadata>: unsupported element order");
+        FAIL(x, DP_ERR_VALIDATE, "no <report_metadata> in the report");
         return;
     }
     if (!x->r[F_BEGIN] || !x->r[F_END]) {
@@ -532,6 +561,100 @@ static void begin_report(xml_ctx *x) {
     } else if (rc != 0) {
         FAIL(x, DP_ERR_HANDLER, "report consumer refused the report");
     }
+}
+
+/* The header is complete, or the report ended without a policy: the
+ * consumer hears of the report, then gets the held records in their
+ * order, counted again from the first as if they had just closed. */
+static void release_held(xml_ctx *x) {
+    if (x->failed) return;
+    x->holding = 0;
+    x->view.records = 0;
+    x->view.messages = 0;
+    begin_report(x);
+    dp_error err;
+    int rc = 0;
+    if (!x->failed && !x->skipped) {
+        if (build_report_view(x) != 0) {
+            FAIL(x, DP_ERR_NOMEM, "out of memory");
+        } else if ((rc = dp_record_hold_rewind(&x->hold, &err)) == 0) {
+            dp_record rec;
+            while ((rc = dp_record_hold_next(&x->hold, &rec, &err)) == 1) {
+                x->view.records++;
+                x->view.messages += rec.count;
+                if (x->u->h->record && x->u->h->record(x->u->ctx, &x->view, &rec) != 0) {
+                    FAIL(x, DP_ERR_HANDLER, "record consumer stopped the input");
+                    break;
+                }
+            }
+        }
+        if (rc < 0) fail_with(x, &err);
+    }
+    dp_record_hold_free(&x->hold);
+}
+
+/* The first <record> opens.  When the header is complete, the records
+ * stream out; when it is not yet, they wait for it. */
+static void start_records(xml_ctx *x) {
+    if (x->in_metadata_done) check_report_header(x);
+    if (x->in_metadata_done && x->policy_done) begin_report(x);
+    else x->holding = 1;
+}
+
+/* A header section ended while records wait: once both are in, they go. */
+static void header_section_done(xml_ctx *x, tok t) {
+    if (t == T_REPORT_METADATA) check_report_header(x);
+    if (x->in_metadata_done && x->policy_done) release_held(x);
+}
+
+/* A second <report_metadata> or <policy_published> opens: its fields go
+ * to r2, to be compared with the first's when it closes. */
+static void open_duplicate(xml_ctx *x, tok t) {
+    x->dup = t;
+    memset(x->r2, 0, sizeof x->r2);
+    x->dup_mark = x->rpool.len;
+    x->dup_errors = x->n_errors;
+}
+
+static const char *const FIELD_NAME[F_P_PSD + 1] = {
+    [F_ORG_NAME] = "org_name", [F_EMAIL] = "email", [F_EXTRA] = "extra_contact_info",
+    [F_REPORT_ID] = "report_id", [F_BEGIN] = "begin", [F_END] = "end", [F_GENERATOR] = "generator",
+    [F_P_DOMAIN] = "domain", [F_P_ADKIM] = "adkim", [F_P_ASPF] = "aspf", [F_P_P] = "p",
+    [F_P_SP] = "sp", [F_P_NP] = "np", [F_P_PCT] = "pct", [F_P_FO] = "fo", [F_P_TESTING] = "testing",
+    [F_P_DISCOVERY] = "discovery_method", [F_P_PSD] = "psd",
+};
+
+static int same_str(const char *a, const char *b) { return a == b || (a && b && strcmp(a, b) == 0); }
+
+/* The second copy closed: the same values (after trimming and lower-casing,
+ * as kept) make it one section, forgotten; any difference fails the report. */
+static void close_duplicate(xml_ctx *x) {
+    tok t = x->dup;
+    x->dup = T_OTHER;
+    int policy = t == T_POLICY_PUBLISHED;
+    const char *block = policy ? "policy_published" : "report_metadata";
+    const dp_buf *p = &x->rpool;
+    for (int f = policy ? F_P_DOMAIN : F_ORG_NAME; f <= (policy ? F_P_PSD : F_GENERATOR); f++) {
+        if (f == F_ERROR) continue; /* a list: compared below */
+        const char *a = pool_str(p, x->r[f]), *b = pool_str(p, x->r2[f]);
+        if (!same_str(a, b)) {
+            FAIL(x, DP_ERR_VALIDATE, "two different <%s> blocks: <%s> is %s%.60s%s in one, %s%.60s%s in the other",
+                 block, FIELD_NAME[f], a ? "'" : "", a ? a : "absent", a ? "'" : "", b ? "'" : "",
+                 b ? b : "absent", b ? "'" : "");
+            return;
+        }
+    }
+    /* the metadata's errors: the second copy's came after the first's */
+    size_t k = x->dup_errors;
+    int same = policy || x->n_errors - k == k;
+    for (size_t i = 0; !policy && same && i < k; i++)
+        same = same_str(pool_str(p, x->errors[i]), pool_str(p, x->errors[k + i]));
+    if (!same) {
+        FAIL(x, DP_ERR_VALIDATE, "two different <report_metadata> blocks: their <error> elements differ");
+        return;
+    }
+    x->rpool.len = x->dup_mark;
+    x->n_errors = k;
 }
 
 static void emit_record(xml_ctx *x) {
@@ -599,6 +722,16 @@ static void emit_record(xml_ctx *x) {
     out.spf_auth = sp;
     out.n_spf_auth = r->n_sp;
 
+    if (x->holding) {
+        /* records and messages count what has been read, for the record
+         * numbers in errors and the overflow check; release_held() counts
+         * them again as they are handed out */
+        x->view.records = n;
+        x->view.messages += out.count;
+        dp_error err;
+        if (dp_record_hold_put(&x->hold, &out, &err) != 0) fail_with(x, &err);
+        return;
+    }
     if (build_report_view(x) != 0) { FAIL(x, DP_ERR_NOMEM, "out of memory"); return; }
     x->view.records = n;
     x->view.messages += out.count;
@@ -708,15 +841,13 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
         if (t == T_RECORD) {
             if (!x->records_started) {
                 x->records_started = 1;
-                check_report_header(x);
-                begin_report(x);
+                start_records(x);
                 if (x->failed || x->skipped) return;
             }
             x->in_record = 1;
             reset_record(x);
-        } else if (x->records_started && (t == T_REPORT_METADATA || t == T_POLICY_PUBLISHED)) {
-            FAIL(x, DP_ERR_VALIDATE, "<%s> after the first <record>: unsupported element order", local);
-            return;
+        } else if ((t == T_REPORT_METADATA && x->in_metadata_done) || (t == T_POLICY_PUBLISHED && x->policy_done)) {
+            open_duplicate(x, t);
         }
     }
     if (x->in_record && open_child(x, t, parent) != 0) {
@@ -769,9 +900,10 @@ static void store_leaf(xml_ctx *x, field f) {
             if (!e) { FAIL(x, DP_ERR_NOMEM, "out of memory"); return; }
             x->errors = e;
             e[x->n_errors++] = pool_add(&x->rpool, s, n);
-        } else if (!x->r[f]) {
-            if (x->records_started && f >= F_P_DOMAIN) return; /* frozen */
-            x->r[f] = pool_add(&x->rpool, s, n);
+        } else {
+            /* a section seen before is read aside, to be compared */
+            sref *slot = x->dup ? &x->r2[f] : &x->r[f];
+            if (!*slot) *slot = pool_add(&x->rpool, s, n);
         }
         if (x->rpool.failed) FAIL(x, DP_ERR_NOMEM, "out of memory");
         else if (x->rpool.len > x->u->lim->max_record_bytes)
@@ -833,13 +965,22 @@ static void XMLCALL on_end(void *ud, const XML_Char *name) {
         if (!x->records_started) {
             check_report_header(x);
             begin_report(x);
+        } else if (x->holding) {
+            /* no <policy_published> came: the records go as they would
+             * have with the metadata first */
+            if (!x->in_metadata_done) check_report_header(x);
+            release_held(x);
         }
         return;
     }
     if (parent == T_FEEDBACK) {
-        if (t == T_REPORT_METADATA) x->in_metadata_done = 1;
-        else if (t == T_POLICY_PUBLISHED) x->policy_done = 1;
-        else if (t == T_RECORD && x->in_record) {
+        if (x->dup != T_OTHER && t == x->dup) {
+            close_duplicate(x);
+        } else if (t == T_REPORT_METADATA || t == T_POLICY_PUBLISHED) {
+            if (t == T_REPORT_METADATA) x->in_metadata_done = 1;
+            else x->policy_done = 1;
+            if (x->holding) header_section_done(x, t);
+        } else if (t == T_RECORD && x->in_record) {
             emit_record(x);
             x->in_record = 0;
         }
@@ -918,6 +1059,7 @@ static const char *forced_encoding(const unsigned char *head, size_t n) {
 }
 
 static void free_ctx(xml_ctx *x) {
+    dp_record_hold_free(&x->hold);
     free(x->stack);
     free(x->text);
     dp_buf_free(&x->rpool);
@@ -938,6 +1080,7 @@ int dp_report_xml_parse(dp_unwrap *u, dp_peek_stream *ps, const char *part) {
     memset(&x, 0, sizeof x);
     x.u = u;
     x.part = part;
+    dp_record_hold_init(&x.hold, DP_RECORD_HOLD_MEM);
     const dp_ingest_limits *lim = u->lim;
 
     /* Salvage rule: whitespace before the XML declaration (seen from real
@@ -1053,7 +1196,8 @@ int dp_report_xml_parse(dp_unwrap *u, dp_peek_stream *ps, const char *part) {
     }
     int rc;
     if (x.failed) {
-        if (build_report_view(&x) == 0 && x.records_started) {
+        /* records still held were never handed out: the report never began */
+        if (build_report_view(&x) == 0 && x.records_started && !x.holding) {
             dp_unwrap_fail(u, &x.view, &x.err, part);
         } else {
             dp_unwrap_fail(u, NULL, &x.err, part);

@@ -1,10 +1,14 @@
 /* test_xml — the streaming report parser: the three schemas, every field
  * kept, values normalised, the validation rules, the salvage rules, hostile
- * XML and the safety limits, and the whole-or-nothing report contract. */
+ * XML and the safety limits, the whole-or-nothing report contract, and
+ * the sections in any order (records held until the header is known). */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "dp_buf.h"
+#include "ingest_internal.h"
 #include "test_util.h"
 
 #define META                                                                                  \
@@ -604,12 +608,569 @@ START_TEST(handler_stop_fails_report) {
 }
 END_TEST
 
-START_TEST(record_before_metadata_rejected) {
-    const char *d = "<feedback>" TU_REC("192.0.2.1", "1")
-                    "<report_metadata><org_name>o</org_name><report_id>r</report_id>"
-                    "<date_range><begin>1700000000</begin><end>1700000001</end></date_range></report_metadata>"
-                    "</feedback>";
-    tu_assert_rejected(tu_ingest_str(d), DP_ERR_VALIDATE);
+
+/* ---- section order ------------------------------------------------------------------------- */
+
+#define O_META "<report_metadata>" META "<error>dns timeout</error></report_metadata>\n"
+#define O_POLICY                                                                                  \
+    "<policy_published><domain>example.com</domain><adkim>r</adkim><p>none</p><pct>100</pct>"     \
+    "</policy_published>\n"
+#define O_RECS                                                                                    \
+    REC_ROW("<source_ip>192.0.2.1</source_ip><count>1</count>")                                   \
+    "<record><row><source_ip>2001:db8::5</source_ip><count>20</count><policy_evaluated>"          \
+    "<disposition>quarantine</disposition><dkim>fail</dkim><spf>pass</spf>"                       \
+    "<reason><type>forwarded</type><comment>list</comment></reason></policy_evaluated></row>"     \
+    "<identifiers><envelope_from>bounce.example.com</envelope_from>"                              \
+    "<header_from>example.com</header_from></identifiers>"                                        \
+    "<auth_results><dkim><domain>esp.example</domain><selector>s1</selector><result>fail</result>" \
+    "<human_result>bad</human_result></dkim><spf><domain>bounce.example.com</domain>"             \
+    "<scope>mfrom</scope><result>pass</result></spf></auth_results></record>\n"                   \
+    REC_ROW("<source_ip>192.0.2.3</source_ip><count>300</count>")
+
+/* A report whose <feedback> holds these sections (NULL: none) in this order. */
+static const char *ordered(const char *a, const char *b, const char *c, const char *d) {
+    return tu_printf("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<feedback>\n<version>1.0</version>\n"
+                     "%s%s%s%s</feedback>\n",
+                     a ? a : "", b ? b : "", c ? c : "", d ? d : "");
+}
+
+#define SAME_STR(a, b) tu_assert_str((a), (b))
+
+/* Everything the handler saw, report and records, is the same. */
+static void assert_same_outcome(const tu_collect *a, const tu_collect *b) {
+    ck_assert_int_eq(a->rc, b->rc);
+    ck_assert_uint_eq(a->res.reports, b->res.reports);
+    ck_assert_uint_eq(a->res.records, b->res.records);
+    ck_assert_uint_eq(a->res.messages, b->res.messages);
+    ck_assert_uint_eq(a->res.rejected, b->res.rejected);
+    ck_assert_uint_eq(a->res.skipped, b->res.skipped);
+    ck_assert_str_eq(a->events, b->events);
+    ck_assert_uint_eq(a->n_reps, b->n_reps);
+    for (size_t i = 0; i < a->n_reps; i++) {
+        const tu_report *x = &a->reps[i], *y = &b->reps[i];
+        SAME_STR(x->part, y->part);
+        SAME_STR(x->org_name, y->org_name);
+        SAME_STR(x->email, y->email);
+        SAME_STR(x->extra_contact_info, y->extra_contact_info);
+        SAME_STR(x->report_id, y->report_id);
+        SAME_STR(x->generator, y->generator);
+        SAME_STR(x->version, y->version);
+        ck_assert_int_eq(x->begin, y->begin);
+        ck_assert_int_eq(x->end, y->end);
+        ck_assert_uint_eq(x->n_errors, y->n_errors);
+        for (size_t k = 0; k < x->n_errors; k++) SAME_STR(x->errors[k], y->errors[k]);
+        ck_assert_int_eq(x->schema, y->schema);
+        SAME_STR(x->domain, y->domain);
+        SAME_STR(x->adkim, y->adkim);
+        SAME_STR(x->aspf, y->aspf);
+        SAME_STR(x->p, y->p);
+        SAME_STR(x->sp, y->sp);
+        SAME_STR(x->np, y->np);
+        SAME_STR(x->fo, y->fo);
+        SAME_STR(x->testing, y->testing);
+        SAME_STR(x->discovery_method, y->discovery_method);
+        SAME_STR(x->psd, y->psd);
+        ck_assert_int_eq(x->has_pct, y->has_pct);
+        ck_assert_uint_eq(x->pct, y->pct);
+        ck_assert_uint_eq(x->records, y->records);
+        ck_assert_uint_eq(x->messages, y->messages);
+    }
+    ck_assert_uint_eq(a->n_recs, b->n_recs);
+    for (size_t i = 0; i < a->n_recs; i++) {
+        const tu_record *x = &a->recs[i], *y = &b->recs[i];
+        SAME_STR(x->org_name, y->org_name);
+        SAME_STR(x->report_id, y->report_id);
+        SAME_STR(x->part, y->part);
+        ck_assert_uint_eq(x->rep_records, y->rep_records);
+        ck_assert_uint_eq(x->rep_messages, y->rep_messages);
+        ck_assert_str_eq(x->source_ip, y->source_ip);
+        ck_assert_int_eq(x->ip_family, y->ip_family);
+        ck_assert_int_eq(memcmp(x->ip, y->ip, sizeof x->ip), 0);
+        ck_assert_uint_eq(x->count, y->count);
+        SAME_STR(x->disposition, y->disposition);
+        SAME_STR(x->dkim, y->dkim);
+        SAME_STR(x->spf, y->spf);
+        SAME_STR(x->header_from, y->header_from);
+        SAME_STR(x->envelope_from, y->envelope_from);
+        SAME_STR(x->envelope_to, y->envelope_to);
+        ck_assert_uint_eq(x->n_overrides, y->n_overrides);
+        for (size_t k = 0; k < x->n_overrides; k++) {
+            SAME_STR(x->ov[k].type, y->ov[k].type);
+            SAME_STR(x->ov[k].comment, y->ov[k].comment);
+        }
+        ck_assert_uint_eq(x->n_dkim, y->n_dkim);
+        ck_assert_uint_eq(x->n_spf, y->n_spf);
+        for (size_t k = 0; k < x->n_dkim + x->n_spf; k++) {
+            const tu_auth *p = k < x->n_dkim ? &x->dk[k] : &x->sp[k - x->n_dkim];
+            const tu_auth *q = k < y->n_dkim ? &y->dk[k] : &y->sp[k - y->n_dkim];
+            SAME_STR(p->domain, q->domain);
+            SAME_STR(p->selector_or_scope, q->selector_or_scope);
+            SAME_STR(p->result, q->result);
+            SAME_STR(p->human_result, q->human_result);
+        }
+        ck_assert_int_eq(x->discarded, y->discarded);
+    }
+}
+
+/* tu_handler plus report_begin(), which notes 'B' in the events, keeps
+ * what it saw, and answers `answer`. */
+typedef struct begin_collect {
+    tu_collect c; /* first: tu_handler's callbacks get the same pointer */
+    int answer;
+    char org_name[64], domain[64];
+    uint64_t records_then;
+} begin_collect;
+
+static int on_begin(void *ctx, const dp_report *rep) {
+    begin_collect *b = ctx;
+    tu_collect *c = &b->c;
+    if (c->n_events + 1 < sizeof c->events) {
+        c->events[c->n_events++] = 'B';
+        c->events[c->n_events] = '\0';
+    }
+    snprintf(b->org_name, sizeof b->org_name, "%s", rep->org_name ? rep->org_name : "-");
+    snprintf(b->domain, sizeof b->domain, "%s", rep->policy.domain ? rep->policy.domain : "-");
+    b->records_then = rep->records;
+    return b->answer;
+}
+
+static begin_collect *ingest_begin(const char *d, int answer) {
+    begin_collect *b = tu_keep(calloc(1, sizeof *b));
+    b->answer = answer;
+    dp_report_handler h = tu_handler;
+    h.report_begin = on_begin;
+    dp_ingest_global_init();
+    b->c.rc = dp_ingest_memory(NULL, "test.xml", d, strlen(d), &h, &b->c, &b->c.res, &b->c.err);
+    return b;
+}
+
+START_TEST(policy_after_records_same_as_usual_order) {
+    tu_collect *usual = tu_ingest_str(ordered(O_META, O_POLICY, O_RECS, NULL));
+    tu_assert_ok(usual, 1, 3);
+    ck_assert_str_eq(usual->events, "rrrD");
+    tu_collect *late = tu_ingest_str(ordered(O_META, O_RECS, O_POLICY, NULL));
+    tu_assert_ok(late, 1, 3);
+    assert_same_outcome(late, usual);
+    tu_assert_str(late->reps[0].p, "none");
+    ck_assert_uint_eq(late->res.messages, 321);
+    /* report_begin() comes first, with the whole header, once */
+    begin_collect *b = ingest_begin(ordered(O_META, O_RECS, O_POLICY, NULL), 0);
+    ck_assert_str_eq(b->c.events, "BrrrD");
+    ck_assert_str_eq(b->org_name, "Example Org");
+    ck_assert_str_eq(b->domain, "example.com");
+    ck_assert_uint_eq(b->records_then, 0);
+    assert_same_outcome(&ingest_begin(ordered(O_META, O_POLICY, O_RECS, NULL), 0)->c, &b->c);
+}
+END_TEST
+
+START_TEST(metadata_after_records_same_as_usual_order) {
+    tu_collect *usual = tu_ingest_str(ordered(O_META, O_POLICY, O_RECS, NULL));
+    tu_collect *late = tu_ingest_str(ordered(O_POLICY, O_RECS, O_META, NULL));
+    tu_assert_ok(late, 1, 3);
+    assert_same_outcome(late, usual);
+    tu_assert_str(late->reps[0].org_name, "Example Org");
+    ck_assert_uint_eq(late->reps[0].n_errors, 1);
+    /* and with no <policy_published> at all, as a report with its metadata
+     * first and no policy is taken: the records go at </feedback> */
+    tu_collect *nopol = tu_ingest_str(ordered(O_META, O_RECS, NULL, NULL));
+    tu_assert_ok(nopol, 1, 3);
+    tu_collect *nopol_late = tu_ingest_str(ordered(O_RECS, O_META, NULL, NULL));
+    assert_same_outcome(nopol_late, nopol);
+    tu_assert_str(nopol_late->reps[0].domain, NULL);
+}
+END_TEST
+
+START_TEST(both_after_records_same_as_usual_order) {
+    tu_collect *usual = tu_ingest_str(ordered(O_META, O_POLICY, O_RECS, NULL));
+    assert_same_outcome(tu_ingest_str(ordered(O_RECS, O_META, O_POLICY, NULL)), usual);
+    assert_same_outcome(tu_ingest_str(ordered(O_RECS, O_POLICY, O_META, NULL)), usual);
+    /* records on both sides of the header */
+    const char *split = ordered(REC_ROW("<source_ip>192.0.2.1</source_ip><count>1</count>"), O_POLICY, O_META,
+                                strstr(O_RECS, "<record><row><source_ip>2001"));
+    assert_same_outcome(tu_ingest_str(split), usual);
+    begin_collect *b = ingest_begin(split, 0);
+    ck_assert_str_eq(b->c.events, "BrrrD");
+}
+END_TEST
+
+START_TEST(no_metadata_anywhere_rejected) {
+    tu_collect *c = tu_ingest_str(ordered(O_RECS, O_POLICY, NULL, NULL));
+    tu_assert_rejected(c, DP_ERR_VALIDATE);
+    tu_assert_contains(c->err.msg, "no <report_metadata>");
+    ck_assert_str_eq(c->events, "F"); /* the held records never left */
+    ck_assert_int_eq(c->fails[0].had_report, 0);
+}
+END_TEST
+
+START_TEST(header_checked_when_it_comes_late) {
+    const char *bad = "<report_metadata><org_name>o</org_name><report_id>r</report_id>"
+                      "<date_range><begin>1700086400</begin><end>1700000000</end></date_range></report_metadata>";
+    tu_collect *c = tu_ingest_str(ordered(O_RECS, bad, O_POLICY, NULL));
+    tu_assert_rejected(c, DP_ERR_VALIDATE);
+    tu_assert_contains(c->err.msg, "begin");
+    ck_assert_str_eq(c->events, "F");
+}
+END_TEST
+
+START_TEST(held_record_validated_as_it_closes) {
+    /* the same record number, and nothing handed out */
+    tu_collect *c = tu_ingest_str(ordered(REC_IP("192.0.2.1") REC_IP("not-an-ip") REC_IP("192.0.2.3"), O_META,
+                                          O_POLICY, NULL));
+    tu_assert_rejected(c, DP_ERR_VALIDATE);
+    tu_assert_contains(c->err.msg, "record 2");
+    tu_assert_contains(c->err.msg, "not-an-ip");
+    ck_assert_int_eq(c->err.has_offset, 1);
+    ck_assert_str_eq(c->events, "F");
+    ck_assert_uint_eq(c->n_recs, 0);
+    /* the sum of counts too */
+    c = tu_ingest_str(ordered(REC_COUNT("18446744073709551615") REC_COUNT("1"), O_META, O_POLICY, NULL));
+    tu_assert_rejected(c, DP_ERR_VALIDATE);
+    tu_assert_contains(c->err.msg, "record 2");
+    tu_assert_contains(c->err.msg, "overflow");
+}
+END_TEST
+
+START_TEST(truncated_while_records_held_delivers_nothing) {
+    const char *full = ordered(O_RECS, O_META, O_POLICY, NULL);
+    const char *cut = strstr(full, "<policy_published>");
+    tu_collect *c = tu_ingest_mem(NULL, "cut.xml", full, (size_t)(cut - full));
+    tu_assert_rejected(c, DP_ERR_XML);
+    ck_assert_str_eq(c->events, "F");
+    ck_assert_uint_eq(c->n_recs, 0);
+    ck_assert_int_eq(c->fails[0].had_report, 0);
+    begin_collect *b = ingest_begin(tu_printf("%.*s", (int)(cut - full), full), 0);
+    ck_assert_str_eq(b->c.events, "F"); /* not even report_begin() */
+    /* cut after the header completed: records were handed out, then discarded */
+    cut = strstr(full, "</feedback>");
+    c = tu_ingest_mem(NULL, "cut.xml", full, (size_t)(cut - full));
+    tu_assert_rejected(c, DP_ERR_XML);
+    ck_assert_str_eq(c->events, "rrrF");
+    ck_assert_int_eq(c->recs[2].discarded, 1);
+}
+END_TEST
+
+START_TEST(skip_after_holding_delivers_nothing) {
+    begin_collect *usual = ingest_begin(ordered(O_META, O_POLICY, O_RECS, NULL), DP_REPORT_SKIP);
+    ck_assert_str_eq(usual->c.events, "B");
+    ck_assert_uint_eq(usual->c.res.skipped, 1);
+    const char *orders[][3] = {{O_META, O_RECS, O_POLICY}, {O_RECS, O_POLICY, O_META}, {O_RECS, O_META, NULL}};
+    for (size_t i = 0; i < sizeof orders / sizeof *orders; i++) {
+        begin_collect *b = ingest_begin(ordered(orders[i][0], orders[i][1], orders[i][2], NULL), DP_REPORT_SKIP);
+        assert_same_outcome(&b->c, &usual->c);
+        ck_assert_uint_eq(b->c.n_recs, 0);
+        ck_assert_uint_eq(b->c.res.skipped, 1);
+        ck_assert_uint_eq(b->c.res.reports, 0);
+        ck_assert_uint_eq(b->c.res.rejected, 0);
+    }
+    /* a consumer that refuses the report fails it, with nothing handed out */
+    begin_collect *b = ingest_begin(ordered(O_META, O_RECS, O_POLICY, NULL), 7);
+    ck_assert_str_eq(b->c.events, "BF");
+    ck_assert_int_eq(b->c.err.kind, DP_ERR_HANDLER);
+    ck_assert_uint_eq(b->c.n_recs, 0);
+}
+END_TEST
+
+START_TEST(handler_stop_while_releasing_fails_report) {
+    const char *d = ordered(O_RECS, O_META, O_POLICY, NULL);
+    tu_collect *c = tu_collect_new();
+    c->stop_at_record = 2;
+    dp_ingest_global_init();
+    c->rc = dp_ingest_memory(NULL, "stop.xml", d, strlen(d), &tu_handler, c, &c->res, &c->err);
+    tu_assert_rejected(c, DP_ERR_HANDLER);
+    ck_assert_str_eq(c->events, "rrF");
+    ck_assert_uint_eq(c->fails[0].rep_records, 2);
+}
+END_TEST
+
+START_TEST(two_different_policies_rejected) {
+    const char *other = "<policy_published><domain>example.com</domain><adkim>r</adkim><p>reject</p><pct>100</pct>"
+                        "</policy_published>\n";
+    const char *docs[] = {
+        ordered(O_META, O_POLICY, O_RECS, other),
+        ordered(O_META, O_RECS, O_POLICY, other),
+        ordered(O_META, O_POLICY, other, O_RECS),
+        ordered(O_RECS, other, O_META, O_POLICY),
+    };
+    for (size_t i = 0; i < sizeof docs / sizeof *docs; i++) {
+        tu_collect *c = tu_ingest_str(docs[i]);
+        tu_assert_rejected(c, DP_ERR_VALIDATE);
+        tu_assert_contains(c->err.msg, "two different <policy_published> blocks");
+        tu_assert_contains(c->err.msg, "<p>");
+        ck_assert_ptr_null(strpbrk(c->err.msg, "\r\n"));
+        ck_assert_uint_eq(tu_committed_records(c), 0);
+    }
+    /* a field present in one only is a difference too */
+    const char *less = "<policy_published><domain>example.com</domain><adkim>r</adkim><p>none</p>"
+                       "</policy_published>\n";
+    tu_collect *c = tu_ingest_str(ordered(O_META, O_RECS, O_POLICY, less));
+    tu_assert_rejected(c, DP_ERR_VALIDATE);
+    tu_assert_contains(c->err.msg, "<pct>");
+    tu_assert_contains(c->err.msg, "absent");
+}
+END_TEST
+
+START_TEST(two_different_metadata_rejected) {
+    const char *other_id = "<report_metadata><org_name>Example Org</org_name><email>dmarc@example.org</email>"
+                           "<report_id>r2</report_id><date_range><begin>1700000000</begin><end>1700086399</end>"
+                           "</date_range><error>dns timeout</error></report_metadata>\n";
+    tu_collect *c = tu_ingest_str(ordered(O_META, O_POLICY, O_RECS, other_id));
+    tu_assert_rejected(c, DP_ERR_VALIDATE);
+    tu_assert_contains(c->err.msg, "two different <report_metadata> blocks");
+    tu_assert_contains(c->err.msg, "report_id");
+    c = tu_ingest_str(ordered(O_RECS, O_META, other_id, O_POLICY));
+    tu_assert_rejected(c, DP_ERR_VALIDATE);
+    ck_assert_str_eq(c->events, "F");
+    /* only the errors differ */
+    const char *other_errors = "<report_metadata>" META "<error>another</error></report_metadata>\n";
+    c = tu_ingest_str(ordered(O_META, O_POLICY, O_RECS, other_errors));
+    tu_assert_rejected(c, DP_ERR_VALIDATE);
+    tu_assert_contains(c->err.msg, "<error>");
+}
+END_TEST
+
+START_TEST(identical_sections_accepted_as_one) {
+    tu_collect *usual = tu_ingest_str(ordered(O_META, O_POLICY, O_RECS, NULL));
+    assert_same_outcome(tu_ingest_str(ordered(O_META, O_POLICY, O_RECS, O_POLICY)), usual);
+    assert_same_outcome(tu_ingest_str(ordered(O_META, O_POLICY, O_POLICY, O_RECS)), usual);
+    assert_same_outcome(tu_ingest_str(ordered(O_RECS, O_POLICY, O_META, O_POLICY)), usual);
+    /* the metadata twice: its errors are not doubled */
+    tu_collect *c = tu_ingest_str(ordered(O_META, O_POLICY, O_RECS, O_META));
+    assert_same_outcome(c, usual);
+    ck_assert_uint_eq(c->reps[0].n_errors, 1);
+    c = tu_ingest_str(ordered(O_RECS, O_META, O_META, O_POLICY));
+    assert_same_outcome(c, usual);
+    /* the same values, written differently (space, case of an enumeration) */
+    const char *spaced = "<policy_published> <domain> example.com </domain><adkim>R</adkim><p> None </p>"
+                         "<pct>100</pct><x-vendor>ignored</x-vendor></policy_published>\n";
+    assert_same_outcome(tu_ingest_str(ordered(O_META, O_POLICY, O_RECS, spaced)), usual);
+    /* a thousand copies cost no memory and hit no limit */
+    dp_buf many = DP_BUF_INIT;
+    for (int i = 0; i < 1000; i++) dp_buf_puts(&many, O_POLICY O_META);
+    ck_assert(!many.failed);
+    const char *d = ordered(O_RECS, many.data, NULL, NULL);
+    dp_buf_free(&many);
+    dp_ingest_limits lim = limits();
+    lim.max_record_bytes = 4096;
+    c = tu_ingest_mem(&lim, "test.xml", d, strlen(d));
+    tu_assert_ok(c, 1, 3);
+    ck_assert_uint_eq(c->reps[0].n_errors, 1);
+}
+END_TEST
+
+/* A consumer that only counts, and checks that the i-th record is the one
+ * big_report() wrote i-th, handed out after report_begin(). */
+typedef struct count_ctx {
+    uint64_t begins, records, messages, dones, fails;
+    int wrong;
+    char sha256[65];
+    dp_error err;
+} count_ctx;
+
+static int count_begin(void *ctx, const dp_report *rep) {
+    count_ctx *c = ctx;
+    c->begins++;
+    if (rep->records != 0 || !rep->policy.domain || !rep->org_name) c->wrong = 1;
+    return 0;
+}
+
+static int count_record(void *ctx, const dp_report *rep, const dp_record *rec) {
+    count_ctx *c = ctx;
+    uint64_t i = c->records++;
+    char want[DP_IP_STRLEN];
+    snprintf(want, sizeof want, "10.%u.%u.%u", (unsigned)(i >> 16) & 255, (unsigned)(i >> 8) & 255, (unsigned)i & 255);
+    if (c->begins != 1 || strcmp(rec->source_ip, want) != 0 || rec->count != i + 1 || rep->records != i + 1 ||
+        rec->n_dkim_auth != 1 || rec->n_spf_auth != 1 || !rec->spf_auth[0].domain ||
+        strcmp(rec->spf_auth[0].domain, "mail.example.com") != 0 || !rep->policy.domain)
+        c->wrong = 1;
+    c->messages += rec->count;
+    return 0;
+}
+
+static int count_done(void *ctx, const dp_report *rep) {
+    count_ctx *c = ctx;
+    c->dones++;
+    if (rep->records != c->records || rep->messages != c->messages) c->wrong = 1;
+    snprintf(c->sha256, sizeof c->sha256, "%s", rep->sha256 ? rep->sha256 : "");
+    return 0;
+}
+
+static void count_failed(void *ctx, const dp_report *rep, const dp_error *err) {
+    (void)rep;
+    count_ctx *c = ctx;
+    if (c->fails++ == 0) c->err = *err;
+}
+
+static const dp_report_handler COUNT = {count_begin, count_record, count_done, count_failed};
+
+/* n records, the i-th from 10.x.y.z (i in the low 24 bits) with count
+ * i + 1; the metadata first, and the policy first or last. */
+static const char *big_report(size_t n, int policy_last) {
+    dp_buf b = DP_BUF_INIT;
+    dp_buf_puts(&b, "<?xml version=\"1.0\"?>\n<feedback>\n" O_META);
+    if (!policy_last) dp_buf_puts(&b, O_POLICY);
+    for (size_t i = 0; i < n; i++)
+        dp_buf_printf(&b,
+                      " <record><row><source_ip>10.%zu.%zu.%zu</source_ip><count>%zu</count><policy_evaluated>"
+                      "<disposition>none</disposition><dkim>pass</dkim><spf>fail</spf></policy_evaluated></row>"
+                      "<identifiers><header_from>example.com</header_from></identifiers><auth_results><dkim>"
+                      "<domain>example.com</domain><selector>s1</selector><result>pass</result></dkim><spf>"
+                      "<domain>mail.example.com</domain><result>fail</result></spf></auth_results></record>\n",
+                      (i >> 16) & 255, (i >> 8) & 255, i & 255, i + 1);
+    if (policy_last) dp_buf_puts(&b, O_POLICY);
+    dp_buf_puts(&b, "</feedback>\n");
+    ck_assert(!b.failed);
+    return tu_keep(b.data);
+}
+
+static count_ctx *count_ingest(const dp_ingest_limits *lim, const char *d) {
+    count_ctx *c = tu_keep(calloc(1, sizeof *c));
+    dp_ingest_result res;
+    dp_error err;
+    dp_ingest_global_init();
+    int rc = dp_ingest_memory(lim, "big.xml", d, strlen(d), &COUNT, c, &res, &err);
+    if (rc != 0 && c->fails == 0) c->err = err;
+    ck_assert_uint_eq(res.records, rc == 0 ? c->records : 0);
+    return c;
+}
+
+#define BIG_RECORDS 20000 /* about 8 MB of XML, 3.5 MB held: past the 1 MiB kept in memory */
+
+START_TEST(many_records_before_policy_spill_and_arrive_in_order) {
+    const char *usual = big_report(BIG_RECORDS, 0), *late = big_report(BIG_RECORDS, 1);
+    ck_assert_uint_eq(strlen(usual), strlen(late));
+    dp_ingest_limits lim = limits();
+    lim.compute_sha256 = 1;
+    count_ctx *a = count_ingest(&lim, usual);
+    count_ctx *b = count_ingest(&lim, late);
+    for (int k = 0; k < 2; k++) {
+        count_ctx *c = k ? b : a;
+        ck_assert_msg(c->fails == 0, "%s", c->err.msg);
+        ck_assert_int_eq(c->wrong, 0);
+        ck_assert_uint_eq(c->begins, 1);
+        ck_assert_uint_eq(c->dones, 1);
+        ck_assert_uint_eq(c->records, BIG_RECORDS);
+        ck_assert_uint_eq(c->messages, (uint64_t)BIG_RECORDS * (BIG_RECORDS + 1) / 2);
+    }
+    /* with the reader thread (it owns the stream and the hash meanwhile):
+     * the same records and the same hash */
+    lim.readahead_after = 64 * 1024;
+    count_ctx *r = count_ingest(&lim, late);
+    ck_assert_msg(r->fails == 0, "%s", r->err.msg);
+    ck_assert_int_eq(r->wrong, 0);
+    ck_assert_uint_eq(r->records, BIG_RECORDS);
+    ck_assert_str_eq(r->sha256, b->sha256);
+    ck_assert_uint_eq(strlen(b->sha256), 64);
+}
+END_TEST
+
+START_TEST(spill_file_that_cannot_be_made_fails_the_report) {
+    /* the spill is what a temporary directory that does not exist breaks:
+     * the big report fails (the run's fault, not the report's), the small
+     * one, held in memory, does not */
+    const char *old = getenv("TMPDIR");
+    char *saved = old ? tu_keep(strdup(old)) : NULL;
+    setenv("TMPDIR", tu_printf("%s/missing", tu_tmpdir()), 1);
+    count_ctx *c = count_ingest(NULL, big_report(BIG_RECORDS, 1));
+    ck_assert_uint_eq(c->fails, 1);
+    ck_assert_int_eq(c->err.kind, DP_ERR_IO);
+    ck_assert(dp_error_is_environmental(&c->err));
+    tu_assert_contains(c->err.msg, "temporary file");
+    ck_assert_uint_eq(c->begins, 0);
+    ck_assert_uint_eq(c->records, 0);
+    count_ctx *small = count_ingest(NULL, big_report(100, 1));
+    ck_assert_uint_eq(small->fails, 0);
+    ck_assert_uint_eq(small->records, 100);
+    /* and the usual order never needs it */
+    count_ctx *usual = count_ingest(NULL, big_report(BIG_RECORDS, 0));
+    ck_assert_uint_eq(usual->fails, 0);
+    ck_assert_uint_eq(usual->records, BIG_RECORDS);
+    if (saved) setenv("TMPDIR", saved, 1);
+    else unsetenv("TMPDIR");
+}
+END_TEST
+
+START_TEST(hold_bounded_in_memory_unnamed_on_disk) {
+    const char *dir = tu_tmpdir();
+    const char *old = getenv("TMPDIR");
+    char *saved = old ? tu_keep(strdup(old)) : NULL;
+    setenv("TMPDIR", dir, 1);
+    enum { MEM = 64 * 1024, N = 3000, BIG_AT = 1234 };
+    char *huge = tu_keep(malloc(200 * 1024 + 1));
+    memset(huge, 'h', 200 * 1024);
+    huge[200 * 1024] = '\0';
+    dp_record_hold h;
+    dp_record_hold_init(&h, MEM);
+    dp_error err;
+    for (int i = 0; i < N; i++) {
+        char ip[32], hf[32];
+        snprintf(ip, sizeof ip, "10.0.%d.%d", i >> 8, i & 255);
+        snprintf(hf, sizeof hf, "d%d.example", i);
+        dp_override ov[2] = {{"forwarded", i % 2 ? "c" : NULL}, {NULL, "x"}};
+        dp_dkim_auth dk[1] = {{hf, "s1", "pass", NULL}};
+        dp_spf_auth sp[2] = {{hf, "mfrom", "fail", "h"}, {NULL, NULL, NULL, NULL}};
+        dp_record r;
+        memset(&r, 0, sizeof r);
+        snprintf(r.source_ip, sizeof r.source_ip, "%s", ip);
+        r.ip_family = 4;
+        r.ip[0] = 10;
+        r.ip[3] = (unsigned char)i;
+        r.count = (uint64_t)i * 1000003u;
+        r.disposition = "none";
+        r.header_from = hf;
+        r.envelope_to = i == BIG_AT ? huge : NULL;
+        r.overrides = ov;
+        r.n_overrides = (size_t)(i % 3);
+        r.dkim_auth = dk;
+        r.n_dkim_auth = 1;
+        r.spf_auth = sp;
+        r.n_spf_auth = 2;
+        ck_assert_msg(dp_record_hold_put(&h, &r, &err) == 0, "%s", err.msg);
+        ck_assert_uint_le(h.buf.cap, i < BIG_AT ? MEM : 256 * 1024);
+    }
+    ck_assert_int_ge(h.fd, 0);
+    ck_assert_uint_gt(h.spilled, 4 * MEM);
+    /* the file has no name: nothing to clean up, whatever happens */
+    int entries = 0;
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    for (struct dirent *e; (e = readdir(d));) entries += e->d_name[0] != '.';
+    closedir(d);
+    ck_assert_int_eq(entries, 0);
+    ck_assert_int_eq(dp_record_hold_rewind(&h, &err), 0);
+    dp_record r;
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(dp_record_hold_next(&h, &r, &err), 1);
+        char ip[32], hf[32];
+        snprintf(ip, sizeof ip, "10.0.%d.%d", i >> 8, i & 255);
+        snprintf(hf, sizeof hf, "d%d.example", i);
+        ck_assert_str_eq(r.source_ip, ip);
+        ck_assert_int_eq(r.ip_family, 4);
+        ck_assert_uint_eq(r.ip[3], (unsigned char)i);
+        ck_assert_uint_eq(r.count, (uint64_t)i * 1000003u);
+        tu_assert_str(r.disposition, "none");
+        tu_assert_str(r.dkim, NULL);
+        tu_assert_str(r.header_from, hf);
+        tu_assert_str(r.envelope_to, i == BIG_AT ? huge : NULL);
+        ck_assert_uint_eq(r.n_overrides, (size_t)(i % 3));
+        for (size_t k = 0; k < r.n_overrides; k++) {
+            tu_assert_str(r.overrides[k].type, k ? NULL : "forwarded");
+            tu_assert_str(r.overrides[k].comment, k ? "x" : i % 2 ? "c" : NULL);
+        }
+        ck_assert_uint_eq(r.n_dkim_auth, 1);
+        tu_assert_str(r.dkim_auth[0].domain, hf);
+        tu_assert_str(r.dkim_auth[0].selector, "s1");
+        tu_assert_str(r.dkim_auth[0].human_result, NULL);
+        ck_assert_uint_eq(r.n_spf_auth, 2);
+        tu_assert_str(r.spf_auth[0].scope, "mfrom");
+        tu_assert_str(r.spf_auth[0].human_result, "h");
+        tu_assert_str(r.spf_auth[1].domain, NULL);
+        if (i > BIG_AT + 1) ck_assert_uint_le(h.buf.cap, 256 * 1024);
+    }
+    ck_assert_int_eq(dp_record_hold_next(&h, &r, &err), 0);
+    dp_record_hold_free(&h);
+    ck_assert_int_eq(h.fd, -1);
+    if (saved) setenv("TMPDIR", saved, 1);
+    else unsetenv("TMPDIR");
 }
 END_TEST
 
@@ -968,7 +1529,24 @@ int main(void) {
     tcase_add_test(tc, truncated_document_after_records_counts_nothing);
     tcase_add_test(tc, failure_before_records_has_no_report);
     tcase_add_test(tc, handler_stop_fails_report);
-    tcase_add_test(tc, record_before_metadata_rejected);
+    suite_add_tcase(s, tc);
+
+    tc = tu_tcase("order");
+    tcase_add_test(tc, policy_after_records_same_as_usual_order);
+    tcase_add_test(tc, metadata_after_records_same_as_usual_order);
+    tcase_add_test(tc, both_after_records_same_as_usual_order);
+    tcase_add_test(tc, no_metadata_anywhere_rejected);
+    tcase_add_test(tc, header_checked_when_it_comes_late);
+    tcase_add_test(tc, held_record_validated_as_it_closes);
+    tcase_add_test(tc, truncated_while_records_held_delivers_nothing);
+    tcase_add_test(tc, skip_after_holding_delivers_nothing);
+    tcase_add_test(tc, handler_stop_while_releasing_fails_report);
+    tcase_add_test(tc, two_different_policies_rejected);
+    tcase_add_test(tc, two_different_metadata_rejected);
+    tcase_add_test(tc, identical_sections_accepted_as_one);
+    tcase_add_test(tc, many_records_before_policy_spill_and_arrive_in_order);
+    tcase_add_test(tc, spill_file_that_cannot_be_made_fails_the_report);
+    tcase_add_test(tc, hold_bounded_in_memory_unnamed_on_disk);
     suite_add_tcase(s, tc);
 
     tc = tu_tcase("salvage");
