@@ -78,7 +78,8 @@ typedef struct dp_record {
  *
  * Who produces reports (ingest) hands them, and their records, to whoever
  * consumes them through this vtable: record() once per record as soon as
- * it is parsed, then exactly one of report_done() (the report is complete
+ * it is parsed (or, when the report's header comes after its records,
+ * right after report_begin()), then exactly one of report_done() (the report is complete
  * and valid: commit its records) or report_failed() (discard everything
  * record() delivered since the report began).  A report therefore counts
  * whole or not at all, even though its records stream out before its end
