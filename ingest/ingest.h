@@ -107,5 +107,10 @@ int dp_quarantine_file(const char *dir, const char *input_path, const dp_error *
  * (a symbolic link the source would not follow). */
 int dp_quarantine_reason(const char *dir, const char *input_path, const char *why_not_copied,
                          const dp_error *errors, size_t n_errors, char *quarantined_as, dp_error *err);
+/* The same for bytes a source holds in an open regular file `fd` (read
+ * from its start, left open): a mail message cut out of an mbox or fetched
+ * from a server, named `input_name` in the reason and the copy's name. */
+int dp_quarantine_fd(const char *dir, const char *input_name, int fd, const dp_error *errors, size_t n_errors,
+                     char *quarantined_as, dp_error *err);
 
 #endif

@@ -280,3 +280,12 @@ int dp_quarantine_reason(const char *dir, const char *input_path, const char *wh
     if (make_dir(dir, err) != 0) return -1;
     return keep(dir, input_path, -1, NULL, why_not_copied, errors, n_errors, quarantined_as, err);
 }
+
+int dp_quarantine_fd(const char *dir, const char *input_name, int fd, const dp_error *errors, size_t n_errors,
+                     char *quarantined_as, dp_error *err) {
+    if (make_dir(dir, err) != 0) return -1;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        return dp_error_set(err, DP_ERR_IO, "quarantine: %s is not held in a regular file", input_name);
+    return keep(dir, input_name, fd, &st, NULL, errors, n_errors, quarantined_as, err);
+}
