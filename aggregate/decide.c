@@ -6,8 +6,9 @@
  * there are: an epoch (cfg->admit) ends at a clean cut.
  *
  * A report that ended well waits, with its identity, in its input's list.
- * Once every input up to input k has been read to its end, the reports of
- * input k are decided in order: dedup says whether the report is new (the
+ * Once every input before input k has been read to its end, the reports of
+ * input k are decided in order, each as soon as it ends (so one input of
+ * many reports, a zip or an mbox, holds one report's data at a time): dedup says whether the report is new (the
  * first copy in input order counts) or a duplicate.  The verdict goes to
  * the inbox of the worker that parsed the report, and that worker sends it
  * to the shards down its own rings, after the report's data: only the
@@ -23,6 +24,8 @@
 #include <time.h>
 
 #include "engine_internal.h"
+
+static void decide_waiting(engine *e, input_state *is);
 
 int dp_decide_take_input(engine *e, size_t *index) {
     pthread_mutex_lock(&e->order_lock);
@@ -62,7 +65,13 @@ void dp_decide_defer(worker *w, deferred *d) {
     else is->head = d;
     is->tail = d;
     e->n_deferred++;
+    /* Every input before this one is decided: its reports need not wait
+     * for its end, which for a zip or an mbox of thousands of reports
+     * would hold all their data in the shards at once. */
+    int head = w->input == e->watermark;
+    if (head) decide_waiting(e, is);
     pthread_mutex_unlock(&e->order_lock);
+    if (head) dp_decide_send(w);
 }
 
 /* Sends the verdicts waiting in this worker's inbox down its own rings, to
@@ -120,54 +129,59 @@ void dp_decide_free_deferred(deferred *d) {
     free(d);
 }
 
+/* Decides, in order, the reports waiting in `is`: called with order_lock,
+ * only for the input at the watermark, every input before it decided. */
+static void decide_waiting(engine *e, input_state *is) {
+    for (deferred *d = is->head, *next; d; d = next) {
+        next = d->next;
+        int v = e->cfg->dedup ? dp_dedup_decide(e->cfg->dedup, d->identity) : DP_DEDUP_NEW;
+        int commit = v == DP_DEDUP_NEW;
+        if (v == DP_DEDUP_ERROR) {
+            dp_error err;
+            dp_error_set(&err, DP_ERR_IO, "cannot decide duplicates (out of memory, or the state is unreadable)");
+            dp_engine_fail(e, &err);
+        }
+        if (commit) {
+            e->reports++;
+            e->records += d->records;
+            e->messages += d->messages;
+            e->xml_bytes += d->xml_bytes;
+            if (e->cfg->reports && d->report_line) {
+                dp_error err;
+                if (dp_sink_write_report(e->cfg->reports, d->report_line, &err) != 0) dp_engine_fail(e, &err);
+            }
+        } else if (v == DP_DEDUP_DUPLICATE) {
+            e->duplicates++;
+            char label[DP_ERROR_TEXT_MAX];
+            fprintf(stderr, "dmarcpipe: %s: duplicate report, not counted\n", dp_error_text(d->label, label));
+        }
+        worker *w = &e->workers[d->worker];
+        if (w->n_inbox == w->cap_inbox) {
+            size_t cap = w->cap_inbox ? 2 * w->cap_inbox : 64;
+            decision *ib = realloc(w->inbox, cap * sizeof *ib);
+            if (!ib) {
+                dp_error err;
+                dp_error_set(&err, DP_ERR_NOMEM, "out of memory queueing verdicts");
+                dp_engine_fail(e, &err);
+                e->n_deferred--;
+                dp_decide_free_deferred(d);
+                continue;
+            }
+            w->inbox = ib;
+            w->cap_inbox = cap;
+        }
+        w->inbox[w->n_inbox++] = (decision){d->token, commit};
+        e->n_deferred--;
+        dp_decide_free_deferred(d);
+    }
+    is->head = is->tail = NULL;
+}
+
 /* Decides the reports of every input that has been read to its end and has
  * no undecided input before it, in input order.  Called with order_lock. */
 static void advance_watermark(engine *e) {
     while (e->watermark < e->n_inputs && e->in_st[e->watermark].finished) {
-        input_state *is = &e->in_st[e->watermark];
-        for (deferred *d = is->head, *next; d; d = next) {
-            next = d->next;
-            int v = e->cfg->dedup ? dp_dedup_decide(e->cfg->dedup, d->identity) : DP_DEDUP_NEW;
-            int commit = v == DP_DEDUP_NEW;
-            if (v == DP_DEDUP_ERROR) {
-                dp_error err;
-                dp_error_set(&err, DP_ERR_IO, "cannot decide duplicates (out of memory, or the state is unreadable)");
-                dp_engine_fail(e, &err);
-            }
-            if (commit) {
-                e->reports++;
-                e->records += d->records;
-                e->messages += d->messages;
-                e->xml_bytes += d->xml_bytes;
-                if (e->cfg->reports && d->report_line) {
-                    dp_error err;
-                    if (dp_sink_write_report(e->cfg->reports, d->report_line, &err) != 0)
-                        dp_engine_fail(e, &err);
-                }
-            } else if (v == DP_DEDUP_DUPLICATE) {
-                e->duplicates++;
-                char label[DP_ERROR_TEXT_MAX];
-                fprintf(stderr, "dmarcpipe: %s: duplicate report, not counted\n", dp_error_text(d->label, label));
-            }
-            worker *w = &e->workers[d->worker];
-            if (w->n_inbox == w->cap_inbox) {
-                size_t cap = w->cap_inbox ? 2 * w->cap_inbox : 64;
-                decision *ib = realloc(w->inbox, cap * sizeof *ib);
-                if (!ib) {
-                    dp_error err;
-                    dp_error_set(&err, DP_ERR_NOMEM, "out of memory queueing verdicts");
-                    dp_engine_fail(e, &err);
-                    dp_decide_free_deferred(d);
-                    continue;
-                }
-                w->inbox = ib;
-                w->cap_inbox = cap;
-            }
-            w->inbox[w->n_inbox++] = (decision){d->token, commit};
-            e->n_deferred--;
-            dp_decide_free_deferred(d);
-        }
-        is->head = is->tail = NULL;
+        decide_waiting(e, &e->in_st[e->watermark]);
         e->watermark++;
     }
     pthread_cond_broadcast(&e->order_cond);
