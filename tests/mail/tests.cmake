@@ -14,6 +14,9 @@
 #                 attachments that are not reports (PDF, PNG, XML text, ARF,
 #                 TLS): each rejected with its reason and quarantined, the
 #                 good messages beside them counted exactly, memory bounded
+#   mail_duplicates  one report mailed twice to a Maildir, another to the
+#                 Maildir and an mbox (once gzipped): one run over both
+#                 counts each once; later copies are duplicates
 #   mail_big      (also `slow`) a ~200 MB message (a 100 MB report in
 #                 base64 beside a 50 MB attachment) counts exactly in flat
 #                 memory (peak RSS under 100 MiB; about 30 MiB today)
@@ -47,3 +50,8 @@ endforeach()
 set_tests_properties(mail_hostile PROPERTIES LABELS mail TIMEOUT ${DP_MAIL_TIMEOUT})
 # 10-25 s: it writes and reads ~800 MB of files
 set_tests_properties(mail_big PROPERTIES LABELS "mail;slow" TIMEOUT ${DP_MAIL_TIMEOUT})
+
+# the same report mailed twice, to a Maildir and an mbox: counted once
+add_test(NAME mail_duplicates
+  COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/test_duplicates.py $<TARGET_FILE:dmarcpipe>)
+set_tests_properties(mail_duplicates PROPERTIES LABELS mail TIMEOUT ${DP_MAIL_TIMEOUT})
