@@ -126,3 +126,16 @@ void dp_buf_free(dp_buf *b) {
     b->len = b->cap = 0;
     b->failed = 0;
 }
+
+void *dp_buf_grow_array(void *p, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return p;
+    size_t c = *cap ? *cap * 2 : 4;
+    while (c < need) {
+        if (c > SIZE_MAX / 2) return NULL;
+        c *= 2;
+    }
+    if (elem && c > SIZE_MAX / elem) return NULL;
+    void *q = realloc(p, c * elem);
+    if (q) *cap = c;
+    return q;
+}

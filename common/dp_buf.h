@@ -37,6 +37,10 @@ char *dp_buf_raw_u64(char *o, uint64_t v);
 char *dp_buf_raw_i64(char *o, int64_t v);
 /* n bytes as 2n lowercase hex digits at `o` (digests); no NUL. */
 char *dp_buf_raw_hex(char *o, const void *bytes, size_t n);
+/* Makes the array `p` of `*cap` elements of `elem` bytes hold at least
+ * `need`, doubling: the array (moved, perhaps), `*cap` updated; NULL when
+ * out of memory or the size would overflow, `p` and `*cap` then unchanged. */
+void *dp_buf_grow_array(void *p, size_t *cap, size_t need, size_t elem);
 /* Empties the buffer but keeps its memory for reuse. */
 void dp_buf_reset(dp_buf *b);
 void dp_buf_free(dp_buf *b);

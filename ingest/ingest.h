@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dp_buf.h"
 #include "dp_error.h"
 #include "dp_report.h"
 
@@ -112,5 +113,9 @@ int dp_quarantine_reason(const char *dir, const char *input_path, const char *wh
  * from a server, named `input_name` in the reason and the copy's name. */
 int dp_quarantine_fd(const char *dir, const char *input_name, int fd, const dp_error *errors, size_t n_errors,
                      char *quarantined_as, dp_error *err);
+/* The reasons' fields, as every quarantine writes them, into a JSON object
+ * under way (`first` as dp_json's): the first error flat (error, stage,
+ * offset, part), then all of them as "errors". */
+void dp_quarantine_errors_json(dp_buf *b, int *first, const dp_error *errors, size_t n_errors);
 
 #endif

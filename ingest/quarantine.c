@@ -95,28 +95,33 @@ static void reason_parts(const char *input_path, const char *not_copied, const d
     dp_json_kv_bytes(head, &first, "input", input_path);
     if (not_copied) dp_json_kv_str(head, &first, "not_copied", not_copied);
     first = 0; /* tail continues the object */
+    dp_quarantine_errors_json(tail, &first, errors, n_errors);
+    dp_buf_puts(tail, "}\n");
+}
+
+void dp_quarantine_errors_json(dp_buf *b, int *first, const dp_error *errors, size_t n_errors) {
     /* The first error, flat, as most readers want; all of them below. */
     const dp_error *e0 = n_errors ? &errors[0] : NULL;
-    dp_json_kv_str(tail, &first, "error", e0 ? e0->msg : "unknown");
-    dp_json_kv_str(tail, &first, "stage", e0 ? dp_error_stage(e0->kind) : "unknown");
-    dp_json_key(tail, &first, "offset");
-    if (e0 && e0->has_offset) dp_buf_u64(tail, e0->offset);
-    else dp_buf_puts(tail, "null");
-    dp_json_kv_bytes(tail, &first, "part", e0 ? e0->where : NULL);
-    dp_json_key(tail, &first, "errors");
-    dp_buf_putc(tail, '[');
+    dp_json_kv_str(b, first, "error", e0 ? e0->msg : "unknown");
+    dp_json_kv_str(b, first, "stage", e0 ? dp_error_stage(e0->kind) : "unknown");
+    dp_json_key(b, first, "offset");
+    if (e0 && e0->has_offset) dp_buf_u64(b, e0->offset);
+    else dp_buf_puts(b, "null");
+    dp_json_kv_bytes(b, first, "part", e0 ? e0->where : NULL);
+    dp_json_key(b, first, "errors");
+    dp_buf_putc(b, '[');
     for (size_t i = 0; i < n_errors; i++) {
         int f = 1;
-        dp_buf_puts(tail, i ? ",{" : "{");
-        dp_json_kv_bytes(tail, &f, "part", errors[i].where);
-        dp_json_kv_str(tail, &f, "stage", dp_error_stage(errors[i].kind));
-        dp_json_key(tail, &f, "offset");
-        if (errors[i].has_offset) dp_buf_u64(tail, errors[i].offset);
-        else dp_buf_puts(tail, "null");
-        dp_json_kv_str(tail, &f, "error", errors[i].msg);
-        dp_buf_putc(tail, '}');
+        dp_buf_puts(b, i ? ",{" : "{");
+        dp_json_kv_bytes(b, &f, "part", errors[i].where);
+        dp_json_kv_str(b, &f, "stage", dp_error_stage(errors[i].kind));
+        dp_json_key(b, &f, "offset");
+        if (errors[i].has_offset) dp_buf_u64(b, errors[i].offset);
+        else dp_buf_puts(b, "null");
+        dp_json_kv_str(b, &f, "error", errors[i].msg);
+        dp_buf_putc(b, '}');
     }
-    dp_buf_puts(tail, "]}\n");
+    dp_buf_putc(b, ']');
 }
 
 /* Finds the name this rejection is kept under: dir/base, or dir/base.1,

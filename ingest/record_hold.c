@@ -233,15 +233,6 @@ static const char *get_str(const char **p) {
     return s;
 }
 
-static void *grow(void *p, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap) return p;
-    size_t c = *cap ? *cap * 2 : 4;
-    while (c < need) c *= 2;
-    void *q = realloc(p, c * elem);
-    if (q) *cap = c;
-    return q;
-}
-
 int dp_record_hold_next(dp_record_hold *h, dp_record *rec, dp_error *err) {
     if (h->left == 0) return 0;
     if (fill(h, 4, err) != 0) return -1;
@@ -267,11 +258,11 @@ int dp_record_hold_next(dp_record_hold *h, dp_record *rec, dp_error *err) {
     rec->envelope_from = get_str(&p);
     rec->envelope_to = get_str(&p);
     size_t n_ov = get_u32(&p), n_dk = get_u32(&p), n_sp = get_u32(&p);
-    dp_override *ov = grow(h->ov, &h->cap_ov, n_ov, sizeof *ov);
+    dp_override *ov = dp_buf_grow_array(h->ov, &h->cap_ov, n_ov, sizeof *ov);
     if (ov) h->ov = ov;
-    dp_dkim_auth *dk = grow(h->dk, &h->cap_dk, n_dk, sizeof *dk);
+    dp_dkim_auth *dk = dp_buf_grow_array(h->dk, &h->cap_dk, n_dk, sizeof *dk);
     if (dk) h->dk = dk;
-    dp_spf_auth *sp = grow(h->sp, &h->cap_sp, n_sp, sizeof *sp);
+    dp_spf_auth *sp = dp_buf_grow_array(h->sp, &h->cap_sp, n_sp, sizeof *sp);
     if (sp) h->sp = sp;
     if ((n_ov && !ov) || (n_dk && !dk) || (n_sp && !sp))
         return dp_error_set(err, DP_ERR_NOMEM, "out of memory reading held records");

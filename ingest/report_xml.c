@@ -289,15 +289,6 @@ static sref pool_add(dp_buf *pool, const char *s, size_t n) {
 
 static const char *pool_str(const dp_buf *pool, sref r) { return r ? pool->data + r : NULL; }
 
-static void *grow(void *p, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap) return p;
-    size_t c = *cap ? *cap * 2 : 4;
-    while (c < need) c *= 2;
-    void *q = realloc(p, c * elem);
-    if (q) *cap = c;
-    return q;
-}
-
 /* The parser runs without expat's namespace processing, which would build
  * "uri + local" strings for every element: elements are matched by local
  * name, and only the root's namespace is read, from its xmlns attribute. */
@@ -487,7 +478,7 @@ static int build_report_view(xml_ctx *x) {
     if (x->ns_known) v->schema = x->ns_schema;
     else if (v->version && strcmp(v->version, "2.0") == 0) v->schema = DP_SCHEMA_RFC9990;
     else if (v->version && strcmp(v->version, "0.1") == 0) v->schema = DP_SCHEMA_DRAFT;
-    const char **eps = grow(x->error_ptrs, &x->cap_error_ptrs, x->n_errors, sizeof *eps);
+    const char **eps = dp_buf_grow_array(x->error_ptrs, &x->cap_error_ptrs, x->n_errors, sizeof *eps);
     if (x->n_errors && !eps) return -1;
     x->error_ptrs = eps;
     for (size_t i = 0; i < x->n_errors; i++) eps[i] = pool_str(p, x->errors[i]);
@@ -689,11 +680,11 @@ static void emit_record(xml_ctx *x) {
     out.envelope_from = pool_str(p, r->envelope_from);
     out.envelope_to = pool_str(p, r->envelope_to);
 
-    dp_override *ov = grow(x->ov_view, &x->cap_ov_view, r->n_ov, sizeof *ov);
-    dp_dkim_auth *dk = grow(x->dk_view, &x->cap_dk_view, r->n_dk, sizeof *dk);
+    dp_override *ov = dp_buf_grow_array(x->ov_view, &x->cap_ov_view, r->n_ov, sizeof *ov);
+    dp_dkim_auth *dk = dp_buf_grow_array(x->dk_view, &x->cap_dk_view, r->n_dk, sizeof *dk);
     if (ov) x->ov_view = ov;
     if (dk) x->dk_view = dk;
-    dp_spf_auth *sp = grow(x->sp_view, &x->cap_sp_view, r->n_sp, sizeof *sp);
+    dp_spf_auth *sp = dp_buf_grow_array(x->sp_view, &x->cap_sp_view, r->n_sp, sizeof *sp);
     if (sp) x->sp_view = sp;
     if ((r->n_ov && !ov) || (r->n_dk && !dk) || (r->n_sp && !sp)) {
         FAIL(x, DP_ERR_NOMEM, "out of memory");
@@ -749,12 +740,12 @@ static int open_child(xml_ctx *x, tok t, tok parent) {
             return -1;
         }
         if (t == T_DKIM) {
-            dkim_ref *d = grow(r->dk, &r->cap_dk, r->n_dk + 1, sizeof *d);
+            dkim_ref *d = dp_buf_grow_array(r->dk, &r->cap_dk, r->n_dk + 1, sizeof *d);
             if (!d) return -1;
             r->dk = d;
             memset(&d[r->n_dk++], 0, sizeof *d);
         } else {
-            spf_ref *s = grow(r->sp, &r->cap_sp, r->n_sp + 1, sizeof *s);
+            spf_ref *s = dp_buf_grow_array(r->sp, &r->cap_sp, r->n_sp + 1, sizeof *s);
             if (!s) return -1;
             r->sp = s;
             memset(&s[r->n_sp++], 0, sizeof *s);
@@ -764,7 +755,7 @@ static int open_child(xml_ctx *x, tok t, tok parent) {
             FAIL(x, DP_ERR_LIMIT, "record has more than %d override reasons", MAX_OVERRIDES);
             return -1;
         }
-        ov_ref *o = grow(r->ov, &r->cap_ov, r->n_ov + 1, sizeof *o);
+        ov_ref *o = dp_buf_grow_array(r->ov, &r->cap_ov, r->n_ov + 1, sizeof *o);
         if (!o) return -1;
         r->ov = o;
         memset(&o[r->n_ov++], 0, sizeof *o);
@@ -896,7 +887,7 @@ static void store_leaf(xml_ctx *x, field f) {
                 FAIL(x, DP_ERR_LIMIT, "report has more than %d <error> elements", MAX_REPORT_ERRORS);
                 return;
             }
-            sref *e = grow(x->errors, &x->cap_errors, x->n_errors + 1, sizeof *e);
+            sref *e = dp_buf_grow_array(x->errors, &x->cap_errors, x->n_errors + 1, sizeof *e);
             if (!e) { FAIL(x, DP_ERR_NOMEM, "out of memory"); return; }
             x->errors = e;
             e[x->n_errors++] = pool_add(&x->rpool, s, n);

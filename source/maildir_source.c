@@ -84,6 +84,7 @@
 #include "dp_buf.h"
 #include "dp_fs.h"
 #include "dp_json.h"
+#include "ingest.h"
 #include "source_internal.h"
 
 #define CLAIMS_PER_NEXT 256
@@ -530,23 +531,8 @@ static void reasons_json(dp_buf *b, const dp_input *in, const dp_error *errors, 
     dp_json_kv_bytes(b, &first, "input", in->name);
     dp_json_kv_bytes(b, &first, "key", in->key);
     dp_json_kv_i64(b, &first, "rejected_at", (int64_t)time(NULL));
-    const dp_error *e0 = n_errors ? &errors[0] : NULL;
-    dp_json_kv_str(b, &first, "error", e0 ? e0->msg : "unknown");
-    dp_json_kv_str(b, &first, "stage", e0 ? dp_error_stage(e0->kind) : "unknown");
-    dp_json_key(b, &first, "errors");
-    dp_buf_putc(b, '[');
-    for (size_t i = 0; i < n_errors; i++) {
-        int f = 1;
-        dp_buf_puts(b, i ? ",{" : "{");
-        dp_json_kv_bytes(b, &f, "part", errors[i].where);
-        dp_json_kv_str(b, &f, "stage", dp_error_stage(errors[i].kind));
-        dp_json_key(b, &f, "offset");
-        if (errors[i].has_offset) dp_buf_u64(b, errors[i].offset);
-        else dp_buf_puts(b, "null");
-        dp_json_kv_str(b, &f, "error", errors[i].msg);
-        dp_buf_putc(b, '}');
-    }
-    dp_buf_puts(b, "]}\n");
+    dp_quarantine_errors_json(b, &first, errors, n_errors);
+    dp_buf_puts(b, "}\n");
 }
 
 static int maildir_reject(dp_source *src, const dp_input *in, const dp_error *errors, size_t n_errors, dp_error *err) {
