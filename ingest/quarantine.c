@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -195,12 +196,19 @@ static int keep(const char *dir, const char *input_path, int in, const struct st
     dp_buf_i64(&j, (int64_t)time(NULL));
     dp_buf_append(&j, tail.data, tail.len);
     int rc = 0, reused = 0;
-    char path[PATH_MAX], rpath[PATH_MAX + 8], tmp[PATH_MAX + 16];
-    if (head.failed || tail.failed || j.failed) {
+    char path[PATH_MAX] = "", rpath[PATH_MAX + 8], tmp[PATH_MAX + 16];
+    /* Two rejections of inputs with the same base name (two workers, or
+     * two processes on one quarantine) would pick the same free name, and
+     * the reason of one would land beside the copy of the other: picking
+     * and writing hold the folder's lock (flock: per open, so it parts
+     * threads of one process as well as processes). */
+    int lock = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (lock < 0 || flock(lock, LOCK_EX) != 0)
+        rc = dp_error_set(err, DP_ERR_IO, "quarantine: cannot lock %s: %s", dir, strerror(errno));
+    else if (head.failed || tail.failed || j.failed)
         rc = dp_error_set(err, DP_ERR_NOMEM, "quarantine: out of memory");
-    } else if (pick_name(dir, base, in, &head, &tail, path, sizeof path, &reused) != 0) {
+    else if (pick_name(dir, base, in, &head, &tail, path, sizeof path, &reused) != 0)
         rc = dp_error_set(err, DP_ERR_IO, "quarantine: cannot keep %s in %s: %s", input_path, dir, strerror(errno));
-    }
     snprintf(rpath, sizeof rpath, "%s.reason", path);
     /* the reason: whole, then in place (a reason written again replaces) */
     if (rc == 0) {
@@ -231,6 +239,7 @@ static int keep(const char *dir, const char *input_path, int in, const struct st
             rc = dp_error_set(err, DP_ERR_IO, "quarantine: cannot keep %s as %s: %s", input_path, path, strerror(errno));
         if (fd >= 0 && rc != 0) unlink(tmp);
     }
+    if (lock >= 0) close(lock); /* and with it the lock */
     dp_buf_free(&head);
     dp_buf_free(&tail);
     dp_buf_free(&j);

@@ -1,6 +1,11 @@
 /* test_quarantine — a rejected input is kept byte for byte with a JSON
- * NAME.reason beside it, an earlier copy is never overwritten, and the
- * same rejection again (same bytes, input path and errors) is kept once. */
+ * NAME.reason beside it, an earlier copy is never overwritten, the same
+ * rejection again (same bytes, input path and errors) is kept once, and
+ * rejections of same-named inputs on several threads at once each keep
+ * their own reason beside their own copy. */
+#include <dirent.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -180,6 +185,69 @@ START_TEST(quarantine_of_a_real_rejection) {
 }
 END_TEST
 
+/* Workers reject inputs of the same base name (copy-1/x.xml, copy-2/x.xml)
+ * at the same moment: each must get a name of its own, its reason beside
+ * its copy, and none may fail. */
+#define RACE_THREADS 6
+#define RACE_FILES 25
+typedef struct race_arg {
+    const char *q;
+    char paths[RACE_FILES][512];
+    int failures;
+} race_arg;
+
+static void *race_quarantine(void *p) {
+    race_arg *a = p;
+    for (int i = 0; i < RACE_FILES; i++) {
+        FILE *f = fopen(a->paths[i], "rb");
+        char content[64] = "";
+        if (!f || !fgets(content, sizeof content, f)) a->failures++;
+        if (f) fclose(f);
+        dp_error e = make_error(DP_ERR_VALIDATE, a->paths[i], 0, 0, content);
+        dp_error err;
+        if (dp_quarantine_file(a->q, a->paths[i], &e, 1, NULL, &err) != 0) a->failures++;
+    }
+    return NULL;
+}
+
+START_TEST(same_names_on_many_threads) {
+    const char *dir = tu_tmpdir();
+    const char *q = tu_printf("%s/q", dir);
+    static race_arg args[RACE_THREADS];
+    for (int t = 0; t < RACE_THREADS; t++) {
+        args[t].q = q;
+        args[t].failures = 0;
+        for (int i = 0; i < RACE_FILES; i++) {
+            const char *sub = tu_printf("%s/copy-%d-%d", dir, t, i);
+            ck_assert_int_eq(mkdir(sub, 0700), 0);
+            const char *content = tu_printf("content-%d-%d", t, i);
+            const char *path = tu_write_file(sub, "same.xml", content, strlen(content));
+            snprintf(args[t].paths[i], sizeof args[t].paths[i], "%s", path);
+        }
+    }
+    pthread_t th[RACE_THREADS];
+    for (int t = 0; t < RACE_THREADS; t++) ck_assert_int_eq(pthread_create(&th[t], NULL, race_quarantine, &args[t]), 0);
+    for (int t = 0; t < RACE_THREADS; t++) {
+        pthread_join(th[t], NULL);
+        ck_assert_int_eq(args[t].failures, 0);
+    }
+    /* every copy has its own reason: the reason names the copy's content */
+    DIR *d = opendir(q);
+    ck_assert_ptr_nonnull(d);
+    int copies = 0;
+    for (struct dirent *de; (de = readdir(d));) {
+        if (de->d_name[0] == '.' || strstr(de->d_name, ".reason")) continue;
+        const char *copy = tu_printf("%s/%s", q, de->d_name);
+        const char *content = (const char *)tu_read_file(copy).data;
+        tu_assert_contains((const char *)tu_read_file(tu_printf("%s.reason", copy)).data,
+                           tu_printf("\"error\":\"%s\"", content));
+        copies++;
+    }
+    closedir(d);
+    ck_assert_int_eq(copies, RACE_THREADS * RACE_FILES);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("quarantine");
     TCase *tc = tu_tcase("quarantine");
@@ -189,6 +257,7 @@ int main(void) {
     tcase_add_test(tc, works_without_output_path_and_with_no_errors);
     tcase_add_test(tc, missing_input_is_io_error);
     tcase_add_test(tc, quarantine_of_a_real_rejection);
+    tcase_add_test(tc, same_names_on_many_threads);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
