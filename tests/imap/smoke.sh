@@ -26,46 +26,10 @@ sample=$(realpath "${1:-$here/../data/samples/freitagsrunde-google.eml}")
 [ -r "$sample" ] || { echo "smoke.sh: cannot read $sample" >&2; exit 1; }
 command -v curl >/dev/null || { echo "smoke.sh: curl not found" >&2; exit 1; }
 
-work=$(mktemp -d)
-srv=$work/server
-log=$work/log
-pass=""
-failed=0
-
-# All output goes to $log first; on exit it is checked for the password and
-# shown (masked, should it be there).
-exec 3>&1 4>&2
-exec > "$log" 2>&1
-
-finish() {
-  local rc=$? line
-  # TMPDIR=$work: the "last start" note of these runs stays in $work, and a
-  # server the caller started by hand stays the one a plain stop stops.
-  if [ -d "$srv" ]; then TMPDIR=$work "$here/stop" --dir "$srv" || true; fi
-  exec 1>&3 2>&4 3>&- 4>&-
-  if [ -n "$pass" ] && grep -qF -- "$pass" "$log"; then
-    echo "FAIL: the password appears in the output (masked below)" >> "$log"
-    failed=1
-  fi
-  while IFS= read -r line || [ -n "$line" ]; do
-    if [ -n "$pass" ]; then line=${line//"$pass"/***}; fi
-    printf '%s\n' "$line"
-  done < "$log"
-  rm -rf "$work"
-  if [ "$failed" = 1 ] || [ "$rc" != 0 ]; then
-    echo "imap smoke: FAILED"
-    exit 1
-  fi
-  echo "imap smoke: all passed"
-  exit 0
-}
-trap finish EXIT
-trap 'exit 1' INT TERM HUP
-
-fail() { echo "FAIL: $*"; failed=1; }
-ok() { echo "ok: $*"; }
+smoke_name="imap smoke" secret_what=password
+# shellcheck source=tests/lib/smoke-harness.sh
+. "$here/../lib/smoke-harness.sh"
 indent() { sed 's/^/  | /'; }
-die() { echo "FAIL: $*"; failed=1; exit 1; }
 
 # Elapsed milliseconds since $1 (from now_ms).
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
@@ -76,6 +40,7 @@ c() { curl -sS --max-time 20 "$@"; }
 # --- start -----------------------------------------------------------------
 url=$(TMPDIR=$work "$here/start" --dir "$srv" | tail -n 1) || die "tests/imap/start failed"
 pass=$(cat "$srv/password")
+secret=$pass
 [ -n "$pass" ] || die "no password in $srv/password"
 masked=${url/":$pass@"/:***@}
 echo "server: $masked"

@@ -21,45 +21,9 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 command -v curl >/dev/null || { echo "smoke.sh: curl not found" >&2; exit 1; }
 
-work=$(mktemp -d)
-srv=$work/server
-log=$work/log
-secret=""
-failed=0
-
-# All output goes to $log first; on exit it is checked for the secret and
-# shown (masked, should it be there).
-exec 3>&1 4>&2
-exec > "$log" 2>&1
-
-finish() {
-  local rc=$? line
-  # TMPDIR=$work: the "last start" note of these runs stays in $work, and a
-  # server the caller started by hand stays the one a plain stop stops.
-  if [ -d "$srv" ]; then TMPDIR=$work "$here/stop" --dir "$srv" || true; fi
-  exec 1>&3 2>&4 3>&- 4>&-
-  if [ -n "$secret" ] && grep -qF -- "$secret" "$log"; then
-    echo "FAIL: the secret appears in the output (masked below)" >> "$log"
-    failed=1
-  fi
-  while IFS= read -r line || [ -n "$line" ]; do
-    if [ -n "$secret" ]; then line=${line//"$secret"/***}; fi
-    printf '%s\n' "$line"
-  done < "$log"
-  rm -rf "$work"
-  if [ "$failed" = 1 ] || [ "$rc" != 0 ]; then
-    echo "s3 smoke: FAILED"
-    exit 1
-  fi
-  echo "s3 smoke: all passed"
-  exit 0
-}
-trap finish EXIT
-trap 'exit 1' INT TERM HUP
-
-fail() { echo "FAIL: $*"; failed=1; }
-ok() { echo "ok: $*"; }
-die() { echo "FAIL: $*"; failed=1; exit 1; }
+smoke_name="s3 smoke" secret_what=secret
+# shellcheck source=tests/lib/smoke-harness.sh
+. "$here/../lib/smoke-harness.sh"
 
 # --- start -----------------------------------------------------------------
 endpoint=$(TMPDIR=$work "$here/start" --dir "$srv" | tail -n 1) || die "tests/s3/start failed"
