@@ -28,7 +28,7 @@
  * waits, which backs up the shards, the rings and the workers.
  *
  * Configuration: our defaults (zstd, linger and batch sizes tuned for
- * throughput, transaction timeouts), then the user's, as kafka_client.c
+ * throughput, transaction timeouts), then the user's, as common/dp_kafka.c
  * loads them (a properties file, DMARCPIPE_KAFKA_* variables, -X), which
  * also holds the consumer that reads the ledger back.  Values are never
  * printed.
@@ -43,7 +43,6 @@
 #include <string.h>
 
 #include "dp_clock.h"
-#include "kafka_client.h"
 #include "sink_internal.h"
 
 #define COMMIT_TIMEOUT_MS 10000 /* per attempt: SIGTERM is checked between */
@@ -64,13 +63,13 @@ typedef struct kafka_sink {
 
 static const dp_sink_ops KAFKA_OPS;
 
-static int stopping(const kafka_sink *ks) { return dp_kafka_client_stopping(&ks->kc); }
+static int stopping(const kafka_sink *ks) { return dp_kafka_stopping(&ks->kc); }
 
 /* A batch run waits for an absent broker only so long (--broker-timeout,
  * a minute by default), then ends with an error and nothing acknowledged;
  * a follower waits for ever, saying so in its log. */
 static int given_up(const kafka_sink *ks, double waiting_since) {
-    return dp_kafka_client_given_up(&ks->kc, waiting_since);
+    return dp_kafka_given_up(&ks->kc, waiting_since);
 }
 
 static void note_epoch_error(kafka_sink *ks, const char *fmt, const char *what) {
@@ -124,7 +123,7 @@ static rd_kafka_conf_t *make_conf(kafka_sink *ks, dp_error *err) {
         {"transaction.timeout.ms", "120000"},
         {"message.timeout.ms", message_timeout},
     };
-    rd_kafka_conf_t *conf = dp_kafka_client_conf(&ks->kc, defaults, sizeof defaults / sizeof *defaults, 0, err);
+    rd_kafka_conf_t *conf = dp_kafka_conf(&ks->kc, defaults, sizeof defaults / sizeof *defaults, 0, err);
     if (conf) rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
     return conf;
 }
@@ -200,7 +199,7 @@ static int producer_start(kafka_sink *ks, dp_error *err) {
         if (!retriable) producer_drop(ks); /* fatal, or a first odd failure: a fresh producer */
         for (long waited = 0; waited < backoff && !given_up(ks, since); waited += 100) {
             if (stopping(ks)) return DP_SINK_STOPPED;
-            dp_kafka_client_sleep_ms(100);
+            dp_kafka_sleep_ms(100);
         }
         if (backoff < 30000) backoff *= 2;
     }
@@ -375,7 +374,7 @@ static int kafka_epoch_begin(dp_sink *s, dp_error *err) {
         rd_kafka_error_destroy(e);
         producer_drop(ks);
         if (stopping(ks)) return DP_SINK_STOPPED;
-        dp_kafka_client_sleep_ms(500);
+        dp_kafka_sleep_ms(500);
     }
 }
 
@@ -416,7 +415,7 @@ static int kafka_epoch_commit(dp_sink *s, uint64_t *ledger_next, dp_error *err) 
                 fprintf(stderr, "dmarcpipe: kafka %s: commit waits (%s); retrying\n", ks->kc.uri,
                         rd_kafka_error_string(e));
             rd_kafka_error_destroy(e);
-            dp_kafka_client_sleep_ms(100); /* some retriable answers come at once */
+            dp_kafka_sleep_ms(100); /* some retriable answers come at once */
             continue;
         }
         note_epoch_error(ks, "commit failed: %s", rd_kafka_error_string(e));
@@ -444,7 +443,7 @@ static int ledger_record(void *ctx, const rd_kafka_message_t *m) {
 static int kafka_ledger_read(dp_sink *s, uint64_t from, dp_ledger_fn fn, void *ctx, dp_error *err) {
     kafka_sink *ks = (kafka_sink *)s;
     ledger_reader l = {fn, ctx};
-    const dp_kafka_client_read r = {
+    const dp_kafka_read r = {
         .topic = ks->ledger_topic,
         .what = "ledger",
         .gone_hint = "; the state cannot be checked against it",
@@ -452,8 +451,8 @@ static int kafka_ledger_read(dp_sink *s, uint64_t from, dp_ledger_fn fn, void *c
         .from = (int64_t)from,
         .missing_ok = 1,
     };
-    int rc = dp_kafka_client_read_to_end(&ks->kc, &r, ledger_record, &l, err);
-    if (rc == DP_KAFKA_CLIENT_FN_STOP)
+    int rc = dp_kafka_read_to_end(&ks->kc, &r, ledger_record, &l, err);
+    if (rc == DP_KAFKA_FN_STOP)
         return dp_error_set(err, DP_ERR_IO, "kafka %s: ledger %s: a record could not be applied", ks->kc.uri,
                             ks->ledger_topic);
     return rc;
@@ -462,7 +461,7 @@ static int kafka_ledger_read(dp_sink *s, uint64_t from, dp_ledger_fn fn, void *c
 static void kafka_destroy(dp_sink *s) {
     kafka_sink *ks = (kafka_sink *)s;
     producer_drop(ks); /* an epoch left open is aborted there */
-    dp_kafka_client_free(&ks->kc);
+    dp_kafka_free(&ks->kc);
     free(ks->reports_topic);
     free(ks->ledger_topic);
     free(ks->txn_id);
@@ -496,7 +495,8 @@ dp_sink *dp_kafka_sink_open(const char *uri, const dp_sink_options *o, dp_error 
     ks->base.ops = &KAFKA_OPS;
     pthread_mutex_init(&ks->base.lock, NULL);
     pthread_mutex_init(&ks->err_lock, NULL);
-    int rc = dp_kafka_client_init(&ks->kc, "sink", uri, o, err);
+    dp_kafka_settings ksettings = dp_sink_kafka_settings(o);
+    int rc = dp_kafka_init(&ks->kc, "sink", uri, o ? &ksettings : NULL, err);
     ks->kc.owner = ks; /* init clears the client */
     const char *instance = o->instance_id ? o->instance_id : "default";
     ks->reports_topic = strdup(o->reports_topic ? o->reports_topic : "dmarc.reports");
@@ -509,7 +509,7 @@ dp_sink *dp_kafka_sink_open(const char *uri, const dp_sink_options *o, dp_error 
     } else if (rc == 0) {
         snprintf(ks->txn_id, n, "dmarcpipe-%s", instance);
         if (!o->ledger_topic) snprintf(ks->ledger_topic, n, "dmarcpipe.ledger.%s", instance);
-        if (!dp_kafka_client_valid_topic(ks->reports_topic) || !dp_kafka_client_valid_topic(ks->ledger_topic))
+        if (!dp_kafka_valid_topic(ks->reports_topic) || !dp_kafka_valid_topic(ks->ledger_topic))
             rc = dp_error_set(err, DP_ERR_USAGE, "kafka %s: topic names are [A-Za-z0-9._-]{1,249} (reports %s, ledger %s)",
                               uri, ks->reports_topic, ks->ledger_topic);
     }

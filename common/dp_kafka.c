@@ -1,6 +1,5 @@
-/* kafka_client — the Kafka configuration and the read-to-end consumer that
- * the Kafka sink (its ledger) and the feed reader (`dmarcpipe report`)
- * share; see kafka_client.h.
+/* dp_kafka — the Kafka configuration and the read-to-end consumer that
+ * every Kafka client of dmarcpipe shares; see dp_kafka.h.
  *
  * Configuration: our defaults (the caller's), then a properties file, then
  * DMARCPIPE_KAFKA_* environment variables (DMARCPIPE_KAFKA_SASL_PASSWORD ->
@@ -15,7 +14,7 @@
  * queried when the read began.  Nothing is committed anywhere.  Every wait
  * for the broker is bounded by --broker-timeout and checks for SIGTERM.
  */
-#include "kafka_client.h"
+#include "dp_kafka.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -30,21 +29,21 @@ extern char **environ;
 
 #define ENV_PREFIX "DMARCPIPE_KAFKA_"
 
-void dp_kafka_client_sleep_ms(long ms) {
+void dp_kafka_sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
 }
 
-int dp_kafka_client_stopping(const dp_kafka_client *c) { return c->stop && *c->stop; }
+int dp_kafka_stopping(const dp_kafka_client *c) { return c->stop && *c->stop; }
 
 /* A batch run waits for an absent broker only so long (--broker-timeout,
  * a minute by default), then ends with an error; a follower waits for
  * ever, saying so in its log. */
-int dp_kafka_client_given_up(const dp_kafka_client *c, double since) {
+int dp_kafka_given_up(const dp_kafka_client *c, double since) {
     return c->give_up_s > 0 && dp_clock_seconds() - since >= c->give_up_s;
 }
 
-int dp_kafka_client_valid_topic(const char *t) {
+int dp_kafka_valid_topic(const char *t) {
     if (!*t || strlen(t) > 249) return 0;
     for (; *t; t++)
         if (!isalnum((unsigned char)*t) && *t != '.' && *t != '_' && *t != '-') return 0;
@@ -69,7 +68,7 @@ static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, c
 }
 
 static int add_prop(dp_kafka_client *c, const char *key, size_t key_len, const char *value) {
-    dp_kafka_client_prop *p = realloc(c->props, (c->n_props + 1) * sizeof *p);
+    dp_kafka_prop *p = realloc(c->props, (c->n_props + 1) * sizeof *p);
     if (!p) return -1;
     c->props = p;
     p[c->n_props].key = strndup(key, key_len);
@@ -130,12 +129,12 @@ static int load_env(dp_kafka_client *c, dp_error *err) {
     return 0;
 }
 
-int dp_kafka_client_init(dp_kafka_client *c, const char *label, const char *uri, const dp_sink_options *o,
+int dp_kafka_init(dp_kafka_client *c, const char *label, const char *uri, const dp_kafka_settings *o,
                          dp_error *err) {
     memset(c, 0, sizeof *c);
     const char *rest = strncmp(uri, "kafka://", strlen("kafka://")) == 0 ? uri + strlen("kafka://") : NULL;
     const char *slash = rest ? strchr(rest, '/') : NULL;
-    if (!slash || slash == rest || !dp_kafka_client_valid_topic(slash + 1))
+    if (!slash || slash == rest || !dp_kafka_valid_topic(slash + 1))
         return dp_error_set(err, DP_ERR_USAGE, "%s '%s': expected kafka://HOST:PORT[,HOST:PORT...]/TOPIC", label, uri);
     c->uri = strdup(uri);
     c->brokers = strndup(rest, (size_t)(slash - rest));
@@ -157,7 +156,7 @@ int dp_kafka_client_init(dp_kafka_client *c, const char *label, const char *uri,
     return rc;
 }
 
-void dp_kafka_client_free(dp_kafka_client *c) {
+void dp_kafka_free(dp_kafka_client *c) {
     for (size_t i = 0; i < c->n_props; i++) {
         free(c->props[i].key);
         free(c->props[i].value);
@@ -200,7 +199,7 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
     fprintf(stderr, "dmarcpipe: kafka: %s: %s\n", fac, line);
 }
 
-rd_kafka_conf_t *dp_kafka_client_conf(const dp_kafka_client *c, const char *const (*defaults)[2], size_t n,
+rd_kafka_conf_t *dp_kafka_conf(const dp_kafka_client *c, const char *const (*defaults)[2], size_t n,
                                       int consumer, dp_error *err) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     int rc = conf_set(conf, "bootstrap.servers", c->brokers, c->uri, err);
@@ -250,11 +249,11 @@ static int attempt_ms(const dp_kafka_client *c, double since, int cap) {
 /* Sleeps `ms` in short naps, ending early on SIGTERM or when the wait is
  * over.  1 on SIGTERM. */
 static int nap(const dp_kafka_client *c, long ms, double since) {
-    for (long slept = 0; slept < ms && !dp_kafka_client_given_up(c, since); slept += 100) {
-        if (dp_kafka_client_stopping(c)) return 1;
-        dp_kafka_client_sleep_ms(100);
+    for (long slept = 0; slept < ms && !dp_kafka_given_up(c, since); slept += 100) {
+        if (dp_kafka_stopping(c)) return 1;
+        dp_kafka_sleep_ms(100);
     }
-    return dp_kafka_client_stopping(c);
+    return dp_kafka_stopping(c);
 }
 
 static int no_broker(const dp_kafka_client *c, const char *why, dp_error *err) {
@@ -263,9 +262,9 @@ static int no_broker(const dp_kafka_client *c, const char *why, dp_error *err) {
 }
 
 /* The topic's partitions, *n (0: no such topic, when that is allowed),
- * waiting for the broker.  0, DP_SINK_STOPPED or -1. */
+ * waiting for the broker.  0, DP_KAFKA_STOPPED or -1. */
 static int partitions_of(const dp_kafka_client *c, rd_kafka_t *rk, rd_kafka_topic_t *rkt,
-                         const dp_kafka_client_read *r, int32_t *n, dp_error *err) {
+                         const dp_kafka_read *r, int32_t *n, dp_error *err) {
     double since = dp_clock_seconds();
     for (long backoff = 500;;) {
         const rd_kafka_metadata_t *md = NULL;
@@ -282,31 +281,31 @@ static int partitions_of(const dp_kafka_client *c, rd_kafka_t *rk, rd_kafka_topi
                 return dp_error_set(err, DP_ERR_IO, "kafka %s: topic %s does not exist", c->uri, r->topic);
             e = te != RD_KAFKA_RESP_ERR_NO_ERROR ? te : RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION; /* being made: wait */
         }
-        if (dp_kafka_client_given_up(c, since)) {
+        if (dp_kafka_given_up(c, since)) {
             if (!answered) return no_broker(c, rd_kafka_err2str(e), err);
             return dp_error_set(err, DP_ERR_IO, "kafka %s: topic %s was not available for %.0f s (%s): giving up "
                                 "(--broker-timeout)", c->uri, r->topic, c->give_up_s, rd_kafka_err2str(e));
         }
         fprintf(stderr, "dmarcpipe: kafka %s: cannot read the %s's metadata (%s); retrying\n", c->uri, r->what,
                 rd_kafka_err2str(e));
-        if (nap(c, backoff, since)) return DP_SINK_STOPPED;
+        if (nap(c, backoff, since)) return DP_KAFKA_STOPPED;
         if (backoff < 30000) backoff *= 2;
     }
 }
 
 /* The end offset of partition p as it is now (read_committed: the last
- * stable offset), and its first; waits for the broker.  0, DP_SINK_STOPPED
+ * stable offset), and its first; waits for the broker.  0, DP_KAFKA_STOPPED
  * or -1. */
-static int end_of(const dp_kafka_client *c, rd_kafka_t *rk, const dp_kafka_client_read *r, int32_t p,
+static int end_of(const dp_kafka_client *c, rd_kafka_t *rk, const dp_kafka_read *r, int32_t p,
                   int64_t *lo, int64_t *hi, dp_error *err) {
     double since = dp_clock_seconds();
     for (;;) {
         rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, r->topic, p, lo, hi, attempt_ms(c, since, 10000));
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR) return 0;
-        if (dp_kafka_client_given_up(c, since)) return no_broker(c, rd_kafka_err2str(e), err);
+        if (dp_kafka_given_up(c, since)) return no_broker(c, rd_kafka_err2str(e), err);
         fprintf(stderr, "dmarcpipe: kafka %s: cannot read the end of %s %s [%d] (%s); retrying\n", c->uri, r->what,
                 r->topic, (int)p, rd_kafka_err2str(e));
-        if (nap(c, 500, since)) return DP_SINK_STOPPED;
+        if (nap(c, 500, since)) return DP_KAFKA_STOPPED;
     }
 }
 
@@ -316,14 +315,14 @@ typedef struct part_state {
 } part_state;
 
 /* Takes messages from the queue until every partition is done. */
-static int consume(const dp_kafka_client *c, const dp_kafka_client_read *r, rd_kafka_queue_t *q, part_state *ps,
-                   int32_t first, int32_t count, int32_t pending, dp_kafka_client_msg_fn fn, void *ctx, dp_error *err) {
+static int consume(const dp_kafka_client *c, const dp_kafka_read *r, rd_kafka_queue_t *q, part_state *ps,
+                   int32_t first, int32_t count, int32_t pending, dp_kafka_msg_fn fn, void *ctx, dp_error *err) {
     double quiet_since = dp_clock_seconds(); /* the last sign of the broker */
     while (pending > 0) {
-        if (dp_kafka_client_stopping(c)) return DP_SINK_STOPPED;
+        if (dp_kafka_stopping(c)) return DP_KAFKA_STOPPED;
         rd_kafka_message_t *m = rd_kafka_consume_queue(q, 500);
         if (!m) {
-            if (dp_kafka_client_given_up(c, quiet_since)) return no_broker(c, "no data while reading", err);
+            if (dp_kafka_given_up(c, quiet_since)) return no_broker(c, "no data while reading", err);
             continue;
         }
         int32_t i = m->partition - first;
@@ -347,7 +346,7 @@ static int consume(const dp_kafka_client *c, const dp_kafka_client_read *r, rd_k
             if (p && m->offset >= p->end) {
                 p->done = 1, pending--; /* written after the read began */
             } else if (p) {
-                if (fn(ctx, m)) rc = DP_KAFKA_CLIENT_FN_STOP;
+                if (fn(ctx, m)) rc = DP_KAFKA_FN_STOP;
                 if (m->offset + 1 >= p->end) p->done = 1, pending--;
             }
         }
@@ -357,9 +356,9 @@ static int consume(const dp_kafka_client *c, const dp_kafka_client_read *r, rd_k
     return 0;
 }
 
-int dp_kafka_client_read_to_end(const dp_kafka_client *c, const dp_kafka_client_read *r,
-                                dp_kafka_client_msg_fn fn, void *ctx, dp_error *err) {
-    rd_kafka_conf_t *conf = dp_kafka_client_conf(c, CONSUMER_DEFAULTS, sizeof CONSUMER_DEFAULTS / sizeof *CONSUMER_DEFAULTS,
+int dp_kafka_read_to_end(const dp_kafka_client *c, const dp_kafka_read *r,
+                                dp_kafka_msg_fn fn, void *ctx, dp_error *err) {
+    rd_kafka_conf_t *conf = dp_kafka_conf(c, CONSUMER_DEFAULTS, sizeof CONSUMER_DEFAULTS / sizeof *CONSUMER_DEFAULTS,
                                                  1, err);
     if (!conf) return -1;
     char errstr[512];
