@@ -137,9 +137,14 @@ int dp_dedup_sink_position(dp_dedup *d, const char *name, uint64_t *pos);
 /* The last committed epoch and the ledger's next offset (0 when unknown). */
 int dp_dedup_meta(dp_dedup *d, uint64_t *epoch, uint64_t *ledger_next);
 /* Records an epoch found in the ledger (committed, but the state never
- * heard of it): its identities count as seen, its inputs as done. */
+ * heard of it): its identities count as seen, its inputs as done.  Also
+ * another worker's epoch in a ledger the workers share (no inputs, epoch
+ * 0): its reports count as seen here too. */
 int dp_dedup_apply_ledger(dp_dedup *d, const uint8_t (*ids)[32], size_t n_ids, const dp_dedup_epoch *ep,
                           dp_error *err);
+/* How many identities dp_dedup_apply_ledger() found decided by the open
+ * epoch (another worker committed them first), since the last call. */
+size_t dp_dedup_take_conflicts(dp_dedup *d);
 void dp_dedup_close(dp_dedup *d);
 void dp_dedup_identity(const dp_report *rep, uint8_t out[32]);
 
@@ -163,6 +168,11 @@ typedef struct dp_engine_inputs {
     /* Input i was rejected; errors[0..n) say why.  0, or -1 (err) when the
      * rejection could not be kept and the run must stop. */
     int (*reject)(void *ctx, size_t i, const dp_error *errors, size_t n_errors, dp_error *err);
+    /* Optional: whether a report of input i, by its identity, is this
+     * run's to count (0), or another's (1: its records go nowhere here,
+     * and the caller sees that it reaches its owner).  Several workers at
+     * once, from the report's header. */
+    int (*route)(void *ctx, size_t i, const uint8_t id[32]);
     void *ctx;
 } dp_engine_inputs;
 
@@ -189,6 +199,7 @@ typedef struct dp_engine_config {
 typedef struct dp_engine_stats {
     uint64_t inputs, inputs_rejected;       /* inputs taken: a prefix of the list */
     uint64_t reports, rejected, duplicates; /* accepted / rejected / skipped reports */
+    uint64_t routed;                        /* reports another run counts (dp_engine_inputs.route) */
     uint64_t records, messages, xml_bytes;  /* of accepted reports */
     uint64_t rollups, flushes;              /* lines written per sink, shard flushes */
     uint64_t peak_keys, peak_table_bytes;   /* summed over shards */

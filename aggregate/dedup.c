@@ -65,6 +65,7 @@ struct dp_dedup {
     MDB_env *env;
     MDB_dbi dbi, inputs_dbi, meta_dbi, sinks_dbi;
     uint64_t committed, persisted;
+    size_t conflicts; /* see dp_dedup_take_conflicts */
 };
 
 void dp_dedup_identity(const dp_report *rep, uint8_t out[32]) {
@@ -408,6 +409,12 @@ int dp_dedup_apply_ledger(dp_dedup *d, const uint8_t (*ids)[32], size_t n_ids, c
             break;
         }
         slot *s = find(d, ids[i]);
+        if (s->state == SLOT_PENDING) {
+            /* another worker committed a report the open epoch counted:
+             * the epoch must not commit (dp_dedup_take_conflicts) */
+            d->conflicts++;
+            continue;
+        }
         if (s->state == SLOT_EMPTY) {
             memcpy(s->id, ids[i], ID_BYTES);
             d->used++;
@@ -427,6 +434,14 @@ int dp_dedup_apply_ledger(dp_dedup *d, const uint8_t (*ids)[32], size_t n_ids, c
         return dp_error_set(err, DP_ERR_IO, "state: cannot record the ledger's epoch: %s",
                             rc == ENOMEM ? "out of memory" : mdb_strerror(rc));
     return 0;
+}
+
+size_t dp_dedup_take_conflicts(dp_dedup *d) {
+    pthread_mutex_lock(&d->lock);
+    size_t n = d->conflicts;
+    d->conflicts = 0;
+    pthread_mutex_unlock(&d->lock);
+    return n;
 }
 
 void dp_dedup_close(dp_dedup *d) {

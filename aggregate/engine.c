@@ -30,6 +30,7 @@ void dp_engine_stats_add(dp_engine_stats *t, const dp_engine_stats *s) {
     t->reports += s->reports;
     t->rejected += s->rejected;
     t->duplicates += s->duplicates;
+    t->routed += s->routed;
     t->records += s->records;
     t->messages += s->messages;
     t->xml_bytes += s->xml_bytes;
@@ -132,6 +133,7 @@ int dp_engine_run(const dp_engine_config *cfg, const dp_engine_inputs *inputs, d
         out->inputs_rejected += wk->st.inputs_rejected;
         out->rejected += wk->st.rejected;
         out->duplicates += wk->st.duplicates;
+        out->routed += wk->st.routed;
         while (wk->free_list) {
             batch *b = wk->free_list;
             wk->free_list = b->next;

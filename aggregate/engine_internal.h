@@ -146,6 +146,7 @@ typedef struct worker {
     size_t input;      /* index of the input being read */
     uint64_t token;    /* the report in flight: this worker's sequence number */
     int counted_before; /* the report in flight was counted by an earlier run */
+    int routed;         /* ... or is another run's to count */
     decision *inbox;   /* verdicts to send (guarded by the engine's order_lock) */
     size_t n_inbox, cap_inbox;
     decision *outbox;  /* verdicts being sent (the worker's own) */

@@ -182,7 +182,15 @@ static int on_report_begin(void *ctx, const dp_report *rep) {
      * (Copies within this run are decided in input order instead: deciding
      * them here would make what is rejected or quarantined depend on
      * thread timing.) */
-    w->counted_before = 0;
+    w->counted_before = w->routed = 0;
+    if (e->inputs->route) {
+        uint8_t id[32];
+        dp_dedup_identity(rep, id);
+        if (e->inputs->route(e->inputs->ctx, w->input, id) != 0) {
+            w->routed = w->counted_before = 1;
+            return 0;
+        }
+    }
     if (e->cfg->dedup) {
         uint8_t id[32];
         dp_dedup_identity(rep, id);
@@ -201,6 +209,11 @@ static int on_report_begin(void *ctx, const dp_report *rep) {
 static int on_report_done(void *ctx, const dp_report *rep) {
     worker *w = ctx;
     engine *e = w->e;
+    if (w->routed) {
+        w->routed = w->counted_before = 0;
+        w->st.routed++;
+        return 0;
+    }
     if (w->counted_before) {
         w->counted_before = 0;
         w->st.duplicates++;
@@ -244,7 +257,7 @@ static int on_report_done(void *ctx, const dp_report *rep) {
 static void on_report_failed(void *ctx, const dp_report *rep, const dp_error *err) {
     (void)rep;
     worker *w = ctx;
-    w->counted_before = 0;
+    w->counted_before = w->routed = 0;
     end_report(w, OP_ABORT);
     w->st.rejected++;
     dp_error_print(stderr, err);

@@ -26,6 +26,7 @@
 #include "cli.h"
 #include "dp_clock.h"
 #include "dp_fs.h"
+#include "dp_kafka.h"
 #include "run.h"
 
 #define DEFAULT_OUT "dmarcpipe-out"
@@ -54,7 +55,18 @@ static void help(FILE *f) {
             "  imap://USER@HOST[:PORT]/MAILBOX, imaps://...\n"
             "                        a mailbox, message by UID (see the README for the\n"
             "                        ?processed=FOLDER and other settings); the password comes\n"
-            "                        from DMARCPIPE_IMAP_PASSWORD or --imap-password-file\n\n"
+            "                        from DMARCPIPE_IMAP_PASSWORD or --imap-password-file\n"
+            "  s3://BUCKET/PREFIX?endpoint=URL&region=R[&path_style=1]\n"
+            "                        the objects under PREFIX of an S3-compatible bucket; after\n"
+            "                        the commit &after=keep (default), delete or move:PREFIX;\n"
+            "                        &quarantine=PREFIX, &retries=N, &relist=SEC, &cafile=PEM;\n"
+            "                        credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY\n"
+            "                        (AWS_SESSION_TOKEN) or ~/.aws/credentials (AWS_PROFILE)\n"
+            "  kafka://HOST:PORT[,HOST:PORT...]/TOPIC?group=G\n"
+            "                        a Kafka inbox shared by the workers of consumer group G:\n"
+            "                        reports, or S3 event notifications (&s3_endpoint=URL\n"
+            "                        &s3_region=R&s3_path_style=1); with a Kafka sink the\n"
+            "                        offsets commit in each epoch's transaction\n\n"
             "With no --sink, writes ./" DEFAULT_OUT "/rollups.ndjson and the report inventory\n"
             "./" DEFAULT_OUT "/reports.ndjson (one line per accepted report: metadata, policy,\n"
             "totals, input, sha256 of the XML).\n\n"
@@ -144,6 +156,31 @@ static const char *default_worker_id(const char *instance_id, const char *state_
     return buf;
 }
 
+/* The ledger topic the workers of the first Kafka inbox among the
+ * sources share, "dmarcpipe.ledger.GROUP"; 0 when none names a group. */
+static int inbox_ledger_topic(char **uris, int n, char *buf, size_t cap) {
+    for (int i = 0; i < n; i++) {
+        if (strncmp(uris[i], "kafka://", 8) != 0) continue;
+        const char *q = strchr(uris[i], '?');
+        for (const char *p = q; p; p = strchr(p + 1, '&')) {
+            if (strncmp(p + 1, "group=", 6) != 0) continue;
+            size_t len = strcspn(p + 7, "&");
+            if (len == 0 || len + 18 >= cap) return 0;
+            snprintf(buf, cap, "dmarcpipe.ledger.%.*s", (int)len, p + 7);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Whether two kafka:// URIs name the same brokers. */
+static int same_cluster(const char *a, const char *b) {
+    a += strlen("kafka://");
+    b += strncmp(b, "kafka://", 8) == 0 ? 8 : 0;
+    size_t na = strcspn(a, "/"), nb = strcspn(b, "/");
+    return na == nb && strncmp(a, b, na) == 0;
+}
+
 /* The run's summary, on stderr. */
 static void print_summary(const dp_run_stats *rs, const dp_engine_config *cfg, const char *const *sink_uris,
                           size_t n_sink_uris, int epochs, const char *done_dir) {
@@ -160,10 +197,15 @@ static void print_summary(const dp_run_stats *rs, const dp_engine_config *cfg, c
             (unsigned long long)st->duplicates, (unsigned long long)st->records, (unsigned long long)st->messages,
             (unsigned long long)st->rollups, sink_uris[0], n_sink_uris > 1 ? ", ..." : "", st->records / secs,
             st->xml_bytes / secs / 1e6);
+    if (st->routed)
+        fprintf(stderr, "  routed:   %llu report(s) forwarded to the partition that owns them\n",
+                (unsigned long long)st->routed);
     if (epochs) {
-        fprintf(stderr, "  epochs:   %llu committed, %llu run again, %llu recovered from the ledger%s\n",
+        fprintf(stderr, "  epochs:   %llu committed, %llu run again, %llu abandoned to another worker, %llu recovered "
+                "from the ledger%s\n",
                 (unsigned long long)rs->epochs, (unsigned long long)rs->epochs_retried,
-                (unsigned long long)rs->recovered_epochs, rs->stopped ? "; stopped by a signal" : "");
+                (unsigned long long)rs->epochs_abandoned, (unsigned long long)rs->recovered_epochs,
+                rs->stopped ? "; stopped by a signal" : "");
         /* the sink's own rate: producing the rollups through the commit */
         fprintf(stderr, "  kafka:    %llu rollups produced and committed in %.3f s (%.0f rollups/s)\n",
                 (unsigned long long)st->rollups, rs->sink_seconds,
@@ -370,7 +412,13 @@ int dp_cmd_run(int argc, char **argv) {
     int has_kafka = 0;
     for (size_t i = 0; i < n_sink_uris; i++)
         if (strncmp(sink_uris[i], "kafka://", 8) == 0) has_kafka = 1;
-    if (follow || has_kafka) {
+    int kafka_source = 0;
+    for (int i = optind; i < argc; i++)
+        if (strncmp(argv[i], "kafka://", 8) == 0) kafka_source = 1;
+    dp_kafka_settings kafka_settings = {sopts.config_file, props, sopts.n_props, &stop_requested,
+                                        sopts.broker_timeout};
+    so.kafka = &kafka_settings;
+    if (follow || has_kafka || kafka_source) {
         struct sigaction sa = {0};
         sa.sa_handler = on_stop_signal;
         sigemptyset(&sa.sa_mask);
@@ -407,6 +455,17 @@ int dp_cmd_run(int argc, char **argv) {
     /* with a state, a file sink is never replaced: each run goes on from
      * what the state last committed (dp_conductor_resume) */
     sopts.resume = state_dir != NULL;
+    /* workers of one Kafka inbox each need a transaction of their own: by
+     * default each is named after its host and state */
+    char worker_id[128];
+    so.worker_id = default_worker_id(sopts.instance_id, state_dir, worker_id, sizeof worker_id);
+    if (kafka_source && !sopts.instance_id) sopts.instance_id = so.worker_id;
+    /* ... and one ledger, where each learns what the others counted */
+    char shared_ledger[300];
+    if (kafka_source && !sopts.ledger_topic && inbox_ledger_topic(argv + optind, argc - optind, shared_ledger,
+                                                                  sizeof shared_ledger))
+        sopts.ledger_topic = shared_ledger;
+    run.ledger_shared = kafka_source;
     double flush_interval = cfg->flush_interval;
     dp_sink *txn_sink = NULL;
     for (size_t i = 0; i < n_sink_uris; i++) {
@@ -424,6 +483,16 @@ int dp_cmd_run(int argc, char **argv) {
             goto out;
         }
         txn_sink = sinks[i];
+        /* copies of a report go to the one worker that owns it, forwarded
+         * through the inbox in the epoch's transaction: only where the
+         * inbox and the sink are one cluster */
+        for (int k = optind; k < argc; k++) {
+            if (strncmp(argv[k], "kafka://", 8) != 0) continue;
+            if (same_cluster(argv[k], sink_uris[i])) run.route_reports = 1;
+            else
+                fprintf(stderr, "dmarcpipe run: %s: the sink is on another Kafka cluster: copies of a report in "
+                        "two partitions are deduplicated through the shared ledger only\n", argv[k]);
+        }
     }
     if (reports_path && !(reports = dp_sink_open_reports(reports_path, sopts.resume, &err))) {
         fprintf(stderr, "dmarcpipe run: %s\n", dp_error_text(err.msg, text));
@@ -468,13 +537,11 @@ int dp_cmd_run(int argc, char **argv) {
             goto out;
         }
     }
-    char worker_id[128];
     so.follow = follow;
     so.quarantine_dir = quarantine_dir;
     so.done_dir = done_dir;
     so.skip = (const char *const *)skip_real;
     so.state_dir = state_dir;
-    so.worker_id = default_worker_id(sopts.instance_id, state_dir, worker_id, sizeof worker_id);
     for (int i = optind; i < argc; i++) {
         if (!(sources[n_sources] = dp_source_open(argv[i], &so, &err))) {
             fprintf(stderr, "dmarcpipe run: %s\n", dp_error_text(err.msg, text));

@@ -399,3 +399,27 @@ int dp_kafka_read_to_end(const dp_kafka_client *c, const dp_kafka_read *r,
     rd_kafka_destroy(rk);
     return rc;
 }
+
+int dp_kafka_partitions(const dp_kafka_client *c, rd_kafka_t *rk, const char *topic, dp_error *err) {
+    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+    const rd_kafka_metadata_t *md = NULL;
+    double since = dp_clock_seconds();
+    for (;;) {
+        rd_kafka_resp_err_t e = t ? rd_kafka_metadata(rk, 0, t, &md, 5000) : RD_KAFKA_RESP_ERR__FAIL;
+        if (!e && md->topic_cnt == 1 && !md->topics[0].err && md->topics[0].partition_cnt > 0) break;
+        rd_kafka_resp_err_t why = e ? e : md && md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR__FAIL;
+        if (md) rd_kafka_metadata_destroy(md);
+        md = NULL;
+        if (why == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || dp_kafka_stopping(c) || dp_kafka_given_up(c, since)) {
+            if (t) rd_kafka_topic_destroy(t);
+            dp_error_set(err, DP_ERR_IO, "kafka %s: cannot learn the partitions of topic %s: %s", c->uri, topic,
+                         rd_kafka_err2str(why));
+            return -1;
+        }
+        dp_kafka_sleep_ms(500);
+    }
+    int n = md->topics[0].partition_cnt;
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(t);
+    return n;
+}

@@ -81,6 +81,11 @@ int dp_kafka_stopping(const dp_kafka_client *c);
 int dp_kafka_given_up(const dp_kafka_client *c, double since);
 void dp_kafka_sleep_ms(long ms);
 
+/* The number of partitions of `topic`, asked of the cluster with the
+ * client `rk`, waiting for the broker within --broker-timeout.  -1 and err:
+ * no such topic, no broker, a stop. */
+int dp_kafka_partitions(const dp_kafka_client *c, rd_kafka_t *rk, const char *topic, dp_error *err);
+
 /* What to read, for dp_kafka_read_to_end(). */
 typedef struct dp_kafka_read {
     const char *topic;

@@ -66,15 +66,28 @@ static void unwrap_init(dp_unwrap *u, const dp_ingest_limits *lim, const char *n
     memset(res, 0, sizeof *res);
 }
 
-static int unwrap_fd(dp_unwrap *u, const char *name, int fd) {
+/* A regular file, or (from a source that streams, dp_ingest_fd only) a
+ * pipe or a socket: everything but mail is read front to back once.  Mail
+ * is read again by GMime, which seeks, so a stream that turns out to hold
+ * mail is refused; a source hands mail over in a regular file. */
+static int unwrap_fd(dp_unwrap *u, const char *name, int fd, int streams_ok) {
     struct stat st;
-    if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) return fail(u, name, DP_ERR_INPUT, "not a regular file");
+    int seekable = 1;
+    if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+        if (!streams_ok || !(S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
+            return fail(u, name, DP_ERR_INPUT, "not a regular file");
+        seekable = 0;
+    }
     dp_fd_stream fs;
     dp_stream_fd_init(&fs, fd, &u->root_in);
     int rc = dp_unwrap_stream(u, &fs.base, name, 0, 1);
     if (rc == DP_UNWRAP_IS_MAIL) {
         u->root_in = 0;
-        if (lseek(fd, (off_t)u->mail_skip, SEEK_SET) != (off_t)u->mail_skip)
+        if (!seekable)
+            rc = fail(u, name, DP_ERR_INPUT,
+                      "mail read from a stream (a pipe or socket) cannot be parsed: GMime needs to seek; the source "
+                      "must hand mail over in a regular file");
+        else if (lseek(fd, (off_t)u->mail_skip, SEEK_SET) != (off_t)u->mail_skip)
             rc = fail(u, name, DP_ERR_IO, "cannot rewind the input to parse it as mail");
         else
             rc = dp_mime_unwrap_fd(u, fd, name, u->mail_kind == DP_KIND_MBOX);
@@ -87,7 +100,7 @@ int dp_ingest_fd(const dp_ingest_limits *lim, const char *name, int fd, const dp
     dp_unwrap u;
     dp_ingest_limits deflt;
     unwrap_init(&u, lim, name, h, ctx, res, &deflt);
-    return finish(&u, unwrap_fd(&u, name, fd), err);
+    return finish(&u, unwrap_fd(&u, name, fd, 1), err);
 }
 
 int dp_ingest_file(const dp_ingest_limits *lim, const char *path, const dp_report_handler *h,
@@ -105,7 +118,7 @@ int dp_ingest_file(const dp_ingest_limits *lim, const char *path, const dp_repor
         /* gone is the input's state; refused is the run's */
         return finish(&u, fail(&u, path, e == ENOENT ? DP_ERR_INPUT : DP_ERR_IO, msg), err);
     }
-    int rc = unwrap_fd(&u, path, fd);
+    int rc = unwrap_fd(&u, path, fd, 0);
     close(fd);
     return finish(&u, rc, err);
 }

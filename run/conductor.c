@@ -15,6 +15,7 @@
  *     run again over the same inputs, after a backoff: they are still in
  *     their source, so nothing needs to be kept in memory to retry.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,7 +124,57 @@ typedef struct reader {
     dp_input *const *inputs;
     const dp_ingest_limits *limits;
     uint8_t *held; /* per input: its rejection could not be kept */
+    /* reports routed to the worker that owns them: (input, slot) pairs to
+     * forward before the commit, once each */
+    pthread_mutex_t *lock;
+    struct forward { size_t input; int32_t slot; } *fwd;
+    size_t n_fwd, cap_fwd;
+    int fwd_failed;
 } reader;
+
+/* Called by the engine's workers, several at once. */
+static int route_report(void *ctx, size_t i, const uint8_t id[32]) {
+    reader *r = ctx;
+    int32_t slot = -1;
+    int v = dp_source_route(r->inputs[i], id, &slot);
+    if (v != DP_ROUTE_FORWARD) return v != DP_ROUTE_HERE;
+    pthread_mutex_lock(r->lock);
+    size_t k = 0;
+    while (k < r->n_fwd && !(r->fwd[k].input == i && r->fwd[k].slot == slot)) k++;
+    if (k == r->n_fwd) {
+        if (r->n_fwd == r->cap_fwd) {
+            size_t cap = r->cap_fwd ? 2 * r->cap_fwd : 16;
+            struct forward *f = realloc(r->fwd, cap * sizeof *f);
+            if (f) {
+                r->fwd = f;
+                r->cap_fwd = cap;
+            }
+        }
+        if (r->n_fwd < r->cap_fwd) r->fwd[r->n_fwd++] = (struct forward){i, slot};
+        else r->fwd_failed = 1;
+    }
+    pthread_mutex_unlock(r->lock);
+    return 1;
+}
+
+static int forward_to_sink(void *ctx, const char *topic, int32_t partition, const char *header,
+                           const char *header_value, const void *value, size_t len, dp_error *err) {
+    return dp_sink_forward(ctx, topic, partition, header, header_value, value, len, err);
+}
+
+/* The epoch's routed reports go to their owners, inside its transaction. */
+static int forward_routed(reader *r, dp_sink *es, size_t taken, dp_error *err) {
+    if (r->fwd_failed) return dp_error_set(err, DP_ERR_NOMEM, "out of memory noting reports to forward");
+    for (size_t k = 0; k < r->n_fwd; k++) {
+        if (r->fwd[k].input >= taken) continue;
+        const dp_input *in = r->inputs[r->fwd[k].input];
+        if (dp_source_forward(in, r->fwd[k].slot, forward_to_sink, es, err) != 0) return -1;
+        char a[DP_ERROR_TEXT_MAX];
+        fprintf(stderr, "dmarcpipe: %s: holds a report partition %d owns: forwarded there\n",
+                dp_error_text(in->name, a), (int)r->fwd[k].slot);
+    }
+    return 0;
+}
 
 /* Called by the engine's workers, several at once. */
 static int read_input(void *ctx, size_t i, const dp_report_handler *h, void *hctx, dp_error *err) {
@@ -190,6 +241,41 @@ static int emit_to_sink(void *ctx, const char *rec, size_t len, dp_error *err) {
 static void add_id(void *ctx, const uint8_t id[32]) { dp_ledger_add_report(ctx, id); }
 
 /* Sleeps `ms`, waking early on a stop request: 1 if stopped. */
+/* Reads what the shared ledger gained since the state last read it. */
+static int catch_up(const dp_run_config *c, dp_sink *es, dp_error *err) {
+    uint64_t epochs = 0;
+    return dp_ledger_recover(es, c->engine.dedup, c->instance, &epochs, err);
+}
+
+/* Sources that commit their read position with the epoch (a Kafka inbox)
+ * hand it to the transactional sink, each with its own inputs of the
+ * epoch.  0, DP_SOURCE_LOST, or -1 (err). */
+static int hand_over_positions(dp_sink *es, dp_input *const *inputs, size_t n, int retry, dp_error *err) {
+    dp_source *done[16];
+    size_t n_done = 0;
+    dp_input **mine = NULL;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        dp_source *s = inputs[i]->source;
+        if (!dp_source_has_position(s)) continue;
+        size_t d = 0;
+        while (d < n_done && done[d] != s) d++;
+        if (d < n_done) continue;
+        if (n_done == sizeof done / sizeof *done)
+            return dp_error_set(err, DP_ERR_USAGE, "more than %zu sources commit their position", n_done);
+        done[n_done++] = s;
+        if (!mine && !(mine = malloc(n * sizeof *mine))) return dp_error_set(err, DP_ERR_NOMEM, "out of memory");
+        size_t k = 0;
+        for (size_t j = i; j < n; j++)
+            if (inputs[j]->source == s) mine[k++] = inputs[j];
+        dp_kafka_offsets *o = NULL;
+        rc = dp_source_epoch_position(s, mine, k, retry, &o, err);
+        if (rc == 0 && o) rc = dp_sink_epoch_offsets(es, o, err);
+    }
+    free(mine);
+    return rc;
+}
+
 static int backoff(long ms, const volatile sig_atomic_t *stop) {
     for (long w = 0; w < ms; w += 100) {
         if (stop && *stop) return 1;
@@ -280,14 +366,26 @@ int dp_conductor_run(const dp_run_config *c, dp_input *const *inputs, size_t n, 
 
     dp_engine_stats sum;
     memset(&sum, 0, sizeof sum);
-    int rc = 0, stopped_open = 0;
+    int rc = 0, stopped_open = 0, abandoned = 0;
     size_t at = 0;
     uint8_t *held = NULL; /* the epoch's inputs whose rejection could not be kept */
+    pthread_mutex_t fwd_lock = PTHREAD_MUTEX_INITIALIZER;
+    reader rd = {0};
     while (rc == 0 && at < in.n_todo && !(c->stop && *c->stop)) {
         uint64_t epoch = state_epoch + 1;
         admit_ctx ac = {c->epoch_inputs ? c->epoch_inputs : SIZE_MAX, 0, c->epoch_seconds, 0, c->stop};
         long backoff_ms = 1000;
         for (;;) {
+            /* workers sharing a ledger: what the others counted is seen */
+            int cu = c->ledger_shared && es ? catch_up(c, es, err) : 0;
+            if (cu == DP_SINK_STOPPED) {
+                stopped_open = 1;
+                break;
+            }
+            if (cu != 0) {
+                rc = -1;
+                break;
+            }
             int b = es ? dp_sink_epoch_begin(es, err) : 0;
             if (b == DP_SINK_STOPPED) {
                 stopped_open = 1;
@@ -308,8 +406,10 @@ int dp_conductor_run(const dp_run_config *c, dp_input *const *inputs, size_t n, 
                 if (es) dp_sink_epoch_abort(es);
                 break;
             }
-            reader rd = {in.todo + at, &c->limits, held};
-            dp_engine_inputs ei = {in.n_todo - at, read_input, reject_input, &rd};
+            free(rd.fwd);
+            rd = (reader){in.todo + at, &c->limits, held, &fwd_lock, NULL, 0, 0, 0};
+            dp_engine_inputs ei = {in.n_todo - at, read_input, reject_input, c->route_reports ? route_report : NULL,
+                                   &rd};
             dp_engine_stats es_st;
             if (dp_engine_run(&cfg, &ei, &es_st, err) != 0) {
                 if (es) dp_sink_epoch_abort(es);
@@ -318,7 +418,39 @@ int dp_conductor_run(const dp_run_config *c, dp_input *const *inputs, size_t n, 
                 break;
             }
             size_t taken = (size_t)es_st.inputs;
+            /* a report another worker committed while this epoch counted
+             * it (a copy in another partition): run the epoch again, where
+             * it is a duplicate */
+            if (c->ledger_shared && es && taken) {
+                int r = catch_up(c, es, err);
+                size_t clash = r == 0 ? dp_dedup_take_conflicts(state) : 0;
+                if (r != 0 || clash) {
+                    dp_sink_epoch_abort(es);
+                    dp_dedup_rollback(state);
+                    if (r == DP_SINK_STOPPED) {
+                        stopped_open = 1;
+                        break;
+                    }
+                    if (r != 0) {
+                        rc = -1;
+                        break;
+                    }
+                    fprintf(stderr, "dmarcpipe run: epoch %llu: %zu report(s) committed meanwhile by another worker; "
+                            "running it again\n", (unsigned long long)epoch, clash);
+                    st->epochs_retried++;
+                    ac.retry = 1;
+                    ac.max_inputs = taken;
+                    continue;
+                }
+            }
             int ledger_failed = 0;
+            if (es && rd.n_fwd && forward_routed(&rd, es, taken, err) != 0) {
+                /* the copies could not be handed over: nothing of the epoch commits */
+                dp_sink_epoch_abort(es);
+                dp_dedup_rollback(state);
+                rc = -1;
+                break;
+            }
             if (es) {
                 dp_ledger_writer lw;
                 dp_ledger_begin(&lw, c->instance, epoch, emit_to_sink, es, err);
@@ -328,7 +460,19 @@ int dp_conductor_run(const dp_run_config *c, dp_input *const *inputs, size_t n, 
             }
             uint64_t next = 0;
             double tc = dp_clock_seconds();
-            int cr = ledger_failed ? -1 : commit_all(c, &next, err);
+            int cr = ledger_failed ? -1 : es ? hand_over_positions(es, in.todo + at, taken, ac.retry, err) : 0;
+            if (cr == DP_SOURCE_LOST) {
+                /* a rebalance gave the inputs to another worker, which
+                 * counts them from the position last committed */
+                dp_sink_epoch_abort(es);
+                dp_dedup_rollback(state);
+                fprintf(stderr, "dmarcpipe run: epoch %llu (%zu inputs) abandoned: %s\n", (unsigned long long)epoch,
+                        taken, err->msg);
+                st->epochs_abandoned++;
+                abandoned = 1;
+                break;
+            }
+            if (cr == 0 && !ledger_failed) cr = commit_all(c, &next, err);
             if (cr == 0) {
                 st->sink_seconds += es_st.final_flush_seconds + (dp_clock_seconds() - tc);
                 /* the state records the inputs counted, not those held */
@@ -341,7 +485,12 @@ int dp_conductor_run(const dp_run_config *c, dp_input *const *inputs, size_t n, 
                 for (size_t i = 0; p == 0 && keys && i < taken; i++)
                     if (!held[i]) keys[n_keys++] = in.todo[at + i]->key;
                 if (p == 0) {
-                    dp_dedup_epoch de = {keys,     n_keys,   es ? epoch : 0, es ? next : 0,
+                    /* a shared ledger is read on from where the last
+                     * catch-up stopped, before this epoch's record: the
+                     * others' records since are read next time, and this
+                     * one is found again, known */
+                    uint64_t read_on = es && !c->ledger_shared ? next : 0;
+                    dp_dedup_epoch de = {keys,     n_keys,   es ? epoch : 0, read_on,
                                          pos.names, pos.at, pos.n};
                     p = dp_dedup_persist(state, &de, err);
                 }
@@ -362,7 +511,7 @@ int dp_conductor_run(const dp_run_config *c, dp_input *const *inputs, size_t n, 
                 at += taken;
                 break;
             }
-            if (ledger_failed) dp_sink_epoch_abort(es);
+            if (es && (ledger_failed || cr == -1)) dp_sink_epoch_abort(es);
             dp_dedup_rollback(state);
             if (cr == DP_SINK_STOPPED) {
                 stopped_open = 1;
@@ -383,7 +532,7 @@ int dp_conductor_run(const dp_run_config *c, dp_input *const *inputs, size_t n, 
             }
             if (backoff_ms < 30000) backoff_ms *= 2;
         }
-        if (stopped_open) break;
+        if (stopped_open || abandoned) break;
     }
     if (stopped_open) {
         st->stopped = 1;
@@ -397,6 +546,7 @@ int dp_conductor_run(const dp_run_config *c, dp_input *const *inputs, size_t n, 
             fprintf(stderr, "dmarcpipe run: stopping: %zu input(s) left for the next run\n", in.n_todo - at);
     }
     free(held);
+    free(rd.fwd);
     split_free(&in);
     sum.seconds = dp_clock_seconds() - t0;
     dp_engine_stats_add(&st->engine, &sum);
@@ -405,10 +555,25 @@ int dp_conductor_run(const dp_run_config *c, dp_input *const *inputs, size_t n, 
 
 int dp_conductor_batch(const dp_run_config *c, dp_source *const *sources, size_t n_sources, dp_run_stats *st,
                        dp_error *err) {
-    dp_input_list all = {0};
+    /* A source lists what it has, a bounded batch at a time where it has
+     * much (an object store, an inbox), until a round lists nothing: a
+     * folder lists everything in its first round. */
     int rc = 0;
-    for (size_t i = 0; rc == 0 && i < n_sources; i++) rc = dp_source_next(sources[i], &all, err);
-    if (rc == 0) rc = dp_conductor_run(c, all.v, all.n, st, err);
-    dp_input_list_free(&all);
+    uint64_t last_round = 0;
+    for (;;) {
+        dp_input_list all = {0};
+        for (size_t i = 0; rc == 0 && i < n_sources; i++) rc = dp_source_next(sources[i], &all, err);
+        size_t listed = all.n;
+        /* a round that lists exactly what the last one did makes no
+         * progress (a source that lists again what it cannot get rid of) */
+        uint64_t round = 14695981039346656037ull;
+        for (size_t i = 0; i < all.n; i++)
+            for (const char *p = all.v[i]->key; *p; p++) round = (round ^ (uint8_t)*p) * 1099511628211ull;
+        int again = listed && round == last_round;
+        last_round = round;
+        if (rc == 0 && listed && !again) rc = dp_conductor_run(c, all.v, all.n, st, err);
+        dp_input_list_free(&all);
+        if (rc != 0 || listed == 0 || again || st->stopped || (c->stop && *c->stop)) break;
+    }
     return rc;
 }

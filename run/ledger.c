@@ -193,6 +193,7 @@ typedef struct recovery {
     uint64_t state_epoch; /* ... and after the records applied so far */
     const char *instance;
     uint64_t epochs, reports, inputs;
+    uint64_t others; /* reports other workers counted (a shared ledger) */
     dp_error *err;
 } recovery;
 
@@ -224,6 +225,13 @@ static int apply_record(void *ctx, const char *text, size_t len, uint64_t next) 
             }
             r->state_epoch = rec.epoch;
         }
+    } else if (strcmp(rec.instance, r->instance) != 0 && rec.n_ids) {
+        /* a ledger shared by workers of one inbox: what the others counted
+         * is seen here too, so a copy of it in another partition is a
+         * duplicate */
+        dp_dedup_epoch de = {NULL, 0, 0, next, NULL, NULL, 0};
+        rc = dp_dedup_apply_ledger(r->state, (const uint8_t(*)[32])rec.ids, rec.n_ids, &de, r->err);
+        if (rc == 0) r->others += rec.n_ids;
     }
     dp_ledger_record_free(&rec);
     return rc != 0;
@@ -234,7 +242,7 @@ int dp_ledger_recover(dp_sink *sink, dp_dedup *state, const char *instance, uint
     uint64_t state_epoch, ledger_next;
     if (dp_dedup_meta(state, &state_epoch, &ledger_next) != 0)
         return dp_error_set(err, DP_ERR_IO, "state: cannot read the epoch and ledger position");
-    recovery rec = {state, state_epoch, state_epoch, instance, 0, 0, 0, err};
+    recovery rec = {state, state_epoch, state_epoch, instance, 0, 0, 0, 0, err};
     int rc = dp_sink_ledger_read(sink, ledger_next, apply_record, &rec, err);
     if (rc != 0) return rc == DP_SINK_STOPPED ? DP_SINK_STOPPED : -1;
     if (rec.epochs)

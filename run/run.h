@@ -66,6 +66,14 @@ typedef struct dp_run_config {
     double epoch_seconds;  /* an epoch takes no new input after this long (0: no cap) */
     int track_inputs;      /* the state records every acknowledged input by its key,
                               and later runs skip it (always, with a ledger) */
+    /* Workers of one inbox share the ledger topic: before each epoch, and
+     * before it commits, the reports the others committed are read into
+     * the state, so that a copy of one is a duplicate here too. */
+    int ledger_shared;
+    /* Each report is counted by the worker its source routes it to
+     * (dp_source_route): copies of it are decided in one place, one after
+     * the other; the others forward it there in the epoch's transaction. */
+    int route_reports;
     const volatile sig_atomic_t *stop; /* SIGTERM: end the epoch, then stop (may be NULL) */
 } dp_run_config;
 
@@ -73,6 +81,7 @@ typedef struct dp_run_stats {
     dp_engine_stats engine;  /* summed over committed epochs; seconds: the conductor's wall time */
     uint64_t epochs;         /* committed */
     uint64_t epochs_retried; /* aborted by the sink and run again */
+    uint64_t epochs_abandoned; /* their inputs went to another worker (a rebalance) */
     uint64_t recovered_epochs; /* found in the ledger, not in the state */
     uint64_t inputs_done_before; /* skipped: the state knew them */
     uint64_t acked, ack_failures; /* acknowledgements with the sources */

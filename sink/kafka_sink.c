@@ -388,6 +388,51 @@ static int kafka_ledger_write(dp_sink *s, const char *rec, size_t len, dp_error 
     return produce(ks, ks->rkt_ledger, 0, ks->instance, strlen(ks->instance), rec, len, &ks->ledger_marker, err);
 }
 
+/* The inbox's offsets join the transaction, so the rollups and the
+ * position they were counted up to commit together.  The group
+ * coordinator refuses them once the group has moved on (a rebalance the
+ * consumer has not seen yet, a fenced member): the epoch then aborts, and
+ * the source learns at its next poll what it still owns. */
+static int kafka_epoch_offsets(dp_sink *s, const dp_kafka_offsets *o, dp_error *err) {
+    kafka_sink *ks = (kafka_sink *)s;
+    if (!ks->rk || !ks->in_txn) return dp_error_set(err, DP_ERR_USAGE, "kafka %s: offsets without an epoch", ks->kc.uri);
+    double since = dp_clock_seconds();
+    for (;;) {
+        rd_kafka_error_t *e = rd_kafka_send_offsets_to_transaction(ks->rk, o->offsets, o->group, COMMIT_TIMEOUT_MS);
+        if (!e) return 0;
+        if (rd_kafka_error_is_retriable(e) && !stopping(ks) && !given_up(ks, since)) {
+            rd_kafka_error_destroy(e);
+            dp_kafka_sleep_ms(100);
+            continue;
+        }
+        note_epoch_error(ks, "the inbox's offsets were refused: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        return 0; /* the commit says DP_SINK_RETRY */
+    }
+}
+
+/* A copy of an inbox message for the worker that owns its report (see
+ * source/kafka_inbox.c), part of the epoch: it is in the inbox exactly
+ * when the epoch that took the original commits. */
+static int kafka_forward(dp_sink *s, const char *topic, int32_t partition, const char *header,
+                         const char *header_value, const void *value, size_t len, dp_error *err) {
+    kafka_sink *ks = (kafka_sink *)s;
+    if (!ks->rk || !ks->in_txn) return dp_error_set(err, DP_ERR_USAGE, "kafka %s: forward without an epoch", ks->kc.uri);
+    for (;;) {
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            ks->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_HEADER(header, header_value, (ssize_t)strlen(header_value)),
+            RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) return 0;
+        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL && !stopping(ks)) {
+            rd_kafka_poll(ks->rk, 100);
+            continue;
+        }
+        note_epoch_error(ks, "forwarding to the inbox failed: %s", rd_kafka_err2str(e));
+        return 0; /* the commit says DP_SINK_RETRY */
+    }
+}
+
 static int kafka_epoch_commit(dp_sink *s, uint64_t *ledger_next, dp_error *err) {
     kafka_sink *ks = (kafka_sink *)s;
     *ledger_next = 0;
@@ -482,6 +527,8 @@ static const dp_sink_ops KAFKA_OPS = {
     .epoch_begin = kafka_epoch_begin,
     .ledger_write = kafka_ledger_write,
     .epoch_commit = kafka_epoch_commit,
+    .epoch_offsets = kafka_epoch_offsets,
+    .forward = kafka_forward,
     .epoch_abort = kafka_epoch_abort,
     .ledger_read = kafka_ledger_read,
 };

@@ -71,6 +71,22 @@ int dp_sink_epoch_begin(dp_sink *s, dp_error *err) {
     return s->ops->epoch_begin ? s->ops->epoch_begin(s, err) : 0;
 }
 
+int dp_sink_takes_offsets(const dp_sink *s) { return s->ops->epoch_offsets != NULL; }
+
+int dp_sink_epoch_offsets(dp_sink *s, const dp_kafka_offsets *o, dp_error *err) {
+    if (!s->ops->epoch_offsets)
+        return dp_error_set(err, DP_ERR_USAGE, "sink %s cannot commit a consumer's offsets", s->ops->name);
+    return s->ops->epoch_offsets(s, o, err);
+}
+
+int dp_sink_forwards(const dp_sink *s) { return s->ops->forward != NULL; }
+
+int dp_sink_forward(dp_sink *s, const char *topic, int32_t partition, const char *header, const char *header_value,
+                    const void *value, size_t len, dp_error *err) {
+    if (!s->ops->forward) return dp_error_set(err, DP_ERR_USAGE, "sink %s cannot forward", s->ops->name);
+    return s->ops->forward(s, topic, partition, header, header_value, value, len, err);
+}
+
 int dp_sink_ledger_write(dp_sink *s, const char *rec, size_t len, dp_error *err) {
     if (!s->ops->ledger_write) return dp_error_set(err, DP_ERR_USAGE, "sink %s keeps no ledger", s->ops->name);
     return s->ops->ledger_write(s, rec, len, err);

@@ -37,6 +37,7 @@ typedef struct dp_report_line {
 } dp_report_line;
 
 typedef struct dp_sink dp_sink;
+typedef struct dp_kafka_offsets dp_kafka_offsets; /* common/dp_kafka.h */
 
 /* epoch_commit(): the epoch was aborted (e.g. the broker was away too
  * long); run it again.  DP_SINK_STOPPED: aborted because a stop (SIGTERM)
@@ -82,6 +83,17 @@ typedef struct dp_sink_ops {
     const char *(*position_name)(const dp_sink *s);
     int (*resume)(dp_sink *s, int known, uint64_t committed, dp_error *err);
     uint64_t (*position)(const dp_sink *s);
+    /* Optional: a consumer group's position, committed with the open
+     * epoch's transaction (rd_kafka_send_offsets_to_transaction).  0, or
+     * -1 (err).  A refusal the transaction cannot survive (the group moved
+     * on) makes the epoch's commit answer DP_SINK_RETRY. */
+    int (*epoch_offsets)(dp_sink *s, const dp_kafka_offsets *o, dp_error *err);
+    /* Optional: one message into TOPIC's partition (on the sink's cluster),
+     * with one header, part of the open epoch: a source's input forwarded
+     * to the worker that owns it.  0, or -1 (err); a refusal makes the
+     * commit answer DP_SINK_RETRY. */
+    int (*forward)(dp_sink *s, const char *topic, int32_t partition, const char *header, const char *header_value,
+                   const void *value, size_t len, dp_error *err);
 } dp_sink_ops;
 
 struct dp_sink {
@@ -161,6 +173,15 @@ int dp_sink_has_epochs(const dp_sink *s);
 /* Opens an epoch; 0 at once for a sink without epochs.  0, DP_SINK_STOPPED
  * or -1 (err). */
 int dp_sink_epoch_begin(dp_sink *s, dp_error *err);
+/* Whether the sink can commit a consumer group's position with its epoch. */
+int dp_sink_takes_offsets(const dp_sink *s);
+/* A consumer group's position, part of the open epoch (see ops). */
+int dp_sink_epoch_offsets(dp_sink *s, const dp_kafka_offsets *o, dp_error *err);
+/* Whether the sink can forward messages in its epoch (ops.forward), and
+ * the forwarding. */
+int dp_sink_forwards(const dp_sink *s);
+int dp_sink_forward(dp_sink *s, const char *topic, int32_t partition, const char *header, const char *header_value,
+                    const void *value, size_t len, dp_error *err);
 /* One ledger record, part of the open epoch (epochs only). */
 int dp_sink_ledger_write(dp_sink *s, const char *rec, size_t len, dp_error *err);
 /* Makes everything written since the epoch began durable: the epoch's

@@ -25,10 +25,12 @@ dp_source *dp_source_open(const char *uri, const dp_source_options *opts, dp_err
     if (strncmp(uri, "maildir:", 8) == 0 && uri[8]) return dp_maildir_source_open(uri + 8, opts, err);
     if (strncmp(uri, "mbox:", 5) == 0 && uri[5]) return dp_mbox_source_open(uri + 5, opts, err);
     if (strncmp(uri, "imap://", 7) == 0 || strncmp(uri, "imaps://", 8) == 0) return dp_imap_source_open(uri, opts, err);
+    if (strncmp(uri, "s3://", 5) == 0) return dp_s3_source_open(uri, opts, err);
+    if (strncmp(uri, "kafka://", 8) == 0) return dp_kafka_inbox_open(uri, opts, err);
     if (has_scheme(uri)) {
         dp_error_set(err, DP_ERR_USAGE,
                      "source '%s': not a source dmarcpipe reads; expected PATH, file:PATH, maildir:PATH, mbox:PATH, "
-                     "imap:// or imaps://",
+                     "imap://, imaps://, s3:// or kafka://",
                      uri);
         return NULL;
     }
@@ -58,6 +60,27 @@ void dp_source_hold(const dp_input *in) {
 }
 
 int dp_source_wake_fd(dp_source *s) { return s->ops->wake_fd ? s->ops->wake_fd(s) : -1; }
+
+int dp_source_route(const dp_input *in, const uint8_t id[32], int32_t *slot) {
+    const dp_source_ops *ops = in->source->ops;
+    return ops->route ? ops->route(in->source, in, id, slot) : DP_ROUTE_HERE;
+}
+
+int dp_source_forward(const dp_input *in, int32_t slot, dp_forward_fn emit, void *ctx, dp_error *err) {
+    const dp_source_ops *ops = in->source->ops;
+    if (!ops->forward) return dp_error_set(err, DP_ERR_USAGE, "%s: its source cannot forward", in->name);
+    return ops->forward(in->source, in, slot, emit, ctx, err);
+}
+
+int dp_source_routes(const dp_source *s) { return s->ops->route != NULL; }
+
+int dp_source_has_position(const dp_source *s) { return s->ops->epoch_position != NULL; }
+
+int dp_source_epoch_position(dp_source *s, dp_input *const *inputs, size_t n, int retry, dp_kafka_offsets **out,
+                             dp_error *err) {
+    *out = NULL;
+    return s->ops->epoch_position ? s->ops->epoch_position(s, inputs, n, retry, out, err) : 0;
+}
 
 int dp_source_is_path(const char *uri) {
     if (strncmp(uri, "file:", 5) == 0) return 1;

@@ -30,6 +30,12 @@
 #include "dp_error.h"
 
 typedef struct dp_source dp_source;
+typedef struct dp_kafka_offsets dp_kafka_offsets; /* common/dp_kafka.h */
+
+/* Hands one message to the epoch's transaction: `value` into TOPIC's
+ * `partition`, with one header.  0, or -1 (err). */
+typedef int (*dp_forward_fn)(void *ctx, const char *topic, int32_t partition, const char *header,
+                             const char *header_value, const void *value, size_t len, dp_error *err);
 
 /* One input: a file, and later a mail message or an object. */
 typedef struct dp_input {
@@ -76,7 +82,32 @@ typedef struct dp_source_ops {
      * poll; next() drains it.  -1: none. */
     int (*wake_fd)(dp_source *s);
     void (*destroy)(dp_source *s);
+    /* Optional: a source whose read position is committed with the epoch,
+     * in the sink's transaction (a Kafka consumer group's offsets).  Called
+     * before the commit with the epoch's inputs of this source, in order;
+     * `retry`: the epoch was aborted before and runs again.  0 and *out
+     * (the source's, valid until its next call; NULL: nothing to commit),
+     * DP_SOURCE_LOST: the inputs are no longer this source's to commit (a
+     * rebalance gave them to another worker) and the epoch is abandoned,
+     * or -1 (err). */
+    int (*epoch_position)(dp_source *s, dp_input *const *inputs, size_t n, int retry, dp_kafka_offsets **out,
+                          dp_error *err);
+    /* Optional: a source whose reports each have one owner among the
+     * workers that share it (a Kafka inbox: the partition the report's
+     * identity hashes to), so that copies of a report are decided one after
+     * the other by one worker.  route: DP_ROUTE_HERE (count it),
+     * DP_ROUTE_FORWARD (its owner is *slot: forward() sends it there) or
+     * DP_ROUTE_IGNORE (a copy forwarded for another report); any thread.
+     * forward: a copy of the input for slot's owner, through emit, inside
+     * the epoch's transaction; 0 or -1 (err). */
+    int (*route)(dp_source *s, const dp_input *in, const uint8_t id[32], int32_t *slot);
+    int (*forward)(dp_source *s, const dp_input *in, int32_t slot, dp_forward_fn emit, void *ctx, dp_error *err);
 } dp_source_ops;
+
+enum { DP_ROUTE_HERE = 0, DP_ROUTE_FORWARD = 1, DP_ROUTE_IGNORE = 2 };
+
+/* epoch_position(): the inputs went to another worker. */
+enum { DP_SOURCE_LOST = 1 };
 
 struct dp_source {
     const dp_source_ops *ops;
@@ -107,6 +138,8 @@ typedef struct dp_source_options {
     const char *token_file;     /* IMAP: a file holding an OAuth2 bearer token (XOAUTH2),
                                    read again at every login, as an outside tool
                                    refreshes it */
+    const struct dp_kafka_settings *kafka; /* a Kafka inbox: the configuration (-X,
+                                   --kafka-config, --broker-timeout, the stop flag) */
 } dp_source_options;
 
 /* Opens a source from its URI:
@@ -114,6 +147,8 @@ typedef struct dp_source_options {
  *   maildir:PATH             a Maildir (new/ and cur/), claimed message by message
  *   mbox:PATH                an mbox file, read on from the position reached
  *   imap://USER@HOST[:PORT]/MAILBOX, imaps://...   a mailbox, by UID
+ *   s3://BUCKET/PREFIX?endpoint=URL&region=R...     the objects under a prefix of
+ *                            an S3 bucket (any S3-compatible store)
  * NULL and err when it cannot be opened (an unknown SCHEME://...). */
 dp_source *dp_source_open(const char *uri, const dp_source_options *opts, dp_error *err);
 /* The wrappers every caller uses, never the vtable itself. */
@@ -124,6 +159,16 @@ int dp_source_reject(const dp_input *in, const dp_error *errors, size_t n_errors
 int dp_source_ack(const dp_input *in);
 /* Leaves the input with its source, unacknowledged (see ops.hold). */
 void dp_source_hold(const dp_input *in);
+/* Whether any input of `s` is committed with the epoch (ops.epoch_position). */
+int dp_source_has_position(const dp_source *s);
+/* ops.epoch_position; 0 and *out NULL for a source without it. */
+int dp_source_epoch_position(dp_source *s, dp_input *const *inputs, size_t n, int retry, dp_kafka_offsets **out,
+                             dp_error *err);
+/* ops.route (DP_ROUTE_HERE for a source without it) and ops.forward. */
+int dp_source_route(const dp_input *in, const uint8_t id[32], int32_t *slot);
+int dp_source_forward(const dp_input *in, int32_t slot, dp_forward_fn emit, void *ctx, dp_error *err);
+/* Whether the source routes its reports (ops.route). */
+int dp_source_routes(const dp_source *s);
 /* The source's wake descriptor (ops.wake_fd), or -1. */
 int dp_source_wake_fd(dp_source *s);
 /* Whether `uri` names a path (PATH or file:PATH) rather than another source. */

@@ -14,5 +14,9 @@ dp_source *dp_maildir_source_open(const char *path, const dp_source_options *opt
 dp_source *dp_mbox_source_open(const char *path, const dp_source_options *opts, dp_error *err);
 /* An IMAP mailbox, imap:// or imaps:// (imap_source.c). */
 dp_source *dp_imap_source_open(const char *uri, const dp_source_options *opts, dp_error *err);
+/* The objects under a prefix of an S3 bucket, s3:// (s3_source.c). */
+dp_source *dp_s3_source_open(const char *uri, const dp_source_options *opts, dp_error *err);
+/* A Kafka inbox, kafka://HOST:PORT[,...]/TOPIC?group=G (kafka_inbox.c). */
+dp_source *dp_kafka_inbox_open(const char *uri, const dp_source_options *opts, dp_error *err);
 
 #endif

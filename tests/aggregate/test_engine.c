@@ -164,7 +164,7 @@ static void one_input_open(one_input *in, const char *path) {
     memset(in, 0, sizeof *in);
     in->path = strdup(path);
     dp_ingest_limits_default(&in->limits);
-    in->ei = (dp_engine_inputs){1, read_one, reject_one, in};
+    in->ei = (dp_engine_inputs){1, read_one, reject_one, NULL, in};
 }
 
 static void one_input_close(one_input *in) { free((char *)in->path); }

@@ -80,3 +80,20 @@ add_test(NAME kafka_report
   COMMAND ${DP_KAFKA_SCRIPTS}/test_report.sh $<TARGET_FILE:dmarcpipe>
           ${CMAKE_SOURCE_DIR}/tests/data/samples ${DP_KAFKA_BROKER_DIR}/bootstrap)
 set_tests_properties(kafka_report PROPERTIES FIXTURES_REQUIRED kafka LABELS kafka TIMEOUT 180)
+
+# the Kafka inbox (source/kafka_inbox.c): workers of one consumer group
+# over an inbox of four partitions, rollups and offsets in one transaction;
+# read_committed totals equal a file run over the same reports
+#   kafka_inbox_batch   two batch workers, a rebalance; a third finds nothing
+#   kafka_inbox_group   followers: a third joins, one is killed with SIGKILL
+#   kafka_inbox_s3      S3 event notifications naming objects in S3Proxy
+#   kafka_inbox_dup     each report in two partitions, two workers: once
+add_executable(create_topic ${DP_KAFKA_SCRIPTS}/create_topic.c)
+target_link_libraries(create_topic PRIVATE PkgConfig::RDKAFKA)
+set(DP_KAFKA_INBOX ${Python3_EXECUTABLE} ${DP_KAFKA_SCRIPTS}/test_inbox.py
+    --dmarcpipe $<TARGET_FILE:dmarcpipe> --corpus ${CMAKE_SOURCE_DIR}/tests/data/corpus
+    --create-topic $<TARGET_FILE:create_topic> --bootstrap-file ${DP_KAFKA_BROKER_DIR}/bootstrap)
+foreach(mode IN ITEMS batch group s3 dup)
+  add_test(NAME kafka_inbox_${mode} COMMAND ${DP_KAFKA_INBOX} --mode ${mode})
+  set_tests_properties(kafka_inbox_${mode} PROPERTIES FIXTURES_REQUIRED kafka LABELS kafka TIMEOUT 600)
+endforeach()

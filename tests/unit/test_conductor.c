@@ -167,6 +167,7 @@ typedef struct fake_source {
     int state_has_inputs;       /* the state records inputs (track_inputs) */
     volatile sig_atomic_t *stop_after_ack; /* set it at the first acknowledgement */
     int rejects;
+    int listed;                 /* a batch source lists its inputs once */
 } fake_source;
 
 static int index_of(const fake_source *fs, const dp_input *in) {
@@ -179,6 +180,7 @@ static int index_of(const fake_source *fs, const dp_input *in) {
 static int src_next(dp_source *s, dp_input_list *out, dp_error *err) {
     (void)err;
     fake_source *fs = (fake_source *)s;
+    if (fs->listed++) return 0;
     for (int i = 0; i < N_INPUTS; i++) {
         char *key = tu_printf("key-%d", i);
         ck_assert_int_eq(dp_input_list_push(out, dp_input_new(s, fs->paths[i], key)), 0);
@@ -269,6 +271,7 @@ static void world_init(world *w, int epochs, size_t epoch_inputs) {
 static int world_run(world *w, dp_run_stats *st, dp_error *err) {
     memset(st, 0, sizeof *st);
     if (dp_conductor_recover(&w->cfg, st, err) != 0) return -1;
+    w->source.listed = 0; /* a new process opens its source anew */
     dp_source *src = &w->source.base;
     return dp_conductor_batch(&w->cfg, &src, 1, st, err);
 }
