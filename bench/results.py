@@ -437,9 +437,38 @@ def main():
     else:
         md += ["(not measured in this run)", ""]
 
+    # ---- the Kafka inbox, scaled out
+    md += ["## The Kafka inbox: 1, 2, 3 processes of one group", ""]
+    ib = L.get("inbox_scaling", [])
+    if ib:
+        e0 = ib[0]
+        rows = [("kcat -C, read_committed, to the end (the floor of reading the inbox)", "", e0.get("kcat_s"),
+                 e0.get("kcat_reports_per_s"), "", "", "", ""),
+                ("`dmarcpipe run FOLDER` over the same files, %s workers (no Kafka)" % e0.get("nproc"), "",
+                 e0.get("folder_s"), e0.get("folder_reports_per_s"), "", "", "", "")]
+        rows += [("inbox, %s process(es) x %s thread(s)" % (e.get("processes"), e.get("threads")), e.get("processes"),
+                  e.get("wall_s"), e.get("reports_per_s"), e.get("xml_mbps"), "**%sx**" % e.get("vs_one"),
+                  "%.0f%%" % (100 * num(e, "vs_folder", 0)), e.get("split")) for e in ib]
+        md += ["%s gzipped reports of %s records in an inbox topic of %s partitions, on %s cores shared with the "
+               "broker. Each row: a fresh consumer group, its processes started together, timed until the last "
+               "exits; median of %s runs. On %s cores, more processes cannot multiply the speed: what is shown is "
+               "that the partitions are divided and nothing is lost. Totals (the processes' summaries, the "
+               "read_committed rollups and reports, kcat's messages) against the generator: %s."
+               % (e0.get("reports"), e0.get("records"), e0.get("partitions"), e0.get("nproc"), e0.get("runs"),
+                  e0.get("nproc"), ib[-1].get("totals")), "",
+               table(rows, ["measure", "processes", "wall s", "reports/s", "XML MB/s", "vs 1 process",
+                            "of the folder run's rate", "inputs per process"]), "", "```", cmd_list(ib), "```", ""]
+        for e in ib:
+            if e.get("processes") != "1":
+                summary.append(("Kafka inbox, %s processes / 1 (%s cores)" % (e.get("processes"), e.get("nproc")),
+                                "%sx" % e.get("vs_one")))
+    else:
+        md += ["(not measured in this run)", ""]
+
     # ---- anything else
     known = {"floor", "parse_vs_floor", "run_scaling", "run_vs_floor", "run_keys", "rss_vs_size", "parsedmarc",
-             "kafka_vs_kcat", "run_scaling_baseline", "run_vs_floor_baseline", "baseline_compare", "report", "imap"}
+             "kafka_vs_kcat", "run_scaling_baseline", "run_vs_floor_baseline", "baseline_compare", "report", "imap",
+             "inbox_scaling"}
     for name in sorted(set(L) - known):
         keys = [k for k in L[name][0] if k != "_cmd"]
         md += ["## %s" % name, "", table([[e.get(k, "") for k in keys] for e in L[name]], keys), "", "```",

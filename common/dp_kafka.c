@@ -358,14 +358,17 @@ static int consume(const dp_kafka_client *c, const dp_kafka_read *r, rd_kafka_qu
 
 int dp_kafka_read_to_end(const dp_kafka_client *c, const dp_kafka_read *r,
                                 dp_kafka_msg_fn fn, void *ctx, dp_error *err) {
-    rd_kafka_conf_t *conf = dp_kafka_conf(c, CONSUMER_DEFAULTS, sizeof CONSUMER_DEFAULTS / sizeof *CONSUMER_DEFAULTS,
-                                                 1, err);
-    if (!conf) return -1;
-    char errstr[512];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    rd_kafka_t *rk = r->keep ? *r->keep : NULL;
     if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        return dp_error_set(err, DP_ERR_USAGE, "kafka %s: cannot create a consumer: %s", c->uri, errstr);
+        rd_kafka_conf_t *conf = dp_kafka_conf(c, CONSUMER_DEFAULTS,
+                                              sizeof CONSUMER_DEFAULTS / sizeof *CONSUMER_DEFAULTS, 1, err);
+        if (!conf) return -1;
+        char errstr[512];
+        rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+        if (!rk) {
+            rd_kafka_conf_destroy(conf);
+            return dp_error_set(err, DP_ERR_USAGE, "kafka %s: cannot create a consumer: %s", c->uri, errstr);
+        }
     }
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, r->topic, NULL);
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
@@ -396,7 +399,12 @@ int dp_kafka_read_to_end(const dp_kafka_client *c, const dp_kafka_read *r,
     free(ps);
     if (q) rd_kafka_queue_destroy(q);
     if (rkt) rd_kafka_topic_destroy(rkt);
-    rd_kafka_destroy(rk);
+    /* a consumer kept for the next read, unless this one failed */
+    if (r->keep && rc == 0) *r->keep = rk;
+    else {
+        if (r->keep) *r->keep = NULL;
+        rd_kafka_destroy(rk);
+    }
     return rc;
 }
 

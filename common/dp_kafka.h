@@ -98,6 +98,10 @@ typedef struct dp_kafka_read {
      * growing is read as it was), instead of where the reader first
      * catches up with it. */
     int to_start_end;
+    /* Where the caller keeps a consumer between reads of one topic, which
+     * saves a connection per read (NULL: a consumer of its own each time);
+     * the caller destroys it (rd_kafka_destroy). */
+    rd_kafka_t **keep;
 } dp_kafka_read;
 
 /* Called with each message, in offset order within a partition; non-zero

@@ -53,6 +53,7 @@ typedef struct kafka_sink {
     char *reports_topic, *ledger_topic, *txn_id, *instance;
     rd_kafka_t *rk;
     rd_kafka_topic_t *rkt_rollups, *rkt_reports, *rkt_ledger;
+    rd_kafka_t *ledger_reader; /* the consumer that reads the ledger back, kept */
     int in_txn;
     _Atomic int epoch_failed;
     pthread_mutex_t err_lock;
@@ -495,6 +496,7 @@ static int kafka_ledger_read(dp_sink *s, uint64_t from, dp_ledger_fn fn, void *c
         .partition = 0,
         .from = (int64_t)from,
         .missing_ok = 1,
+        .keep = &ks->ledger_reader, /* workers sharing a ledger read it before every epoch */
     };
     int rc = dp_kafka_read_to_end(&ks->kc, &r, ledger_record, &l, err);
     if (rc == DP_KAFKA_FN_STOP)
@@ -506,6 +508,7 @@ static int kafka_ledger_read(dp_sink *s, uint64_t from, dp_ledger_fn fn, void *c
 static void kafka_destroy(dp_sink *s) {
     kafka_sink *ks = (kafka_sink *)s;
     producer_drop(ks); /* an epoch left open is aborted there */
+    if (ks->ledger_reader) rd_kafka_destroy(ks->ledger_reader);
     dp_kafka_free(&ks->kc);
     free(ks->reports_topic);
     free(ks->ledger_topic);

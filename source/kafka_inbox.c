@@ -68,7 +68,7 @@
 /* Inputs one next() hands out: the consumer is polled only between calls,
  * and a rebalance (a worker joining) waits for every member to poll, so a
  * round is kept short. */
-#define LIST_MAX 64
+#define LIST_MAX 256
 
 enum { IN_PENDING = 0, IN_ACKED = 1, IN_HELD = 2, IN_EPOCH = 3 };
 
