@@ -1,5 +1,5 @@
 /* dp_fs — see dp_fs.h. */
-#define _GNU_SOURCE /* renameat2 */
+#define _GNU_SOURCE /* renameat2, mkostemp */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -64,6 +64,36 @@ int dp_fs_write_all(int fd, const void *p, size_t n) {
         }
         c += w;
         n -= (size_t)w;
+    }
+    return 0;
+}
+
+int dp_fs_replace(const char *path, const void *data, size_t len) {
+    char tmp[PATH_MAX + 16];
+    if (snprintf(tmp, sizeof tmp, "%s.XXXXXX", path) >= (int)sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int fd = mkostemp(tmp, O_CLOEXEC); /* mode 0600 */
+    if (fd < 0) return -1;
+    int ok = dp_fs_write_all(fd, data, len) == 0 && fsync(fd) == 0;
+    int e = errno;
+    if (close(fd) != 0 && ok) ok = 0, e = errno;
+    if (ok && rename(tmp, path) != 0) ok = 0, e = errno;
+    if (!ok) {
+        unlink(tmp);
+        errno = e;
+        return -1;
+    }
+    /* the rename is durable once its folder is */
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0';
+    int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
     }
     return 0;
 }

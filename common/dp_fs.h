@@ -19,6 +19,11 @@ const char *dp_fs_kind(mode_t mode);
 
 /* write(2) until all n bytes are written (EINTR retried).  0, or -1 with errno. */
 int dp_fs_write_all(int fd, const void *p, size_t n);
+/* Replaces the file at `path` with `data` whole and durably: written to a
+ * temporary file beside it (mode 0600), fsync'ed, renamed over it, and
+ * the folder fsync'ed; a reader finds the old file or the new one, never
+ * half of one.  0, or -1 with errno. */
+int dp_fs_replace(const char *path, const void *data, size_t len);
 /* Copies everything from `in`'s offset to its end into `out`.  0, or -1
  * with errno. */
 int dp_fs_copy_fd(int in, int out);

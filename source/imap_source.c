@@ -717,7 +717,7 @@ dp_source *dp_imap_source_open(const char *uri, const dp_source_options *opts, d
                     (opts->quarantine_dir && !(s->quarantine_dir = strdup(opts->quarantine_dir)))))
         rc = dp_error_set(err, DP_ERR_NOMEM, "out of memory");
     if (rc == 0 && opts->state_dir &&
-        !(s->state_path = dp_imap_state_path(opts->state_dir, s->uri.key_prefix, err)))
+        !(s->state_path = dp_source_state_path(opts->state_dir, "imap", s->uri.key_prefix, err)))
         rc = -1;
     if (rc == 0) {
         dp_imap_account a = {s->uri.host,

@@ -18,7 +18,6 @@ typedef struct dp_imap_state {
 /* STATE_DIR/sources/imap-HASH.json, HASH of `identity` (the mailbox as
  * user@host:port/mailbox), its folder created (0700): malloc'd, or NULL and
  * err. */
-char *dp_imap_state_path(const char *state_dir, const char *identity, dp_error *err);
 /* Reads the file into *st (zeros when there is none, or it is another
  * mailbox's); a file that cannot be read is said on stderr, naming
  * `display`, and counts as none. */

@@ -179,17 +179,7 @@ static int save_position(mbox_source *ms) {
     dp_json_kv_u64(&j, &first, "offset", ms->position);
     dp_json_kv_str(&j, &first, "before", hex);
     dp_buf_puts(&j, "}\n");
-    char tmp[PATH_MAX];
-    int fd = -1, rc = -1;
-    if (!j.failed && snprintf(tmp, sizeof tmp, "%s.XXXXXX", ms->pos_path) < (int)sizeof tmp &&
-        (fd = mkstemp(tmp)) >= 0) {
-        if (dp_fs_write_all(fd, j.data, j.len) == 0 && fsync(fd) == 0 && close(fd) == 0) {
-            fd = -1;
-            rc = rename(tmp, ms->pos_path);
-        }
-        if (fd >= 0) close(fd);
-        if (rc != 0) unlink(tmp);
-    }
+    int rc = j.failed ? -1 : dp_fs_replace(ms->pos_path, j.data, j.len);
     if (rc != 0) say(ms, "cannot keep the position", j.failed ? "out of memory" : strerror(errno));
     dp_buf_free(&j);
     if (rc == 0) {
@@ -374,18 +364,10 @@ static int open_file(mbox_source *ms, struct stat *st, dp_error *err) {
 /* The path of the position file: STATE/sources/mbox-HASH.json, the
  * folder made.  0, or -1 (err). */
 static int position_path(mbox_source *ms, const char *state_dir, dp_error *err) {
-    dp_buf d = DP_BUF_INIT, p = DP_BUF_INIT;
-    dp_buf_printf(&d, "%s/sources", state_dir);
-    uint64_t h = fnv1a(FNV_OFFSET, (const unsigned char *)ms->real, strlen(ms->real));
-    dp_buf_printf(&p, "%s/mbox-%016llx.json", d.data ? d.data : "", (unsigned long long)h);
-    int rc = 0;
-    if (d.failed || p.failed) rc = dp_error_set(err, DP_ERR_NOMEM, "out of memory");
-    else if (dp_fs_mkdir_mode(d.data, 0700) != 0)
-        rc = dp_error_set(err, DP_ERR_IO, "mbox %s: cannot create %s: %s", ms->path, d.data, strerror(errno));
-    dp_buf_free(&d);
-    if (rc == 0) ms->pos_path = p.data;
-    else dp_buf_free(&p);
-    return rc;
+    dp_error e;
+    ms->pos_path = dp_source_state_path(state_dir, "mbox", ms->real, &e);
+    if (!ms->pos_path) return dp_error_set(err, e.kind, "mbox %s: %s", ms->path, e.msg);
+    return 0;
 }
 
 /* Opens the file the first time, and resumes from the position kept.

@@ -442,7 +442,7 @@ dp_source *dp_s3_source_open(const char *uri, const dp_source_options *opts, dp_
     int rc = dp_s3_uri_parse(uri, &s->uri, err);
     if (rc == 0 && opts->quarantine_dir && !(s->quarantine_dir = strdup(opts->quarantine_dir)))
         rc = dp_error_set(err, DP_ERR_NOMEM, "out of memory");
-    if (rc == 0 && opts->state_dir && !(s->state_path = dp_s3_state_path(opts->state_dir, s->uri.identity, err)))
+    if (rc == 0 && opts->state_dir && !(s->state_path = dp_source_state_path(opts->state_dir, "s3", s->uri.identity, err)))
         rc = -1;
     if (rc == 0) {
         dp_s3_config cfg = {s->uri.endpoint, s->uri.region, s->uri.path_style, s->uri.retries, s->uri.cafile,

@@ -8,7 +8,6 @@
 /* STATE_DIR/sources/s3-HASH.json, HASH of `identity` (the source as
  * s3:HOST/BUCKET/PREFIX), its folder created (0700): malloc'd, or NULL and
  * err. */
-char *dp_s3_state_path(const char *state_dir, const char *identity, dp_error *err);
 /* The watermark the file holds (malloc'd), or NULL when there is none or it
  * is another source's; a file that cannot be read is said on stderr, naming
  * `display`, and counts as none. */

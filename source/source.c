@@ -4,8 +4,14 @@
  * counts about sources (acknowledged inputs, and those that could not be)
  * is counted here, once, for every source.
  */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "dp_buf.h"
+#include "dp_fs.h"
 #include "source_internal.h"
 
 /* Whether `uri` starts with a scheme and "://" (s3://, imap://, ...). */
@@ -60,6 +66,49 @@ void dp_source_hold(const dp_input *in) {
 }
 
 int dp_source_wake_fd(dp_source *s) { return s->ops->wake_fd ? s->ops->wake_fd(s) : -1; }
+
+char *dp_source_state_path(const char *state_dir, const char *kind, const char *identity, dp_error *err) {
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (const char *p = identity; *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
+    dp_buf b = DP_BUF_INIT;
+    dp_buf_printf(&b, "%s/sources", state_dir);
+    if (!b.failed && dp_fs_mkdir_mode(b.data, 0700) != 0) {
+        int e = errno;
+        dp_error_set(err, DP_ERR_IO, "cannot create %s: %s", b.data, strerror(e));
+        dp_buf_free(&b);
+        return NULL;
+    }
+    dp_buf_printf(&b, "/%s-%016llx.json", kind, (unsigned long long)h);
+    if (b.failed) {
+        dp_buf_free(&b);
+        dp_error_set(err, DP_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    return b.data;
+}
+
+int dp_source_state_write(const char *path, json_t *j, const char *display) {
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    size_t n = text ? strlen(text) : 0;
+    if (text) text[n] = '\0';
+    int rc = -1, e = ENOMEM;
+    if (text) {
+        char *line = realloc(text, n + 2);
+        if (line) {
+            text = line;
+            text[n++] = '\n';
+            rc = dp_fs_replace(path, text, n);
+            e = errno;
+        }
+    }
+    free(text);
+    if (rc != 0) {
+        char a[DP_ERROR_TEXT_MAX];
+        fprintf(stderr, "dmarcpipe run: %s: cannot write %s: %s\n", display, dp_error_text(path, a), strerror(e));
+    }
+    return rc;
+}
 
 int dp_source_route(const dp_input *in, const uint8_t id[32], int32_t *slot) {
     const dp_source_ops *ops = in->source->ops;

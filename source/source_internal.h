@@ -4,6 +4,16 @@
 
 #include "source.h"
 
+/* A source's own small file: STATE/sources/KIND-HASH.json, HASH of
+ * `identity` (what the source reads: a real path, user@host/mailbox, a
+ * bucket and prefix), the folder made (0700).  The path to free, or NULL
+ * and err.  Written with dp_fs_replace(). */
+char *dp_source_state_path(const char *state_dir, const char *kind, const char *identity, dp_error *err);
+/* Writes `j` (taken: freed here) as one JSON line into `path`, whole and
+ * durably (dp_fs_replace).  0, or -1, said on stderr naming `display`. */
+struct json_t;
+int dp_source_state_write(const char *path, struct json_t *j, const char *display);
+
 /* A file, or a folder walked recursively in name order (names starting
  * with '.' are never read).  Its inputs' keys are "SIZE:MTIME:REALPATH". */
 dp_source *dp_file_source_open(const char *path, const dp_source_options *opts, dp_error *err);
