@@ -496,27 +496,13 @@ static int inbox_reject(dp_source *src, const dp_input *in, const dp_error *erro
     inbox_source *s = (inbox_source *)src;
     const inbox_input *ii = (const inbox_input *)in;
     if (!s->quarantine_dir) return 0;
-    char qpath[4096];
     dp_error ferr;
     int fd = ii->e->msg ? memfd_with(ii->e->msg->payload, ii->e->msg->len, in->name, &ferr)
              : s->s3 ? dp_s3_client_spool_object(s->s3, ii->e->ev.objects[ii->idx].bucket,
                                                  ii->e->ev.objects[ii->idx].key, &ferr)
                      : (dp_error_set(&ferr, DP_ERR_IO, "%s: no S3 client", in->name), -1);
-    int kept;
-    if (fd >= 0) {
-        kept = dp_quarantine_fd(s->quarantine_dir, in->name, fd, errors, n_errors, qpath, err);
-        close(fd);
-    } else if (ferr.kind == DP_ERR_INPUT) {
-        kept = dp_quarantine_reason(s->quarantine_dir, in->name, "no longer in the store: not copied", errors,
-                                    n_errors, qpath, err);
-    } else {
-        *err = ferr;
-        return -1;
-    }
-    if (kept != 0) return -1;
-    char a[DP_ERROR_TEXT_MAX], b[DP_ERROR_TEXT_MAX];
-    fprintf(stderr, "dmarcpipe: %s: quarantined as %s\n", dp_error_text(in->name, a), dp_error_text(qpath, b));
-    return 0;
+    return dp_source_quarantine(s->quarantine_dir, in, fd, &ferr, "no longer in the store: not copied", errors,
+                                n_errors, err);
 }
 
 static int inbox_ack(dp_source *src, const dp_input *in) {

@@ -301,22 +301,11 @@ static int s3_open(dp_source *src, const dp_input *in, dp_error *err) {
 static int s3_reject(dp_source *src, const dp_input *in, const dp_error *errors, size_t n_errors, dp_error *err) {
     s3_source *s = (s3_source *)src;
     if (s->quarantine_dir) {
-        char qpath[4096];
         dp_error ferr;
-        int fd = dp_s3_client_spool_object(s->client, s->uri.bucket, ((const s3_input *)in)->object, &ferr), kept;
-        if (fd >= 0) {
-            kept = dp_quarantine_fd(s->quarantine_dir, in->name, fd, errors, n_errors, qpath, err);
-            close(fd);
-        } else if (ferr.kind == DP_ERR_INPUT) {
-            kept = dp_quarantine_reason(s->quarantine_dir, in->name, "no longer in the bucket: not copied", errors,
-                                        n_errors, qpath, err);
-        } else {
-            *err = ferr;
+        int fd = dp_s3_client_spool_object(s->client, s->uri.bucket, ((const s3_input *)in)->object, &ferr);
+        if (dp_source_quarantine(s->quarantine_dir, in, fd, &ferr, "no longer in the bucket: not copied", errors,
+                                 n_errors, err) != 0)
             return -1;
-        }
-        if (kept != 0) return -1;
-        char a[DP_ERROR_TEXT_MAX], b[DP_ERROR_TEXT_MAX];
-        fprintf(stderr, "dmarcpipe: %s: quarantined as %s\n", dp_error_text(in->name, a), dp_error_text(qpath, b));
     }
     if (!s->uri.quarantine) return 0;
     pthread_mutex_lock(&s->lock);

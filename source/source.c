@@ -9,9 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dp_buf.h"
 #include "dp_fs.h"
+#include "ingest.h"
 #include "source_internal.h"
 
 /* Whether `uri` starts with a scheme and "://" (s3://, imap://, ...). */
@@ -108,6 +110,25 @@ int dp_source_state_write(const char *path, json_t *j, const char *display) {
         fprintf(stderr, "dmarcpipe run: %s: cannot write %s: %s\n", display, dp_error_text(path, a), strerror(e));
     }
     return rc;
+}
+
+int dp_source_quarantine(const char *dir, const dp_input *in, int fd, const dp_error *fetch_err, const char *gone,
+                         const dp_error *errors, size_t n_errors, dp_error *err) {
+    char qpath[4096];
+    int kept;
+    if (fd >= 0) {
+        kept = dp_quarantine_fd(dir, in->name, fd, errors, n_errors, qpath, err);
+        close(fd);
+    } else if (fetch_err->kind == DP_ERR_INPUT) {
+        kept = dp_quarantine_reason(dir, in->name, gone, errors, n_errors, qpath, err);
+    } else {
+        *err = *fetch_err;
+        return -1;
+    }
+    if (kept != 0) return -1;
+    char a[DP_ERROR_TEXT_MAX], b[DP_ERROR_TEXT_MAX];
+    fprintf(stderr, "dmarcpipe: %s: quarantined as %s\n", dp_error_text(in->name, a), dp_error_text(qpath, b));
+    return 0;
 }
 
 int dp_source_route(const dp_input *in, const uint8_t id[32], int32_t *slot) {

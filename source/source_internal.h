@@ -14,6 +14,14 @@ char *dp_source_state_path(const char *state_dir, const char *kind, const char *
 struct json_t;
 int dp_source_state_write(const char *path, struct json_t *j, const char *display);
 
+/* Keeps a rejected input in the quarantine `dir` with its reasons: its
+ * bytes from `fd` (a regular file, closed here), or, when they could not
+ * be fetched (fd -1, fetch_err), the reasons alone with `gone` when the
+ * input is no longer there; said on stderr.  0, or -1 (err; fetch_err when
+ * the fetch failed otherwise). */
+int dp_source_quarantine(const char *dir, const dp_input *in, int fd, const dp_error *fetch_err, const char *gone,
+                         const dp_error *errors, size_t n_errors, dp_error *err);
+
 /* A file, or a folder walked recursively in name order (names starting
  * with '.' are never read).  Its inputs' keys are "SIZE:MTIME:REALPATH". */
 dp_source *dp_file_source_open(const char *path, const dp_source_options *opts, dp_error *err);
