@@ -183,17 +183,14 @@ static int on_report_begin(void *ctx, const dp_report *rep) {
      * them here would make what is rejected or quarantined depend on
      * thread timing.) */
     w->counted_before = w->routed = 0;
-    if (e->inputs->route) {
-        uint8_t id[32];
-        dp_dedup_identity(rep, id);
-        if (e->inputs->route(e->inputs->ctx, w->input, id) != 0) {
-            w->routed = w->counted_before = 1;
-            return 0;
-        }
+    if (!e->inputs->route && !e->cfg->dedup) return 0;
+    uint8_t id[32];
+    dp_dedup_identity(rep, id);
+    if (e->inputs->route && e->inputs->route(e->inputs->ctx, w->input, id) != 0) {
+        w->routed = w->counted_before = 1;
+        return 0;
     }
     if (e->cfg->dedup) {
-        uint8_t id[32];
-        dp_dedup_identity(rep, id);
         int seen = dp_dedup_seen_before(e->cfg->dedup, id);
         if (seen < 0) {
             dp_error err;

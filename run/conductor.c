@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dp_buf.h"
 #include "dp_clock.h"
 #include "run.h"
 
@@ -142,16 +143,13 @@ static int route_report(void *ctx, size_t i, const uint8_t id[32]) {
     size_t k = 0;
     while (k < r->n_fwd && !(r->fwd[k].input == i && r->fwd[k].slot == slot)) k++;
     if (k == r->n_fwd) {
-        if (r->n_fwd == r->cap_fwd) {
-            size_t cap = r->cap_fwd ? 2 * r->cap_fwd : 16;
-            struct forward *f = realloc(r->fwd, cap * sizeof *f);
-            if (f) {
-                r->fwd = f;
-                r->cap_fwd = cap;
-            }
+        struct forward *f = dp_buf_grow_array(r->fwd, &r->cap_fwd, r->n_fwd + 1, sizeof *f);
+        if (f) {
+            r->fwd = f;
+            r->fwd[r->n_fwd++] = (struct forward){i, slot};
+        } else {
+            r->fwd_failed = 1;
         }
-        if (r->n_fwd < r->cap_fwd) r->fwd[r->n_fwd++] = (struct forward){i, slot};
-        else r->fwd_failed = 1;
     }
     pthread_mutex_unlock(r->lock);
     return 1;

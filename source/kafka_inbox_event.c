@@ -83,16 +83,12 @@ static int add_record(dp_kafka_inbox_event *ev, json_t *rec, dp_error *err) {
                                                "and s3.object.key");
     char *key = form_decode(k);
     if (!key) return dp_error_set(err, DP_ERR_INPUT, "S3 notification: object key '%.200s' is not form-encoded", k);
-    if (ev->n == ev->cap) {
-        size_t cap = ev->cap ? ev->cap * 2 : 4;
-        dp_kafka_inbox_object *v = realloc(ev->objects, cap * sizeof *v);
-        if (!v) {
-            free(key);
-            return dp_error_set(err, DP_ERR_NOMEM, "out of memory");
-        }
-        ev->objects = v;
-        ev->cap = cap;
+    dp_kafka_inbox_object *v = dp_buf_grow_array(ev->objects, &ev->cap, ev->n + 1, sizeof *v);
+    if (!v) {
+        free(key);
+        return dp_error_set(err, DP_ERR_NOMEM, "out of memory");
     }
+    ev->objects = v;
     dp_kafka_inbox_object *o = &ev->objects[ev->n];
     memset(o, 0, sizeof *o);
     o->key = key;
