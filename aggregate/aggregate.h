@@ -23,6 +23,8 @@
 #include <stdint.h>
 
 #include "dp_error.h"
+#include "dp_log.h"
+#include "dp_metrics.h"
 #include "dp_report.h"
 
 /* ---- dp_ring: bounded lock-free SPSC ring of pointers ------------------
@@ -194,6 +196,8 @@ typedef struct dp_engine_config {
      * held: keep it quick. */
     int (*admit)(void *ctx, size_t taken);
     void *admit_ctx;
+    dp_log *log; /* rejections and duplicates are said here (NULL: plain on stderr) */
+    dp_metrics *metrics; /* keys per shard, ring occupancy (NULL: not counted) */
 } dp_engine_config;
 
 typedef struct dp_engine_stats {
@@ -208,6 +212,10 @@ typedef struct dp_engine_stats {
 } dp_engine_stats;
 
 void dp_engine_config_default(dp_engine_config *c);
+/* Registers the engine's families in m (each run does too; call it first
+ * so that they are there before the first run): keys held per shard, and
+ * how full the worker-to-shard rings are.  *keys and *ring may be NULL. */
+void dp_engine_metrics(dp_metrics *m, unsigned shards, dp_metric **keys, dp_metric **ring);
 /* Adds the counts of `s` to `total` (peaks: the larger; times: summed). */
 void dp_engine_stats_add(dp_engine_stats *total, const dp_engine_stats *s);
 /* Runs the stage over the inputs, in list order.  0, or -1 when something

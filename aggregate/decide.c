@@ -153,7 +153,8 @@ static void decide_waiting(engine *e, input_state *is) {
         } else if (v == DP_DEDUP_DUPLICATE) {
             e->duplicates++;
             char label[DP_ERROR_TEXT_MAX];
-            fprintf(stderr, "dmarcpipe: %s: duplicate report, not counted\n", dp_error_text(d->label, label));
+            dp_log_info(e->cfg->log, "engine", DP_LOG_FIELDS(DP_LOG_STR("report", d->label)),
+                        "dmarcpipe: %s: duplicate report, not counted", dp_error_text(d->label, label));
         }
         worker *w = &e->workers[d->worker];
         if (w->n_inbox == w->cap_inbox) {

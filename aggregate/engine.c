@@ -9,6 +9,7 @@
  * states here and frees them all before it returns; the inputs, sinks and
  * state (dedup) are the caller's.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,6 +43,31 @@ void dp_engine_stats_add(dp_engine_stats *t, const dp_engine_stats *s) {
     t->final_flush_seconds += s->final_flush_seconds;
 }
 
+void dp_engine_metrics(dp_metrics *m, unsigned shards, dp_metric **keys, dp_metric **ring) {
+    /* a ring is mostly empty when the shards keep up, and full when they
+     * are the bottleneck (the workers then wait) */
+    static const double buckets[] = {0.125, 0.25, 0.5, 0.75, 0.875, 1};
+    dp_metric *k = NULL, *r = NULL;
+    char (*names)[12] = m ? calloc(shards, sizeof *names) : NULL;
+    const char **values = m ? calloc(shards, sizeof *values) : NULL;
+    if (names && values) {
+        for (unsigned s = 0; s < shards; s++) {
+            snprintf(names[s], sizeof names[s], "%u", s);
+            values[s] = names[s];
+        }
+        k = dp_metrics_gauge1(m, "dmarcpipe_shard_keys", "Rollup keys a shard holds (until its next flush).",
+                              "shard", values, shards);
+        r = dp_metrics_register(m, DP_METRIC_HISTOGRAM, "dmarcpipe_ring_occupancy",
+                                "How full a worker-to-shard ring was (a fraction of its slots) each time its "
+                                "shard found batches in it.",
+                                NULL, 0, buckets, sizeof buckets / sizeof *buckets);
+    }
+    free(names);
+    free(values);
+    if (keys) *keys = k;
+    if (ring) *ring = r;
+}
+
 void dp_engine_config_default(dp_engine_config *c) {
     memset(c, 0, sizeof *c);
     c->workers = 1;
@@ -64,6 +90,7 @@ int dp_engine_run(const dp_engine_config *cfg, const dp_engine_inputs *inputs, d
     e.cfg = cfg;
     e.inputs = inputs;
     e.n_inputs = n_inputs;
+    dp_engine_metrics(cfg->metrics, cfg->shards, &e.m_keys, &e.m_ring);
     const psl_ctx_t *psl = psl_builtin();
     pthread_mutex_init(&e.err_lock, NULL);
     pthread_mutex_init(&e.order_lock, NULL);
@@ -152,6 +179,7 @@ int dp_engine_run(const dp_engine_config *cfg, const dp_engine_inputs *inputs, d
     }
     for (unsigned s = 0; e.shards && s < ns; s++) {
         shard *sh = &e.shards[s];
+        dp_metrics_set(e.m_keys, s, 0); /* the final flush emptied it */
         out->rollups += sh->rollups;
         out->flushes += sh->flushes;
         out->peak_keys += sh->peak_keys;

@@ -209,6 +209,7 @@ struct engine {
     pthread_mutex_t err_lock;
     int failed;
     dp_error fatal;
+    dp_metric *m_keys, *m_ring; /* dmarcpipe_shard_keys, dmarcpipe_ring_occupancy (NULL: none) */
 };
 
 /* engine.c: records the run's first fatal error; the run then fails. */

@@ -98,6 +98,7 @@ static void shard_take(shard *sh, batch *b) {
             pq_drop_front(q);
         }
         if (e->cfg->max_keys && sh->main.n > e->cfg->max_keys) dp_flush_shard(sh);
+        dp_metrics_set(e->m_keys, sh->id, (double)sh->main.n);
     } else {
         pending *p = q->n ? pq_at(q, q->n - 1) : NULL;
         if (!p || p->token != b->token) p = pq_push(q, b->token);
@@ -138,6 +139,16 @@ static void shard_take(shard *sh, batch *b) {
     if (!dp_ring_push(&e->back[b->worker * e->cfg->shards + sh->id], b)) dp_batch_free(b);
 }
 
+/* How full the ring was when its consumer popped (the batch just taken
+ * included), as a fraction of its slots: relaxed, a figure for a
+ * histogram only. */
+static double ring_fill(dp_ring *r) {
+    size_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    size_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    double f = (double)(tail - head + 1) / (double)(r->mask + 1);
+    return f < 1 ? f : 1; /* the worker may have refilled the slot since */
+}
+
 /* A sleeping shard wakes at least this often, whatever happens: a safety
  * net, never the way work is noticed. */
 #define IDLE_MAX_SLEEP_S 0.2
@@ -171,11 +182,15 @@ void *dp_shard_main(void *arg) {
             void *p;
             dp_ring *r = &e->rings[w * e->cfg->shards + sh->id];
             for (int k = 0; k < 64 && dp_ring_pop(r, &p); k++) {
+                if (k == 0 && e->m_ring) dp_metrics_observe(e->m_ring, 0, ring_fill(r));
                 shard_take(sh, p);
                 got = 1;
             }
         }
-        if (e->cfg->flush_interval > 0 && dp_clock_seconds() - sh->last_flush >= e->cfg->flush_interval) dp_flush_shard(sh);
+        if (e->cfg->flush_interval > 0 && dp_clock_seconds() - sh->last_flush >= e->cfg->flush_interval) {
+            dp_flush_shard(sh);
+            dp_metrics_set(e->m_keys, sh->id, (double)sh->main.n);
+        }
         if (got) {
             idle = 0;
             continue;

@@ -215,10 +215,14 @@ static int on_report_done(void *ctx, const dp_report *rep) {
         w->counted_before = 0;
         w->st.duplicates++;
         char part[DP_ERROR_TEXT_MAX], org[DP_ERROR_TEXT_MAX], id[DP_ERROR_TEXT_MAX], dom[DP_ERROR_TEXT_MAX];
-        fprintf(stderr, "dmarcpipe: %s: duplicate report (org_name=%s report_id=%s domain=%s begin=%lld), not counted\n",
-                dp_error_text(rep->part, part), dp_error_text(rep->org_name ? rep->org_name : "-", org),
-                dp_error_text(rep->report_id ? rep->report_id : "-", id),
-                dp_error_text(rep->policy.domain ? rep->policy.domain : "-", dom), (long long)rep->begin);
+        dp_log_info(e->cfg->log, "engine",
+                    DP_LOG_FIELDS(DP_LOG_STR("input", rep->part), DP_LOG_STR("org_name", rep->org_name),
+                                  DP_LOG_STR("report_id", rep->report_id), DP_LOG_STR("domain", rep->policy.domain),
+                                  DP_LOG_I64("begin", rep->begin)),
+                    "dmarcpipe: %s: duplicate report (org_name=%s report_id=%s domain=%s begin=%lld), not counted",
+                    dp_error_text(rep->part, part), dp_error_text(rep->org_name ? rep->org_name : "-", org),
+                    dp_error_text(rep->report_id ? rep->report_id : "-", id),
+                    dp_error_text(rep->policy.domain ? rep->policy.domain : "-", dom), (long long)rep->begin);
         return 0;
     }
     end_report(w, OP_DEFER);
@@ -257,7 +261,7 @@ static void on_report_failed(void *ctx, const dp_report *rep, const dp_error *er
     w->counted_before = w->routed = 0;
     end_report(w, OP_ABORT);
     w->st.rejected++;
-    dp_error_print(stderr, err);
+    dp_log_dp_error(w->e->cfg->log, DP_LOG_WARN, "ingest", err);
     if (w->n_errs == w->cap_errs) {
         size_t cap = w->cap_errs ? 2 * w->cap_errs : 8;
         dp_error *ne = realloc(w->errs, cap * sizeof *ne);

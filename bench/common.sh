@@ -13,6 +13,9 @@ build=${BUILD_DIR:-$repo/build}
 gen=${DP_GEN_REPORT:-$build/bench/dp-gen-report}
 floor=${DP_FLOOR:-$build/bench/dp-floor}
 dmarcpipe=${DMARCPIPE:-$build/dmarcpipe}
+# the scripts read the run's summary as the plain text a terminal gets;
+# off a terminal dmarcpipe would log JSON lines
+export DMARCPIPE_LOG_FORMAT=plain
 
 # bench_dirs SCRATCH-NAME INPUT-NAME KEEP [HOOK]: the two directories a
 # benchmark works in, and their removal on exit. Sets:

@@ -15,6 +15,8 @@
 # Environment: BUILD_DIR (default <repo>/build).
 # Exit status: 0 every round exact, 1 a round disagreed.
 set -euo pipefail
+# the benchmarks read dmarcpipe's summary as plain text, not JSON log lines
+export DMARCPIPE_LOG_FORMAT=plain
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
 build=${BUILD_DIR:-$repo/build}

@@ -1,19 +1,19 @@
-/* cli — option helpers shared by the subcommands. */
+/* cli — what the subcommands share: the list of their option tables,
+ * sizes, and the checks of the rows every command has (limits, logs). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "run_options.h"
 
-const char DP_CLI_LIMITS_HELP[] =
-    "Safety limits (a report over a limit is rejected and quarantined):\n"
-    "  --max-report-bytes SIZE  decompressed XML per report (default 1G)\n"
-    "  --max-ratio N            decompression ratio, output:input (default 250)\n"
-    "  --max-depth N            XML element nesting (default 64)\n"
-    "  --max-text SIZE          text in one XML element (default 64K)\n"
-    "  --max-range-days N       days one report may cover (default 31)\n"
-    "SIZE takes a K, M or G suffix (powers of 1024).\n";
+const dp_options_command *const *dp_cli_commands(size_t *n) {
+    static const dp_options_command *const all[] = {&dp_run_options_command, &dp_cmd_report_options,
+                                                    &dp_cmd_parse_options, &dp_cmd_config_options};
+    *n = sizeof all / sizeof *all;
+    return all;
+}
 
 int dp_cli_parse_size(const char *s, uint64_t *out) {
     char *end;
@@ -33,18 +33,18 @@ int dp_cli_parse_size(const char *s, uint64_t *out) {
     return 0;
 }
 
-int dp_cli_limit_option(dp_ingest_limits *lim, const char *opt, const char *val) {
+int dp_cli_limit_option(dp_ingest_limits *lim, const char *name, const char *val, char *why, size_t cap) {
     uint64_t v;
     int which;
-    if (strcmp(opt, "--max-report-bytes") == 0) which = 0;
-    else if (strcmp(opt, "--max-ratio") == 0) which = 1;
-    else if (strcmp(opt, "--max-depth") == 0) which = 2;
-    else if (strcmp(opt, "--max-text") == 0) which = 3;
-    else if (strcmp(opt, "--max-range-days") == 0) which = 4;
+    if (strcmp(name, "max-report-bytes") == 0) which = 0;
+    else if (strcmp(name, "max-ratio") == 0) which = 1;
+    else if (strcmp(name, "max-depth") == 0) which = 2;
+    else if (strcmp(name, "max-text") == 0) which = 3;
+    else if (strcmp(name, "max-range-days") == 0) which = 4;
     else return 0;
     if (!val || dp_cli_parse_size(val, &v) != 0 || v == 0 || (which && v > UINT32_MAX / 2) ||
         (which == 4 && v > 36525)) {
-        fprintf(stderr, "dmarcpipe: %s needs a positive number, got '%s'\n", opt, val ? val : "");
+        snprintf(why, cap, "--%s needs a positive number, got '%s'", name, val ? val : "");
         return -1;
     }
     switch (which) {
@@ -55,4 +55,33 @@ int dp_cli_limit_option(dp_ingest_limits *lim, const char *opt, const char *val)
     default: lim->max_text_bytes = (uint32_t)v; break;
     }
     return 1;
+}
+
+static int one_of(const char *val, const char *const *words) {
+    for (; *words; words++)
+        if (strcmp(val, *words) == 0) return 1;
+    return 0;
+}
+
+int dp_cli_log_option(const char *name, const char *val, const char **level, const char **format, char *why,
+                      size_t cap) {
+    static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
+    static const char *const formats[] = {"auto", "json", "logfmt", "plain", NULL};
+    if (strcmp(name, "log-level") == 0) {
+        if (!one_of(val, levels)) {
+            snprintf(why, cap, "--log-level is debug, info, warn or error, got '%s'", val);
+            return -1;
+        }
+        *level = val;
+        return 1;
+    }
+    if (strcmp(name, "log-format") == 0) {
+        if (!one_of(val, formats)) {
+            snprintf(why, cap, "--log-format is auto, json, logfmt or plain, got '%s'", val);
+            return -1;
+        }
+        *format = val;
+        return 1;
+    }
+    return 0;
 }

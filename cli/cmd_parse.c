@@ -11,13 +11,13 @@
  * `dmarcpipe run` reads them.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_log.h"
 #include "dp_buf.h"
 #include "dp_json.h"
 #include "sink.h"
@@ -39,6 +39,8 @@ typedef struct parse_state {
     int keep_failed;  /* a rejection could not be kept, or a SOURCE not listed */
     int usage_failed; /* a SOURCE that cannot be read at all */
     int any_rejected;
+    const char *log_level, *log_format; /* NULL: the defaults */
+    dp_log *log;
 } parse_state;
 
 static int spill_pending(parse_state *st) {
@@ -92,7 +94,7 @@ static int on_report_done(void *ctx, const dp_report *rep) {
 
 /* Prints a rejection and keeps it for the input's quarantine record. */
 static void remember_error(parse_state *st, const dp_error *err) {
-    dp_error_print(stderr, err);
+    dp_log_dp_error(st->log, DP_LOG_WARN, "ingest", err);
     if (st->n_errs == st->cap_errs) {
         size_t cap = st->cap_errs ? st->cap_errs * 2 : 8;
         dp_error *e = realloc(st->errs, cap * sizeof *e);
@@ -144,7 +146,8 @@ static void parse_one(parse_state *st, const dp_input *in) {
         if (environmental) {
             st->keep_failed = 1;
         } else if (dp_source_reject(in, st->errs, st->n_errs, &qerr) != 0) {
-            fprintf(stderr, "dmarcpipe: %s\n", dp_error_text(qerr.msg, text));
+            dp_log_error(st->log, "parse", DP_LOG_FIELDS(DP_LOG_STR("input", in->name), DP_LOG_STR("error", qerr.msg)),
+                         "dmarcpipe: %s", dp_error_text(qerr.msg, text));
             st->keep_failed = 1;
         }
     }
@@ -166,18 +169,20 @@ static void parse_one(parse_state *st, const dp_input *in) {
 
 /* Every input of one SOURCE (a file, or a folder in name order). */
 static void parse_source(parse_state *st, const char *uri) {
-    dp_source_options so = {.quarantine_dir = st->quarantine};
+    dp_source_options so = {.quarantine_dir = st->quarantine, .log = st->log};
     dp_error err;
     char text[DP_ERROR_TEXT_MAX];
     dp_source *src = dp_source_open(uri, &so, &err);
     if (!src) {
-        fprintf(stderr, "dmarcpipe parse: %s\n", dp_error_text(err.msg, text));
+        dp_log_error(st->log, "parse", DP_LOG_FIELDS(DP_LOG_STR("source", uri), DP_LOG_STR("error", err.msg)),
+                     "dmarcpipe parse: %s", dp_error_text(err.msg, text));
         st->usage_failed = 1;
         return;
     }
     dp_input_list inputs = {0};
     if (dp_source_next(src, &inputs, &err) != 0) {
-        fprintf(stderr, "dmarcpipe parse: %s\n", dp_error_text(err.msg, text));
+        dp_log_error(st->log, "parse", DP_LOG_FIELDS(DP_LOG_STR("source", uri), DP_LOG_STR("error", err.msg)),
+                     "dmarcpipe parse: %s", dp_error_text(err.msg, text));
         st->keep_failed = 1;
     }
     for (size_t i = 0; i < inputs.n; i++) parse_one(st, inputs.v[i]);
@@ -185,68 +190,75 @@ static void parse_source(parse_state *st, const char *uri) {
     dp_source_close(src);
 }
 
-static void help(FILE *f) {
-    fprintf(f,
-            "usage: dmarcpipe parse [OPTIONS] FILE|DIR...\n\n"
-            "Reads DMARC aggregate reports in any form they arrive in (XML, gzip, zip,\n"
-            "zstd, nested in each other, an e-mail message or an mbox) and prints each\n"
-            "record as one JSON object per line, with its report's fields flattened in.\n"
-            "Directories are read recursively, in name order.  Rejected inputs are\n"
-            "named on stderr with the reason; the exit status is then 1.\n\n"
-            "Options:\n"
-            "  --summary          one JSON line per input instead: reports, records,\n"
-            "                     messages (the sum of counts) and rejected parts\n"
-            "  --quarantine DIR   copy each rejected input into DIR, beside a\n"
-            "                     NAME.reason JSON file (error, stage, byte offset)\n"
-            "  -h, --help         this help\n\n%s",
-            DP_CLI_LIMITS_HELP);
+static const dp_options_row ROWS[] = {
+    {NULL, 0, NULL, "Options:\n", 0, NULL},
+    {"summary", 0, NULL, "one JSON line per input instead: reports, records,\n"
+     "messages (the sum of counts) and rejected parts", 0, "false"},
+    {"quarantine", 0, "DIR", "copy each rejected input into DIR, beside a\n"
+     "NAME.reason JSON file (error, stage, byte offset)", DP_OPTIONS_PATH, NULL},
+    DP_CLI_LOG_ROWS,
+    {"help", 'h', NULL, "this help", DP_OPTIONS_HELP, NULL},
+    DP_CLI_LIMIT_ROWS,
+};
+
+static int apply(void *ctx, const dp_options_row *row, const char *v, char *why, size_t cap) {
+    parse_state *st = ctx;
+    int r = dp_cli_limit_option(&st->lim, row->name, v, why, cap);
+    if (r == 0) r = dp_cli_log_option(row->name, v, &st->log_level, &st->log_format, why, cap);
+    if (r != 0) return r < 0 ? -1 : 0;
+    if (strcmp(row->name, "summary") == 0) st->summary = strcmp(v, "true") == 0;
+    else if (strcmp(row->name, "quarantine") == 0) st->quarantine = v;
+    return 0;
 }
+
+const dp_options_command dp_cmd_parse_options = {
+    .name = "parse",
+    .summary = "parse reports and print their records as NDJSON (debugging, parity)",
+    .synopsis = "[OPTIONS] FILE|DIR...",
+    .intro = "Reads DMARC aggregate reports in any form they arrive in (XML, gzip, zip,\n"
+             "zstd, nested in each other, an e-mail message or an mbox) and prints each\n"
+             "record as one JSON object per line, with its report's fields flattened in.\n"
+             "Directories are read recursively, in name order.  Rejected inputs are\n"
+             "named on stderr with the reason; the exit status is then 1.\n\n",
+    .rows = ROWS,
+    .n_rows = sizeof ROWS / sizeof *ROWS,
+    .width = 21,
+    .apply = apply,
+};
 
 int dp_cmd_parse(int argc, char **argv) {
     parse_state st;
     memset(&st, 0, sizeof st);
     dp_ingest_limits_default(&st.lim);
-    static const struct option opts[] = {
-        {"summary", no_argument, NULL, 's'},
-        {"quarantine", required_argument, NULL, 'q'},
-        {"max-report-bytes", required_argument, NULL, 'L'},
-        {"max-ratio", required_argument, NULL, 'L'},
-        {"max-depth", required_argument, NULL, 'L'},
-        {"max-text", required_argument, NULL, 'L'},
-        {"max-range-days", required_argument, NULL, 'L'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int c, idx;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
-        switch (c) {
-        case 's': st.summary = 1; break;
-        case 'q': st.quarantine = optarg; break;
-        case 'L': {
-            char name[64];
-            snprintf(name, sizeof name, "--%s", opts[idx].name);
-            if (dp_cli_limit_option(&st.lim, name, optarg) < 0) return 2;
-            break;
-        }
-        case 'h': help(stdout); return 0;
-        default: help(stderr); return 2;
+    dp_options opts;
+    if (dp_options_init(&opts, &dp_cmd_parse_options) != 0) return 2;
+    int code = 2;
+    if (dp_options_collect(&opts, argc, argv, &code) == 0 && (code = dp_options_apply(&opts, &st)) == 0) {
+        code = -1; /* go on */
+        if (opts.n_args == 0) {
+            fprintf(stderr, "dmarcpipe parse: no input given\n");
+            dp_options_help(&dp_cmd_parse_options, stderr);
+            code = 2;
         }
     }
-    if (optind >= argc) {
-        fprintf(stderr, "dmarcpipe parse: no input given\n");
-        help(stderr);
-        return 2;
+    if (code < 0 && dp_cli_log_open("parse", st.log_level, st.log_format, &st.log) != 0) code = 2;
+    if (code >= 0) {
+        dp_options_free(&opts);
+        return code;
     }
     dp_ingest_global_init();
     static char outbuf[1 << 20];
     setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
-    for (int i = optind; i < argc; i++) parse_source(&st, argv[i]);
+    for (size_t i = 0; i < opts.n_args; i++) parse_source(&st, opts.args[i]);
     if (fflush(stdout) != 0) st.io_failed = 1;
-    if (st.io_failed) fprintf(stderr, "dmarcpipe: writing the output failed: %s\n", strerror(errno));
+    if (st.io_failed)
+        dp_log_error(st.log, "parse", DP_LOG_FIELDS(DP_LOG_STR("error", strerror(errno))),
+                     "dmarcpipe: writing the output failed: %s", strerror(errno));
+    dp_log_free(st.log);
     dp_buf_free(&st.line);
     dp_buf_free(&st.pending);
     if (st.spill) fclose(st.spill);
     free(st.errs);
+    dp_options_free(&opts);
     return st.io_failed || st.keep_failed ? 3 : st.usage_failed ? 2 : st.any_rejected ? 1 : 0;
 }

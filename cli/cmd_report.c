@@ -12,7 +12,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +20,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_log.h"
 #include "insight.h"
 #include "sink.h"
 
@@ -46,13 +46,15 @@ typedef struct report_inputs {
 
 typedef struct warn_state {
     uint64_t count;
+    dp_log *log;
 } warn_state;
 
 static void warn_line(void *ctx, const char *where, const char *reason) {
     warn_state *w = ctx;
     char a[DP_ERROR_TEXT_MAX], b[DP_ERROR_TEXT_MAX];
     if (++w->count <= WARN_LINES)
-        fprintf(stderr, "dmarcpipe report: %s: skipped: %s\n", dp_error_text(where, a), dp_error_text(reason, b));
+        dp_log_warn(w->log, "report", DP_LOG_FIELDS(DP_LOG_STR("input", where), DP_LOG_STR("error", reason)),
+                    "dmarcpipe report: %s: skipped: %s", dp_error_text(where, a), dp_error_text(reason, b));
 }
 
 /* Every line of one file, with "PATH:LINE" as where. */
@@ -151,7 +153,8 @@ static int add_input(report_inputs *ri, const char *arg) {
             }
         }
         if (!found) {
-            fprintf(stderr, "dmarcpipe report: %s: no rollups.ndjson or reports.ndjson in this folder\n", arg);
+            dp_log_error(ri->kafka.log, "report", DP_LOG_FIELDS(DP_LOG_STR("input", arg)),
+                         "dmarcpipe report: %s: no rollups.ndjson or reports.ndjson in this folder", arg);
             return -2;
         }
         return 0;
@@ -163,42 +166,12 @@ static int add_input(report_inputs *ri, const char *arg) {
     return 0;
 }
 
-static const char USAGE[] =
-    "usage: dmarcpipe report [OPTIONS] INPUT...\n\n"
-    "Reads the feeds `dmarcpipe run` writes and says, per policy domain, who sends\n"
-    "as it, which senders are legitimate but not aligned, whether it is ready for\n"
-    "its next step towards p=reject, and what reject would block.\n\n"
-    "INPUT is a folder `dmarcpipe run` wrote (its rollups.ndjson and reports.ndjson),\n"
-    "a feed file of either kind, or kafka://HOST:PORT[,HOST:PORT...]/TOPIC (give the\n"
-    "rollups topic and the reports topic; read_committed), or - for standard input\n"
-    "(read once, so with --to). Rollups split over many\n"
-    "lines, flushes or runs are summed, as the warehouse does.\n\n"
-    "Options:\n"
-    "  --from YYYY-MM-DD      first day of the period (default: the 30 days ending at --to)\n"
-    "  --to YYYY-MM-DD        last day (default: the latest day in the data)\n"
-    "  --domain D             only this policy domain; repeatable\n"
-    "  --format table|json|html  (default: from -o's extension, else table on a\n"
-    "                         terminal and json otherwise)\n"
-    "  -o FILE                write the report to FILE (atomically)\n"
-    "  --ready-threshold R    aligned / legitimate needed for \"ready\" (default 0.98)\n"
-    "  --min-days N           days with reports needed for a verdict (default 7)\n"
-    "  --min-messages N       messages needed for a verdict (default 100)\n"
-    "  --kafka-config FILE    librdkafka properties (as for run; values never printed)\n"
-    "  -X KEY=VALUE           a librdkafka property; repeatable\n"
-    "  --broker-timeout SEC   how long to wait for a broker (default 60)\n\n"
-    "Verdicts: insufficient_data, enforced, ready (with next_step quarantine or\n"
-    "reject), fix_senders. The README defines the classes and each figure.\n"
-    "Exit status: 0; 1 when some input lines were not feed lines (skipped, named\n"
-    "on stderr; the report is still written); 2 usage; 3 an input or the output\n"
-    "could not be read or written.\n";
-
-static int parse_u64(const char *opt, const char *s, uint64_t max, uint64_t *out) {
+static int parse_u64(const char *opt, const char *s, uint64_t max, uint64_t *out, char *why, size_t cap) {
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
     if (errno || end == s || *end || s[0] == '-' || v > max) {
-        fprintf(stderr, "dmarcpipe report: %s takes a whole number up to %llu, got '%s'\n", opt,
-                (unsigned long long)max, s);
+        snprintf(why, cap, "%s takes a whole number up to %llu, got '%s'", opt, (unsigned long long)max, s);
         return -1;
     }
     *out = v;
@@ -239,103 +212,147 @@ static int write_to(const dp_insight *ins, dp_insight_format fmt, const char *pa
     return rc;
 }
 
-int dp_cmd_report(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"from", required_argument, NULL, 'f'},
-        {"to", required_argument, NULL, 't'},
-        {"domain", required_argument, NULL, 'd'},
-        {"format", required_argument, NULL, 'F'},
-        {"ready-threshold", required_argument, NULL, 'r'},
-        {"min-days", required_argument, NULL, 'D'},
-        {"min-messages", required_argument, NULL, 'M'},
-        {"kafka-config", required_argument, NULL, 'C'},
-        {"broker-timeout", required_argument, NULL, 'B'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
+/* What the options set. */
+typedef struct report_ctx {
     dp_insight_options o;
-    dp_insight_options_init(&o);
     char *domains[MAX_DOMAINS];
-    size_t n_domains = 0;
+    size_t n_domains;
     const char *props[MAX_PROPS];
-    const char *out_path = NULL;
-    int have_format = 0;
-    dp_insight_format fmt = DP_INSIGHT_TABLE;
-    report_inputs ri = {.kafka = {.stop = &stop_requested, .broker_timeout = 60, .props = props}};
-    int c, idx, rc = 2;
-    uint64_t v;
+    const char *out_path;
+    int have_format;
+    dp_insight_format fmt;
+    report_inputs ri;
+    const char *log_level, *log_format; /* NULL: the defaults */
+} report_ctx;
+
+static const dp_options_row ROWS[] = {
+    {NULL, 0, NULL, "Options:\n", 0, NULL},
+    {"from", 0, "YYYY-MM-DD", "first day of the period (default: the 30 days ending at --to)", 0, NULL},
+    {"to", 0, "YYYY-MM-DD", "last day (default: the latest day in the data)", 0, NULL},
+    {"domain", 0, "D", "only this policy domain; repeatable", DP_OPTIONS_REPEAT, NULL},
+    {"format", 0, "table|json|html", "(default: from -o's extension, else table on a\n"
+     "terminal and json otherwise)", 0, NULL},
+    {"output", 'o', "FILE", "write the report to FILE (atomically)", DP_OPTIONS_NOLONG | DP_OPTIONS_PATH, NULL},
+    {"ready-threshold", 0, "R", "aligned / legitimate needed for \"ready\" (default 0.98)", 0, "0.98"},
+    {"min-days", 0, "N", "days with reports needed for a verdict (default 7)", 0, "7"},
+    {"min-messages", 0, "N", "messages needed for a verdict (default 100)", 0, "100"},
+    {"kafka-config", 0, "FILE", "librdkafka properties (as for run; values never printed)", DP_OPTIONS_PATH, NULL},
+    {"kafka", 'X', "KEY=VALUE", "a librdkafka property; repeatable",
+     DP_OPTIONS_PROPS | DP_OPTIONS_NOLONG | DP_OPTIONS_NOENV, NULL},
+    {"broker-timeout", 0, "SEC", "how long to wait for a broker (default 60)", 0, "60"},
+    DP_CLI_LOG_ROWS,
+    {"help", 'h', NULL, "this help", DP_OPTIONS_HELP, NULL},
+    {NULL, 0, NULL, "\nVerdicts: insufficient_data, enforced, ready (with next_step quarantine or\n"
+     "reject), fix_senders. The README defines the classes and each figure.\n"
+     "Exit status: 0; 1 when some input lines were not feed lines (skipped, named\n"
+     "on stderr; the report is still written); 2 usage; 3 an input or the output\n"
+     "could not be read or written.\n", 0, NULL},
+};
+
+static int apply(void *ctx, const dp_options_row *row, const char *v, char *why, size_t cap) {
+    report_ctx *c = ctx;
+    const char *n = row->name;
+    uint64_t u;
     char *end;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "ho:X:", opts, &idx)) != -1) {
-        switch (c) {
-        case 'f':
-        case 't':
-            if (dp_insight_parse_day(optarg, c == 'f' ? &o.from_day : &o.to_day) != 0) {
-                fprintf(stderr, "dmarcpipe report: --%s takes a date YYYY-MM-DD, got '%s'\n",
-                        c == 'f' ? "from" : "to", optarg);
-                goto done;
-            }
-            break;
-        case 'd': {
-            size_t n = strlen(optarg);
-            if (n && optarg[n - 1] == '.') n--;
-            if (n == 0 || n > 253 || n_domains == MAX_DOMAINS) {
-                fprintf(stderr, "dmarcpipe report: --domain takes a domain name (at most %d of them)\n", MAX_DOMAINS);
-                goto done;
-            }
-            char *d = strndup(optarg, n);
-            if (!d) goto done;
-            for (char *p = d; *p; p++) *p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
-            domains[n_domains++] = d;
-            break;
+    int r = dp_cli_log_option(n, v, &c->log_level, &c->log_format, why, cap);
+    if (r != 0) return r < 0 ? -1 : 0;
+    if (strcmp(n, "from") == 0 || strcmp(n, "to") == 0) {
+        if (dp_insight_parse_day(v, n[0] == 'f' ? &c->o.from_day : &c->o.to_day) != 0) {
+            snprintf(why, cap, "--%s takes a date YYYY-MM-DD, got '%s'", n, v);
+            return -1;
         }
-        case 'F':
-            if (format_from_name(optarg, &fmt) != 0) {
-                fprintf(stderr, "dmarcpipe report: --format is table, json or html, got '%s'\n", optarg);
-                goto done;
-            }
-            have_format = 1;
-            break;
-        case 'o': out_path = optarg; break;
-        case 'r':
-            errno = 0;
-            o.ready_threshold = strtod(optarg, &end);
-            if (errno || end == optarg || *end || !(o.ready_threshold >= 0 && o.ready_threshold <= 1)) {
-                fprintf(stderr, "dmarcpipe report: --ready-threshold is a ratio from 0 to 1, got '%s'\n", optarg);
-                goto done;
-            }
-            break;
-        case 'D':
-            if (parse_u64("--min-days", optarg, 3660, &o.min_days) != 0) goto done;
-            break;
-        case 'M':
-            if (parse_u64("--min-messages", optarg, UINT64_MAX, &o.min_messages) != 0) goto done;
-            break;
-        case 'C': ri.kafka.config_file = optarg; break;
-        case 'X':
-            if (ri.kafka.n_props == MAX_PROPS) {
-                fprintf(stderr, "dmarcpipe report: at most %d -X options\n", MAX_PROPS);
-                goto done;
-            }
-            props[ri.kafka.n_props++] = optarg;
-            break;
-        case 'B':
-            if (parse_u64("--broker-timeout", optarg, 86400, &v) != 0) goto done;
-            ri.kafka.broker_timeout = (double)v;
-            break;
-        case 'h':
-            fputs(USAGE, stdout);
-            rc = 0;
-            goto done;
-        default:
-            fputs(USAGE, stderr);
-            goto done;
+    } else if (strcmp(n, "domain") == 0) {
+        size_t len = strlen(v);
+        if (len && v[len - 1] == '.') len--;
+        if (len == 0 || len > 253 || c->n_domains == MAX_DOMAINS) {
+            snprintf(why, cap, "--domain takes a domain name (at most %d of them)", MAX_DOMAINS);
+            return -1;
         }
+        char *d = strndup(v, len);
+        if (!d) {
+            snprintf(why, cap, "out of memory");
+            return -1;
+        }
+        for (char *p = d; *p; p++) *p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+        c->domains[c->n_domains++] = d;
+    } else if (strcmp(n, "format") == 0) {
+        if (format_from_name(v, &c->fmt) != 0) {
+            snprintf(why, cap, "--format is table, json or html, got '%s'", v);
+            return -1;
+        }
+        c->have_format = 1;
+    } else if (strcmp(n, "output") == 0) {
+        c->out_path = v;
+    } else if (strcmp(n, "ready-threshold") == 0) {
+        errno = 0;
+        c->o.ready_threshold = strtod(v, &end);
+        if (errno || end == v || *end || !(c->o.ready_threshold >= 0 && c->o.ready_threshold <= 1)) {
+            snprintf(why, cap, "--ready-threshold is a ratio from 0 to 1, got '%s'", v);
+            return -1;
+        }
+    } else if (strcmp(n, "min-days") == 0) {
+        return parse_u64("--min-days", v, 3660, &c->o.min_days, why, cap);
+    } else if (strcmp(n, "min-messages") == 0) {
+        return parse_u64("--min-messages", v, UINT64_MAX, &c->o.min_messages, why, cap);
+    } else if (strcmp(n, "kafka-config") == 0) {
+        c->ri.kafka.config_file = v;
+    } else if (strcmp(n, "kafka") == 0) {
+        if (c->ri.kafka.n_props == MAX_PROPS) {
+            snprintf(why, cap, "at most %d -X options", MAX_PROPS);
+            return -1;
+        }
+        c->props[c->ri.kafka.n_props++] = v;
+    } else if (strcmp(n, "broker-timeout") == 0) {
+        if (parse_u64("--broker-timeout", v, 86400, &u, why, cap) != 0) return -1;
+        c->ri.kafka.broker_timeout = (double)u;
     }
-    if (optind >= argc) {
+    return 0;
+}
+
+const dp_options_command dp_cmd_report_options = {
+    .name = "report",
+    .summary = "per domain: who sends as it, and is it ready for p=reject (table, JSON, HTML)",
+    .synopsis = "[OPTIONS] INPUT...",
+    .intro =
+    "Reads the feeds `dmarcpipe run` writes and says, per policy domain, who sends\n"
+    "as it, which senders are legitimate but not aligned, whether it is ready for\n"
+    "its next step towards p=reject, and what reject would block.\n\n"
+    "INPUT is a folder `dmarcpipe run` wrote (its rollups.ndjson and reports.ndjson),\n"
+    "a feed file of either kind, or kafka://HOST:PORT[,HOST:PORT...]/TOPIC (give the\n"
+    "rollups topic and the reports topic; read_committed), or - for standard input\n"
+    "(read once, so with --to). Rollups split over many\n"
+    "lines, flushes or runs are summed, as the warehouse does.\n\n",
+    .rows = ROWS,
+    .n_rows = sizeof ROWS / sizeof *ROWS,
+    .width = 25,
+    .apply = apply,
+};
+
+int dp_cmd_report(int argc, char **argv) {
+    report_ctx c;
+    memset(&c, 0, sizeof c);
+    dp_insight_options_init(&c.o);
+    c.fmt = DP_INSIGHT_TABLE;
+    c.ri.kafka.stop = &stop_requested;
+    c.ri.kafka.broker_timeout = 60;
+    c.ri.kafka.props = c.props;
+    dp_insight_options *o = &c.o;
+    report_inputs *rip = &c.ri;
+    int rc = 2;
+    dp_options opts;
+    if (dp_options_init(&opts, &dp_cmd_report_options) != 0) return 2;
+    if (dp_options_collect(&opts, argc, argv, &rc) != 0 || (rc = dp_options_apply(&opts, &c)) != 0) goto done;
+    rc = 2;
+    dp_log *log = NULL;
+    if (dp_cli_log_open("report", c.log_level, c.log_format, &log) != 0) goto done;
+    rip->kafka.log = log;
+    if (opts.n_args == 0) {
         fprintf(stderr, "dmarcpipe report: no INPUT (see --help)\n");
         goto done;
     }
+    const char *out_path = c.out_path;
+    dp_insight_format fmt = c.fmt;
+    int have_format = c.have_format;
     if (!have_format) {
         if (out_path)
             fmt = ends_with(out_path, ".html") || ends_with(out_path, ".htm") ? DP_INSIGHT_HTML
@@ -344,27 +361,28 @@ int dp_cmd_report(int argc, char **argv) {
         else
             fmt = isatty(STDOUT_FILENO) ? DP_INSIGHT_TABLE : DP_INSIGHT_JSON;
     }
-    for (int i = optind; i < argc; i++) {
-        int r = add_input(&ri, argv[i]);
+    for (size_t i = 0; i < opts.n_args; i++) {
+        int r = add_input(rip, opts.args[i]);
         if (r != 0) {
-            if (r == -1) fprintf(stderr, "dmarcpipe report: out of memory\n");
+            if (r == -1) dp_log_error(log, "report", DP_LOG_NONE, "dmarcpipe report: out of memory");
             rc = 3;
             goto done;
         }
     }
-    if (ri.stream && o.to_day == DP_INSIGHT_DAY_UNSET) {
+    if (rip->stream && o->to_day == DP_INSIGHT_DAY_UNSET) {
         /* finding the period takes a pass of its own, and a pipe has one */
-        fprintf(stderr, "dmarcpipe report: %s is not a regular file and can be read only once: name the period with --to\n",
-                ri.stream);
+        dp_log_error(log, "report", DP_LOG_FIELDS(DP_LOG_STR("input", rip->stream)),
+                     "dmarcpipe report: %s is not a regular file and can be read only once: name the period with --to",
+                     rip->stream);
         goto done;
     }
-    o.domains = (const char *const *)domains;
-    o.n_domains = n_domains;
-    warn_state ws = {0};
-    o.warn = warn_line;
-    o.warn_ctx = &ws;
-    if (!(ri.block = malloc(BLOCK + MAX_LINE))) {
-        fprintf(stderr, "dmarcpipe report: out of memory\n");
+    o->domains = (const char *const *)c.domains;
+    o->n_domains = c.n_domains;
+    warn_state ws = {0, log};
+    o->warn = warn_line;
+    o->warn_ctx = &ws;
+    if (!(rip->block = malloc(BLOCK + MAX_LINE))) {
+        dp_log_error(log, "report", DP_LOG_NONE, "dmarcpipe report: out of memory");
         rc = 3;
         goto done;
     }
@@ -373,33 +391,41 @@ int dp_cmd_report(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     dp_error err = {0};
-    dp_insight_inputs in = {read_inputs, &ri};
-    dp_insight *ins = dp_insight_build(&in, &o, &err);
+    dp_insight_inputs in = {read_inputs, rip};
+    dp_insight *ins = dp_insight_build(&in, o, &err);
     if (!ins) {
         char t[DP_ERROR_TEXT_MAX];
-        fprintf(stderr, "dmarcpipe report: %s\n", dp_error_text(err.msg, t));
+        dp_log_error(log, "report", DP_LOG_FIELDS(DP_LOG_STR("error", err.msg)), "dmarcpipe report: %s",
+                     dp_error_text(err.msg, t));
         rc = err.kind == DP_ERR_USAGE ? 2 : 3;
         goto done;
     }
     if (ws.count > WARN_LINES)
-        fprintf(stderr, "dmarcpipe report: %llu lines skipped in all (the first %d named above)\n",
-                (unsigned long long)ws.count, WARN_LINES);
+        dp_log_warn(log, "report", DP_LOG_FIELDS(DP_LOG_U64("lines_skipped", ws.count)),
+                    "dmarcpipe report: %llu lines skipped in all (the first %d named above)",
+                    (unsigned long long)ws.count, WARN_LINES);
     int wrc = out_path ? write_to(ins, fmt, out_path, &err) : dp_insight_write(ins, fmt, stdout, &err);
     if (wrc != 0) {
         char t[DP_ERROR_TEXT_MAX];
-        fprintf(stderr, "dmarcpipe report: %s\n", dp_error_text(err.msg, t));
+        dp_log_error(log, "report", DP_LOG_FIELDS(DP_LOG_STR("error", err.msg)), "dmarcpipe report: %s",
+                     dp_error_text(err.msg, t));
         rc = 3;
     } else {
         rc = ws.count ? 1 : 0;
         if (out_path)
-            fprintf(stderr, "dmarcpipe report: %zu domain%s, %llu lines read; wrote %s\n", dp_insight_domains(ins),
-                    dp_insight_domains(ins) == 1 ? "" : "s", (unsigned long long)dp_insight_lines(ins), out_path);
+            dp_log_info(log, "report",
+                        DP_LOG_FIELDS(DP_LOG_U64("domains", dp_insight_domains(ins)),
+                                      DP_LOG_U64("lines", dp_insight_lines(ins)), DP_LOG_STR("output", out_path)),
+                        "dmarcpipe report: %zu domain%s, %llu lines read; wrote %s", dp_insight_domains(ins),
+                        dp_insight_domains(ins) == 1 ? "" : "s", (unsigned long long)dp_insight_lines(ins), out_path);
     }
     dp_insight_free(ins);
 done:
-    for (size_t i = 0; i < n_domains; i++) free(domains[i]);
-    for (size_t i = 0; i < ri.n; i++) free(ri.paths[i]);
-    free(ri.paths);
-    free(ri.block);
+    for (size_t i = 0; i < c.n_domains; i++) free(c.domains[i]);
+    for (size_t i = 0; i < rip->n; i++) free(rip->paths[i]);
+    free(rip->paths);
+    free(rip->block);
+    dp_log_free(rip->kafka.log);
+    dp_options_free(&opts);
     return rc;
 }

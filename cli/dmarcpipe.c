@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "dp_config.h"
+#include "manpage.h"
 
 static const struct {
     const char *name;
@@ -18,6 +19,7 @@ static const struct {
     {"run", dp_cmd_run, "roll reports up per time window into sinks (the pipeline)"},
     {"report", dp_cmd_report, "per domain: who sends as it, and is it ready for p=reject (table, JSON, HTML)"},
     {"parse", dp_cmd_parse, "parse reports and print their records as NDJSON (debugging, parity)"},
+    {"config", dp_cmd_config, "print the effective configuration of run (file, environment, flags), secrets masked"},
 };
 
 static void usage(FILE *f) {
@@ -27,7 +29,7 @@ static void usage(FILE *f) {
             "and turns them into rollups a warehouse can sum.\n\nCommands:\n");
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
         fprintf(f, "  %-8s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
-    fprintf(f, "\nRun 'dmarcpipe COMMAND --help' for a command's options.\n");
+    fprintf(f, "\nRun 'dmarcpipe COMMAND --help' for a command's options, and see dmarcpipe(1).\n");
 }
 
 int main(int argc, char **argv) {
@@ -38,6 +40,11 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
         printf("dmarcpipe %s\n", DP_VERSION);
         return 0;
+    }
+    /* the man page, for the build (cli/CMakeLists.txt makes dmarcpipe.1) */
+    if (argc == 3 && strcmp(argv[1], "help") == 0 && strcmp(argv[2], "--man") == 0) {
+        dp_manpage_write(stdout);
+        return fflush(stdout) == 0 ? 0 : 3;
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         usage(stdout);

@@ -143,6 +143,7 @@ int dp_kafka_init(dp_kafka_client *c, const char *label, const char *uri, const 
     if (!o) return load_env(c, err);
     c->stop = o->stop;
     c->give_up_s = o->broker_timeout;
+    c->log = o->log;
     int rc = o->config_file ? load_file(c, o->config_file, err) : 0;
     if (rc == 0) rc = load_env(c, err);
     for (size_t i = 0; rc == 0 && i < o->n_props; i++) {
@@ -190,13 +191,26 @@ static void redact(const dp_kafka_client *c, char *line) {
     }
 }
 
+/* librdkafka's syslog levels, ours: 0-3 error, 4 warning, the rest debug:
+ * its notices (a rebalance, a coordinator found) are routine, and at info
+ * a follower would log them every few minutes for ever. */
+static dp_log_level log_level(int level) {
+    return level <= 3 ? DP_LOG_ERROR : level == 4 ? DP_LOG_WARN : DP_LOG_DEBUG;
+}
+
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
     /* a consumer is told producer properties too: the configuration is shared */
-    if (strcmp(fac, "CONFWARN") == 0 || level > 4) return;
+    if (strcmp(fac, "CONFWARN") == 0) return;
+    const dp_kafka_client *c = rd_kafka_opaque(rk);
+    dp_log *log = c ? c->log : NULL;
+    if (!dp_log_enabled(log, log_level(level))) return;
     char line[1024];
     snprintf(line, sizeof line, "%s", buf);
-    redact(rd_kafka_opaque(rk), line);
-    fprintf(stderr, "dmarcpipe: kafka: %s: %s\n", fac, line);
+    redact(c, line);
+    dp_log_event(log, log_level(level), "kafka",
+                 DP_LOG_FIELDS(DP_LOG_STR("facility", fac), DP_LOG_I64("syslog_level", level),
+                               DP_LOG_STR("client", rd_kafka_name(rk))),
+                 "dmarcpipe: kafka: %s: %s", fac, line);
 }
 
 rd_kafka_conf_t *dp_kafka_conf(const dp_kafka_client *c, const char *const (*defaults)[2], size_t n,
@@ -286,8 +300,11 @@ static int partitions_of(const dp_kafka_client *c, rd_kafka_t *rk, rd_kafka_topi
             return dp_error_set(err, DP_ERR_IO, "kafka %s: topic %s was not available for %.0f s (%s): giving up "
                                 "(--broker-timeout)", c->uri, r->topic, c->give_up_s, rd_kafka_err2str(e));
         }
-        fprintf(stderr, "dmarcpipe: kafka %s: cannot read the %s's metadata (%s); retrying\n", c->uri, r->what,
-                rd_kafka_err2str(e));
+        dp_log_warn(c->log, "kafka",
+                    DP_LOG_FIELDS(DP_LOG_STR("uri", c->uri), DP_LOG_STR("topic", r->topic),
+                                  DP_LOG_STR("error", rd_kafka_err2str(e))),
+                    "dmarcpipe: kafka %s: cannot read the %s's metadata (%s); retrying", c->uri, r->what,
+                    rd_kafka_err2str(e));
         if (nap(c, backoff, since)) return DP_KAFKA_STOPPED;
         if (backoff < 30000) backoff *= 2;
     }
@@ -303,8 +320,11 @@ static int end_of(const dp_kafka_client *c, rd_kafka_t *rk, const dp_kafka_read 
         rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, r->topic, p, lo, hi, attempt_ms(c, since, 10000));
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR) return 0;
         if (dp_kafka_given_up(c, since)) return no_broker(c, rd_kafka_err2str(e), err);
-        fprintf(stderr, "dmarcpipe: kafka %s: cannot read the end of %s %s [%d] (%s); retrying\n", c->uri, r->what,
-                r->topic, (int)p, rd_kafka_err2str(e));
+        dp_log_warn(c->log, "kafka",
+                    DP_LOG_FIELDS(DP_LOG_STR("uri", c->uri), DP_LOG_STR("topic", r->topic), DP_LOG_I64("partition", p),
+                                  DP_LOG_STR("error", rd_kafka_err2str(e))),
+                    "dmarcpipe: kafka %s: cannot read the end of %s %s [%d] (%s); retrying", c->uri, r->what,
+                    r->topic, (int)p, rd_kafka_err2str(e));
         if (nap(c, 500, since)) return DP_KAFKA_STOPPED;
     }
 }
@@ -339,8 +359,12 @@ static int consume(const dp_kafka_client *c, const dp_kafka_read *r, rd_kafka_qu
                 rc = dp_error_set(err, DP_ERR_IO, "kafka %s: %s %s [%d]: offsets went while being read (retention?)%s",
                                   c->uri, r->what, r->topic, (int)m->partition, r->gone_hint);
         } else if (m->err) {
-            fprintf(stderr, "dmarcpipe: kafka %s: reading the %s: %s; retrying\n", c->uri, r->what,
-                    rd_kafka_message_errstr(m));
+            dp_log_warn(c->log, "kafka",
+                        DP_LOG_FIELDS(DP_LOG_STR("uri", c->uri), DP_LOG_STR("topic", r->topic),
+                                      DP_LOG_I64("partition", m->partition),
+                                      DP_LOG_STR("error", rd_kafka_message_errstr(m))),
+                        "dmarcpipe: kafka %s: reading the %s: %s; retrying", c->uri, r->what,
+                        rd_kafka_message_errstr(m));
         } else {
             quiet_since = dp_clock_seconds();
             if (p && m->offset >= p->end) {

@@ -20,6 +20,7 @@
 #include <signal.h>
 
 #include "dp_error.h"
+#include "dp_log.h"
 
 /* What a Kafka client takes from the command line (all optional). */
 typedef struct dp_kafka_settings {
@@ -28,6 +29,7 @@ typedef struct dp_kafka_settings {
     size_t n_props;
     const volatile sig_atomic_t *stop; /* set by SIGTERM: give up waiting */
     double broker_timeout; /* seconds a wait for the broker may last (0: for ever) */
+    dp_log *log; /* our retries and librdkafka's own lines, at their level (NULL: plain) */
 } dp_kafka_settings;
 
 /* A wait was given up because a stop (SIGTERM) was asked for. */
@@ -54,6 +56,7 @@ typedef struct dp_kafka_client {
     const volatile sig_atomic_t *stop;
     double give_up_s; /* --broker-timeout: how long a wait for the broker may last (0: for ever) */
     void *owner;      /* whoever made the client: a producer's delivery reports reach it */
+    dp_log *log;      /* from the settings */
 } dp_kafka_client;
 
 /* Parses kafka://HOST:PORT[,HOST:PORT...]/TOPIC (a bad one: "LABEL 'URI':

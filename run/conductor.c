@@ -19,12 +19,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "dp_buf.h"
 #include "dp_clock.h"
 #include "run.h"
+#include "run_metrics.h"
 
 /* ---- the sinks of a run -------------------------------------------------------- */
 
@@ -131,6 +133,10 @@ typedef struct reader {
     struct forward { size_t input; int32_t slot; } *fwd;
     size_t n_fwd, cap_fwd;
     int fwd_failed;
+    dp_log *log;
+    dp_run_progress *progress;   /* NULL: no progress line */
+    dp_run_metrics_tally *tally; /* the epoch's figures for the registry */
+    uint8_t *open_failed;        /* per input: its source could not open it */
 } reader;
 
 /* Called by the engine's workers, several at once. */
@@ -168,8 +174,9 @@ static int forward_routed(reader *r, dp_sink *es, size_t taken, dp_error *err) {
         const dp_input *in = r->inputs[r->fwd[k].input];
         if (dp_source_forward(in, r->fwd[k].slot, forward_to_sink, es, err) != 0) return -1;
         char a[DP_ERROR_TEXT_MAX];
-        fprintf(stderr, "dmarcpipe: %s: holds a report partition %d owns: forwarded there\n",
-                dp_error_text(in->name, a), (int)r->fwd[k].slot);
+        dp_log_info(r->log, "run", DP_LOG_FIELDS(DP_LOG_STR("input", in->name), DP_LOG_I64("partition", r->fwd[k].slot)),
+                    "dmarcpipe: %s: holds a report partition %d owns: forwarded there", dp_error_text(in->name, a),
+                    (int)r->fwd[k].slot);
     }
     return 0;
 }
@@ -179,13 +186,27 @@ static int read_input(void *ctx, size_t i, const dp_report_handler *h, void *hct
     const reader *r = ctx;
     const dp_input *in = r->inputs[i];
     int fd = dp_source_open_input(in, err);
+    dp_run_progress *p = r->progress;
     if (fd < 0) {
+        r->open_failed[i] = 1;
         if (h->report_failed) h->report_failed(hctx, NULL, err);
+        if (p) atomic_fetch_add_explicit(&p->rejected, 1, memory_order_relaxed);
+        if (p) atomic_fetch_add_explicit(&p->done, 1, memory_order_relaxed);
         return -1;
     }
     dp_ingest_result res;
+    memset(&res, 0, sizeof res);
     int rc = dp_ingest_fd(r->limits, in->name, fd, h, hctx, &res, err);
+    struct stat sb;
+    uint64_t bytes = fstat(fd, &sb) == 0 && sb.st_size > 0 ? (uint64_t)sb.st_size : 0;
     close(fd);
+    atomic_fetch_add_explicit(&r->tally->bytes, bytes, memory_order_relaxed);
+    if (p) {
+        atomic_fetch_add_explicit(&p->done_bytes, bytes, memory_order_relaxed);
+        atomic_fetch_add_explicit(&p->records, res.records, memory_order_relaxed);
+        if (rc != 0) atomic_fetch_add_explicit(&p->rejected, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&p->done, 1, memory_order_relaxed);
+    }
     return rc;
 }
 
@@ -201,15 +222,20 @@ static int reject_input(void *ctx, size_t i, const dp_error *errors, size_t n_er
     for (size_t k = 0; k < n_errors; k++)
         if (dp_error_is_environmental(&errors[k])) {
             char a[DP_ERROR_TEXT_MAX], b[DP_ERROR_TEXT_MAX];
-            fprintf(stderr, "dmarcpipe run: %s: not read through (%s): left where it is, for a later run\n",
-                    dp_error_text(r->inputs[i]->name, a), dp_error_text(errors[k].msg, b));
+            dp_log_warn(r->log, "run",
+                        DP_LOG_FIELDS(DP_LOG_STR("input", r->inputs[i]->name), DP_LOG_STR("error", errors[k].msg)),
+                        "dmarcpipe run: %s: not read through (%s): left where it is, for a later run",
+                        dp_error_text(r->inputs[i]->name, a), dp_error_text(errors[k].msg, b));
             r->held[i] = 1;
             return 0;
         }
+    dp_run_metrics_reject(r->tally, r->open_failed[i] ? DP_RUN_METRICS_AT_SOURCE : DP_RUN_METRICS_AT_INGEST, errors,
+                          n_errors);
     if (dp_source_reject(r->inputs[i], errors, n_errors, err) == 0) return 0;
     char a[DP_ERROR_TEXT_MAX], b[DP_ERROR_TEXT_MAX];
-    fprintf(stderr, "dmarcpipe run: %s: its rejection cannot be kept (%s): left where it is, for a later run\n",
-            dp_error_text(r->inputs[i]->name, a), dp_error_text(err->msg, b));
+    dp_log_warn(r->log, "run", DP_LOG_FIELDS(DP_LOG_STR("input", r->inputs[i]->name), DP_LOG_STR("error", err->msg)),
+                "dmarcpipe run: %s: its rejection cannot be kept (%s): left where it is, for a later run",
+                dp_error_text(r->inputs[i]->name, a), dp_error_text(err->msg, b));
     r->held[i] = 1;
     return 0;
 }
@@ -221,10 +247,13 @@ typedef struct admit_ctx {
     double started, max_seconds;
     int retry;         /* a retry takes exactly max_inputs */
     const volatile sig_atomic_t *stop;
+    dp_metrics *metrics; /* each input taken is a heartbeat */
 } admit_ctx;
 
 static int admit(void *ctx, size_t taken) {
     const admit_ctx *a = ctx;
+    dp_metrics_heartbeat(a->metrics);
+    if (a->stop && *a->stop) dp_metrics_set_ready(a->metrics, 0); /* /readyz: stopping */
     if (taken >= a->max_inputs) return 0;
     if (a->retry) return 1; /* the same inputs as the attempt that failed */
     if (taken > 0 && ((a->stop && *a->stop) || (a->max_seconds > 0 && dp_clock_seconds() - a->started >= a->max_seconds)))
@@ -242,7 +271,7 @@ static void add_id(void *ctx, const uint8_t id[32]) { dp_ledger_add_report(ctx, 
 /* Reads what the shared ledger gained since the state last read it. */
 static int catch_up(const dp_run_config *c, dp_sink *es, dp_error *err) {
     uint64_t epochs = 0;
-    return dp_ledger_recover(es, c->engine.dedup, c->instance, &epochs, err);
+    return dp_ledger_recover(es, c->engine.dedup, c->instance, c->engine.log, &epochs, err);
 }
 
 /* Sources that commit their read position with the epoch (a Kafka inbox)
@@ -334,7 +363,7 @@ int dp_conductor_recover(const dp_run_config *c, dp_run_stats *st, dp_error *err
     dp_sink *es = dp_conductor_epoch_sink(c);
     if (!es) return 0;
     uint64_t epochs = 0;
-    int rc = dp_ledger_recover(es, c->engine.dedup, c->instance, &epochs, err);
+    int rc = dp_ledger_recover(es, c->engine.dedup, c->instance, c->engine.log, &epochs, err);
     if (rc == DP_SINK_STOPPED) {
         st->stopped = 1;
         return 0;
@@ -356,11 +385,16 @@ int dp_conductor_run(const dp_run_config *c, dp_input *const *inputs, size_t n, 
     split in;
     if (split_make(c, inputs, n, &in, err) != 0) return -1;
     if (in.n_done) {
-        fprintf(stderr, "dmarcpipe run: %zu input(s) already %s by an earlier run: skipped\n", in.n_done,
-                es ? "committed" : "counted");
+        dp_log_info(c->engine.log, "run", DP_LOG_FIELDS(DP_LOG_U64("inputs_skipped", in.n_done)),
+                    "dmarcpipe run: %zu input(s) already %s by an earlier run: skipped", in.n_done,
+                    es ? "committed" : "counted");
         st->inputs_done_before += in.n_done;
+        if (c->progress) atomic_fetch_add_explicit(&c->progress->done, in.n_done, memory_order_relaxed);
         ack(in.done, in.n_done, NULL, st);
     }
+    dp_run_metrics rm;
+    dp_run_metrics_init(&rm, c->engine.metrics);
+    dp_run_metrics_tally tally;
 
     dp_engine_stats sum;
     memset(&sum, 0, sizeof sum);
@@ -371,9 +405,11 @@ int dp_conductor_run(const dp_run_config *c, dp_input *const *inputs, size_t n, 
     reader rd = {0};
     while (rc == 0 && at < in.n_todo && !(c->stop && *c->stop)) {
         uint64_t epoch = state_epoch + 1;
-        admit_ctx ac = {c->epoch_inputs ? c->epoch_inputs : SIZE_MAX, 0, c->epoch_seconds, 0, c->stop};
+        admit_ctx ac = {c->epoch_inputs ? c->epoch_inputs : SIZE_MAX, 0, c->epoch_seconds, 0, c->stop,
+                        c->engine.metrics};
         long backoff_ms = 1000;
         for (;;) {
+            dp_metrics_heartbeat(c->engine.metrics);
             /* workers sharing a ledger: what the others counted is seen */
             int cu = c->ledger_shared && es ? catch_up(c, es, err) : 0;
             if (cu == DP_SINK_STOPPED) {
@@ -398,14 +434,16 @@ int dp_conductor_run(const dp_run_config *c, dp_input *const *inputs, size_t n, 
             cfg.admit_ctx = &ac;
             ac.started = dp_clock_seconds();
             free(held);
-            held = calloc(in.n_todo - at, 1);
+            held = calloc(in.n_todo - at, 2); /* and after them, open_failed */
             if (!held) {
                 rc = dp_error_set(err, DP_ERR_NOMEM, "out of memory");
                 if (es) dp_sink_epoch_abort(es);
                 break;
             }
             free(rd.fwd);
-            rd = (reader){in.todo + at, &c->limits, held, &fwd_lock, NULL, 0, 0, 0};
+            rd = (reader){in.todo + at, &c->limits, held, &fwd_lock, NULL, 0, 0, 0, c->engine.log,
+                          c->progress, &tally, held + (in.n_todo - at)};
+            dp_run_metrics_tally_reset(&tally);
             dp_engine_inputs ei = {in.n_todo - at, read_input, reject_input, c->route_reports ? route_report : NULL,
                                    &rd};
             dp_engine_stats es_st;
@@ -433,8 +471,10 @@ int dp_conductor_run(const dp_run_config *c, dp_input *const *inputs, size_t n, 
                         rc = -1;
                         break;
                     }
-                    fprintf(stderr, "dmarcpipe run: epoch %llu: %zu report(s) committed meanwhile by another worker; "
-                            "running it again\n", (unsigned long long)epoch, clash);
+                    dp_log_info(c->engine.log, "run",
+                                DP_LOG_FIELDS(DP_LOG_U64("epoch", epoch), DP_LOG_U64("reports_clashed", clash)),
+                                "dmarcpipe run: epoch %llu: %zu report(s) committed meanwhile by another worker; "
+                                "running it again", (unsigned long long)epoch, clash);
                     st->epochs_retried++;
                     ac.retry = 1;
                     ac.max_inputs = taken;
@@ -464,8 +504,11 @@ int dp_conductor_run(const dp_run_config *c, dp_input *const *inputs, size_t n, 
                  * counts them from the position last committed */
                 dp_sink_epoch_abort(es);
                 dp_dedup_rollback(state);
-                fprintf(stderr, "dmarcpipe run: epoch %llu (%zu inputs) abandoned: %s\n", (unsigned long long)epoch,
-                        taken, err->msg);
+                dp_log_info(c->engine.log, "run",
+                            DP_LOG_FIELDS(DP_LOG_U64("epoch", epoch), DP_LOG_U64("inputs", taken),
+                                          DP_LOG_STR("error", err->msg)),
+                            "dmarcpipe run: epoch %llu (%zu inputs) abandoned: %s", (unsigned long long)epoch, taken,
+                            err->msg);
                 st->epochs_abandoned++;
                 abandoned = 1;
                 break;
@@ -503,6 +546,7 @@ int dp_conductor_run(const dp_run_config *c, dp_input *const *inputs, size_t n, 
                     break;
                 }
                 dp_engine_stats_add(&sum, &es_st);
+                dp_run_metrics_commit(&rm, &es_st, &tally, dp_clock_seconds() - tc);
                 st->epochs++;
                 state_epoch = epoch;
                 ack(in.todo + at, taken, held, st);
@@ -520,8 +564,11 @@ int dp_conductor_run(const dp_run_config *c, dp_input *const *inputs, size_t n, 
                 break;
             }
             st->epochs_retried++;
-            fprintf(stderr, "dmarcpipe run: epoch %llu (%zu inputs) aborted: %s; running it again in %.1f s\n",
-                    (unsigned long long)epoch, taken, err->msg, backoff_ms / 1000.0);
+            dp_log_warn(c->engine.log, "run",
+                        DP_LOG_FIELDS(DP_LOG_U64("epoch", epoch), DP_LOG_U64("inputs", taken),
+                                      DP_LOG_STR("error", err->msg), DP_LOG_F64("retry_in_s", backoff_ms / 1000.0)),
+                        "dmarcpipe run: epoch %llu (%zu inputs) aborted: %s; running it again in %.1f s",
+                        (unsigned long long)epoch, taken, err->msg, backoff_ms / 1000.0);
             ac.retry = 1;
             ac.max_inputs = taken;
             if (backoff(backoff_ms, c->stop)) {
@@ -534,14 +581,18 @@ int dp_conductor_run(const dp_run_config *c, dp_input *const *inputs, size_t n, 
     }
     if (stopped_open) {
         st->stopped = 1;
-        fprintf(stderr, "dmarcpipe run: stopping: the open epoch was aborted; its inputs are run again next time\n");
+        dp_log_info(c->engine.log, "run", DP_LOG_NONE,
+                    "dmarcpipe run: stopping: the open epoch was aborted; its inputs are run again next time");
     } else if (c->stop && *c->stop && at < in.n_todo) {
         st->stopped = 1;
         if (es)
-            fprintf(stderr, "dmarcpipe run: stopping after epoch %llu: %zu input(s) left for the next run\n",
-                    (unsigned long long)state_epoch, in.n_todo - at);
+            dp_log_info(c->engine.log, "run",
+                        DP_LOG_FIELDS(DP_LOG_U64("epoch", state_epoch), DP_LOG_U64("inputs_left", in.n_todo - at)),
+                        "dmarcpipe run: stopping after epoch %llu: %zu input(s) left for the next run",
+                        (unsigned long long)state_epoch, in.n_todo - at);
         else
-            fprintf(stderr, "dmarcpipe run: stopping: %zu input(s) left for the next run\n", in.n_todo - at);
+            dp_log_info(c->engine.log, "run", DP_LOG_FIELDS(DP_LOG_U64("inputs_left", in.n_todo - at)),
+                        "dmarcpipe run: stopping: %zu input(s) left for the next run", in.n_todo - at);
     }
     free(held);
     free(rd.fwd);
@@ -549,6 +600,19 @@ int dp_conductor_run(const dp_run_config *c, dp_input *const *inputs, size_t n, 
     sum.seconds = dp_clock_seconds() - t0;
     dp_engine_stats_add(&st->engine, &sum);
     return rc;
+}
+
+/* The listing's totals, for a progress line. */
+static void note_listed(dp_run_progress *p, const dp_input_list *l) {
+    uint64_t bytes = 0, unsized = 0;
+    for (size_t i = 0; p && i < l->n; i++) {
+        if (l->v[i]->has_size) bytes += l->v[i]->size;
+        else unsized++;
+    }
+    if (!p) return;
+    atomic_fetch_add_explicit(&p->listed, l->n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->listed_bytes, bytes, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->unsized, unsized, memory_order_relaxed);
 }
 
 int dp_conductor_batch(const dp_run_config *c, dp_source *const *sources, size_t n_sources, dp_run_stats *st,
@@ -569,7 +633,10 @@ int dp_conductor_batch(const dp_run_config *c, dp_source *const *sources, size_t
             for (const char *p = all.v[i]->key; *p; p++) round = (round ^ (uint8_t)*p) * 1099511628211ull;
         int again = listed && round == last_round;
         last_round = round;
-        if (rc == 0 && listed && !again) rc = dp_conductor_run(c, all.v, all.n, st, err);
+        if (rc == 0 && listed && !again) {
+            note_listed(c->progress, &all);
+            rc = dp_conductor_run(c, all.v, all.n, st, err);
+        }
         dp_input_list_free(&all);
         if (rc != 0 || listed == 0 || again || st->stopped || (c->stop && *c->stop)) break;
     }

@@ -44,20 +44,28 @@ static void nap(double seconds, const volatile sig_atomic_t *stop, dp_source *co
     }
 }
 
-/* The cycle's line on stderr: what it took and counted. */
+/* The cycle's event: what it took and counted. */
 static void log_cycle(const dp_run_config *c, uint64_t cycle_no, size_t offered, const dp_run_stats *before,
                       const dp_run_stats *after) {
     const dp_engine_stats *b = &before->engine, *a = &after->engine;
-    fprintf(stderr,
-            "dmarcpipe run: cycle %llu: %llu of %zu input(s) (%llu rejected); %llu report(s) accepted, %llu duplicate; "
-            "%llu messages; %llu rollups",
-            (unsigned long long)cycle_no, (unsigned long long)(a->inputs - b->inputs), offered,
-            (unsigned long long)(a->inputs_rejected - b->inputs_rejected), (unsigned long long)(a->reports - b->reports),
-            (unsigned long long)(a->duplicates - b->duplicates), (unsigned long long)(a->messages - b->messages),
-            (unsigned long long)(a->rollups - b->rollups));
-    if (dp_conductor_epoch_sink(c))
-        fprintf(stderr, "; %llu epoch(s) committed", (unsigned long long)(after->epochs - before->epochs));
-    fputc('\n', stderr);
+    int epochs = dp_conductor_epoch_sink(c) != NULL;
+    char tail[64] = "";
+    if (epochs) snprintf(tail, sizeof tail, "; %llu epoch(s) committed", (unsigned long long)(after->epochs - before->epochs));
+    dp_log_info(c->engine.log, "follow",
+                DP_LOG_FIELDS(DP_LOG_U64("cycle", cycle_no), DP_LOG_U64("inputs", a->inputs - b->inputs),
+                              DP_LOG_U64("inputs_offered", offered),
+                              DP_LOG_U64("inputs_rejected", a->inputs_rejected - b->inputs_rejected),
+                              DP_LOG_U64("reports_accepted", a->reports - b->reports),
+                              DP_LOG_U64("duplicates", a->duplicates - b->duplicates),
+                              DP_LOG_U64("messages", a->messages - b->messages),
+                              DP_LOG_U64("rollups", a->rollups - b->rollups),
+                              epochs ? DP_LOG_U64("epochs", after->epochs - before->epochs) : DP_LOG_END),
+                "dmarcpipe run: cycle %llu: %llu of %zu input(s) (%llu rejected); %llu report(s) accepted, "
+                "%llu duplicate; %llu messages; %llu rollups%s",
+                (unsigned long long)cycle_no, (unsigned long long)(a->inputs - b->inputs), offered,
+                (unsigned long long)(a->inputs_rejected - b->inputs_rejected),
+                (unsigned long long)(a->reports - b->reports), (unsigned long long)(a->duplicates - b->duplicates),
+                (unsigned long long)(a->messages - b->messages), (unsigned long long)(a->rollups - b->rollups), tail);
 }
 
 int dp_follow_run(const dp_run_config *c, const dp_follow_config *f, dp_source *const *sources, size_t n_sources,
@@ -67,6 +75,7 @@ int dp_follow_run(const dp_run_config *c, const dp_follow_config *f, dp_source *
     json_t *ready_since = json_object();
     int rc = ready_since ? 0 : dp_error_set(err, DP_ERR_NOMEM, "out of memory");
     while (rc == 0 && !*stop) {
+        dp_metrics_heartbeat(c->engine.metrics); /* each poll: the follower is alive */
         double now = dp_clock_seconds();
         dp_input_list ready = {0};
         for (size_t i = 0; rc == 0 && i < n_sources; i++) rc = dp_source_next(sources[i], &ready, err);
@@ -105,6 +114,7 @@ int dp_follow_run(const dp_run_config *c, const dp_follow_config *f, dp_source *
         dp_input_list_free(&ready);
         /* a flood goes on at once; otherwise wait for the next poll */
         if (rc == 0 && !(due && take == f->cycle_inputs)) nap(f->poll_seconds, stop, sources, n_sources);
+        if (*stop) dp_metrics_set_ready(c->engine.metrics, 0); /* /readyz: stopping */
     }
     json_decref(ready_since);
     return rc;

@@ -195,6 +195,7 @@ typedef struct recovery {
     uint64_t epochs, reports, inputs;
     uint64_t others; /* reports other workers counted (a shared ledger) */
     dp_error *err;
+    dp_log *log;
 } recovery;
 
 static int apply_record(void *ctx, const char *text, size_t len, uint64_t next) {
@@ -202,8 +203,9 @@ static int apply_record(void *ctx, const char *text, size_t len, uint64_t next) 
     dp_ledger_record rec;
     int d = dp_ledger_decode(text, len, &rec, r->err);
     if (d == 1) {
-        fprintf(stderr, "dmarcpipe run: ledger record before offset %llu is not one of ours: skipped\n",
-                (unsigned long long)next);
+        dp_log_warn(r->log, "ledger", DP_LOG_FIELDS(DP_LOG_U64("offset", next)),
+                    "dmarcpipe run: ledger record before offset %llu is not one of ours: skipped",
+                    (unsigned long long)next);
         return 0;
     }
     if (d != 0) {
@@ -237,17 +239,21 @@ static int apply_record(void *ctx, const char *text, size_t len, uint64_t next) 
     return rc != 0;
 }
 
-int dp_ledger_recover(dp_sink *sink, dp_dedup *state, const char *instance, uint64_t *epochs, dp_error *err) {
+int dp_ledger_recover(dp_sink *sink, dp_dedup *state, const char *instance, dp_log *log, uint64_t *epochs,
+                      dp_error *err) {
     *epochs = 0;
     uint64_t state_epoch, ledger_next;
     if (dp_dedup_meta(state, &state_epoch, &ledger_next) != 0)
         return dp_error_set(err, DP_ERR_IO, "state: cannot read the epoch and ledger position");
-    recovery rec = {state, state_epoch, state_epoch, instance, 0, 0, 0, 0, err};
+    recovery rec = {state, state_epoch, state_epoch, instance, 0, 0, 0, 0, err, log};
     int rc = dp_sink_ledger_read(sink, ledger_next, apply_record, &rec, err);
     if (rc != 0) return rc == DP_SINK_STOPPED ? DP_SINK_STOPPED : -1;
     if (rec.epochs)
-        fprintf(stderr, "dmarcpipe run: recovered %llu committed epoch(s) from the ledger (%llu reports, %llu inputs)\n",
-                (unsigned long long)rec.epochs, (unsigned long long)rec.reports, (unsigned long long)rec.inputs);
+        dp_log_info(log, "ledger",
+                    DP_LOG_FIELDS(DP_LOG_U64("epochs", rec.epochs), DP_LOG_U64("reports", rec.reports),
+                                  DP_LOG_U64("inputs", rec.inputs)),
+                    "dmarcpipe run: recovered %llu committed epoch(s) from the ledger (%llu reports, %llu inputs)",
+                    (unsigned long long)rec.epochs, (unsigned long long)rec.reports, (unsigned long long)rec.inputs);
     *epochs = rec.epochs;
     return 0;
 }

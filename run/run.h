@@ -45,6 +45,7 @@
 #define DP_RUN_H
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -75,7 +76,22 @@ typedef struct dp_run_config {
      * the other; the others forward it there in the epoch's transaction. */
     int route_reports;
     const volatile sig_atomic_t *stop; /* SIGTERM: end the epoch, then stop (may be NULL) */
+    struct dp_run_progress *progress; /* live figures for a progress line (may be NULL) */
 } dp_run_config;
+
+/* A run's live figures, for a progress line (any thread reads them,
+ * relaxed): what the listings found, and what the engine's workers have
+ * read so far, added as each input ends (an epoch run again adds again;
+ * the exact figures are the stats). */
+typedef struct dp_run_progress {
+    _Atomic uint64_t listed;       /* inputs listed */
+    _Atomic uint64_t listed_bytes; /* bytes of those whose size the listing knew */
+    _Atomic uint64_t unsized;      /* inputs listed without a size (mail, objects) */
+    _Atomic uint64_t done;         /* inputs read, or skipped as counted before */
+    _Atomic uint64_t done_bytes;   /* bytes of the inputs read */
+    _Atomic uint64_t records;      /* records of the reports accepted so far */
+    _Atomic uint64_t rejected;     /* inputs rejected so far */
+} dp_run_progress;
 
 typedef struct dp_run_stats {
     dp_engine_stats engine;  /* summed over committed epochs; seconds: the conductor's wall time */
@@ -187,7 +203,9 @@ void dp_ledger_record_free(dp_ledger_record *r);
 
 /* Reads the ledger from where the state left it and writes each epoch of
  * `instance` that the state does not know into it.  Sets *epochs to the
- * number of such epochs.  0, DP_SINK_STOPPED, or -1 (err). */
-int dp_ledger_recover(dp_sink *sink, dp_dedup *state, const char *instance, uint64_t *epochs, dp_error *err);
+ * number of such epochs; says what it skipped and recovered in `log`.
+ * 0, DP_SINK_STOPPED, or -1 (err). */
+int dp_ledger_recover(dp_sink *sink, dp_dedup *state, const char *instance, dp_log *log, uint64_t *epochs,
+                      dp_error *err);
 
 #endif

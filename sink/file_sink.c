@@ -45,6 +45,7 @@ typedef struct file_sink {
     off_t written;   /* the file offset stdio has been handed bytes up to */
     off_t kicked;    /* the offset up to which writeback was started */
     int no_kick;     /* sync_file_range failed once: do not try again */
+    dp_log *log;
 } file_sink;
 
 #define WRITEBACK_BYTES ((off_t)8 << 20)
@@ -144,10 +145,12 @@ static int file_resume(dp_sink *s, int known, uint64_t committed, dp_error *err)
                             fs->path, (unsigned long long)size, (unsigned long long)committed);
     if (size > committed) {
         if (ftruncate(fileno(fs->f), (off_t)committed) != 0) return io_error(fs, err, "truncate");
-        fprintf(stderr,
-                "dmarcpipe run: sink %s: %llu bytes written after its last commit (a run that stopped before it) "
-                "are cut; their reports are counted again\n",
-                fs->path, (unsigned long long)(size - committed));
+        dp_log_warn(fs->log, "sink",
+                    DP_LOG_FIELDS(DP_LOG_STR("sink", fs->path), DP_LOG_U64("bytes_cut", size - committed),
+                                  DP_LOG_U64("committed", committed)),
+                    "dmarcpipe run: sink %s: %llu bytes written after its last commit (a run that stopped before it) "
+                    "are cut; their reports are counted again",
+                    fs->path, (unsigned long long)(size - committed));
     }
     if (fseeko(fs->f, (off_t)committed, SEEK_SET) != 0) return io_error(fs, err, "seek");
     fs->written = fs->kicked = (off_t)committed;
@@ -192,9 +195,10 @@ static FILE *open_file(const char *path, int resume) {
     return f;
 }
 
-dp_sink *dp_file_sink_open(const char *path, int reports, int resume, dp_error *err) {
+dp_sink *dp_file_sink_open(const char *path, int reports, int resume, dp_log *log, dp_error *err) {
     file_sink *fs = calloc(1, sizeof *fs);
     if (!fs) { dp_error_set(err, DP_ERR_NOMEM, "out of memory"); return NULL; }
+    fs->log = log;
     fs->is_stdout = strcmp(path, "-") == 0;
     fs->path = strdup(fs->is_stdout ? "stdout" : path);
     size_t n = strlen(path);

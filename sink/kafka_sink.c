@@ -60,6 +60,7 @@ typedef struct kafka_sink {
     char epoch_err[512]; /* the first failure of the epoch */
     int64_t ledger_offset; /* from the ledger record's delivery report */
     char ledger_marker;    /* its address tags the ledger record */
+    dp_metric *delivery_errors; /* dmarcpipe_kafka_delivery_errors_total (NULL: not counted) */
 } kafka_sink;
 
 static const dp_sink_ops KAFKA_OPS;
@@ -87,8 +88,10 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     kafka_sink *ks = ((dp_kafka_client *)opaque)->owner;
     if (m->err) {
         /* our own purge (an epoch being dropped) is not news */
-        if (m->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE && m->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
+        if (m->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE && m->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
+            dp_metrics_add(ks->delivery_errors, 0, 1);
             note_epoch_error(ks, "delivery failed: %s", rd_kafka_err2str(m->err));
+        }
         return;
     }
     if (m->_private == &ks->ledger_marker && m->offset > ks->ledger_offset) ks->ledger_offset = m->offset;
@@ -192,8 +195,10 @@ static int producer_start(kafka_sink *ks, dp_error *err) {
             rd_kafka_error_destroy(e); /* still connecting: try again at once, quietly */
             continue;
         }
-        fprintf(stderr, "dmarcpipe: kafka %s: cannot start transactions (%s)%s\n", ks->kc.uri, rd_kafka_error_string(e),
-                retriable || fatal ? "; retrying" : "");
+        dp_log_warn(ks->kc.log, "kafka",
+                    DP_LOG_FIELDS(DP_LOG_STR("sink", ks->kc.uri), DP_LOG_STR("error", rd_kafka_error_string(e))),
+                    "dmarcpipe: kafka %s: cannot start transactions (%s)%s", ks->kc.uri, rd_kafka_error_string(e),
+                    retriable || fatal ? "; retrying" : "");
         rd_kafka_error_destroy(e);
         if (!retriable && !fatal && odd++ > 0)
             return dp_error_set(err, DP_ERR_IO, "kafka %s: cannot start transactions", ks->kc.uri);
@@ -370,8 +375,10 @@ static int kafka_epoch_begin(dp_sink *s, dp_error *err) {
             ks->in_txn = 1;
             return 0;
         }
-        fprintf(stderr, "dmarcpipe: kafka %s: cannot begin a transaction (%s); new producer\n", ks->kc.uri,
-                rd_kafka_error_string(e));
+        dp_log_warn(ks->kc.log, "kafka",
+                    DP_LOG_FIELDS(DP_LOG_STR("sink", ks->kc.uri), DP_LOG_STR("error", rd_kafka_error_string(e))),
+                    "dmarcpipe: kafka %s: cannot begin a transaction (%s); new producer", ks->kc.uri,
+                    rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
         producer_drop(ks);
         if (stopping(ks)) return DP_SINK_STOPPED;
@@ -458,8 +465,9 @@ static int kafka_epoch_commit(dp_sink *s, uint64_t *ledger_next, dp_error *err) 
         }
         if (rd_kafka_error_is_retriable(e) && !stopping(ks)) {
             if (!waited++)
-                fprintf(stderr, "dmarcpipe: kafka %s: commit waits (%s); retrying\n", ks->kc.uri,
-                        rd_kafka_error_string(e));
+                dp_log_warn(ks->kc.log, "kafka",
+                            DP_LOG_FIELDS(DP_LOG_STR("sink", ks->kc.uri), DP_LOG_STR("error", rd_kafka_error_string(e))),
+                            "dmarcpipe: kafka %s: commit waits (%s); retrying", ks->kc.uri, rd_kafka_error_string(e));
             rd_kafka_error_destroy(e);
             dp_kafka_sleep_ms(100); /* some retriable answers come at once */
             continue;
@@ -548,6 +556,9 @@ dp_sink *dp_kafka_sink_open(const char *uri, const dp_sink_options *o, dp_error 
     dp_kafka_settings ksettings = dp_sink_kafka_settings(o);
     int rc = dp_kafka_init(&ks->kc, "sink", uri, o ? &ksettings : NULL, err);
     ks->kc.owner = ks; /* init clears the client */
+    ks->delivery_errors = dp_metrics_counter(o ? o->metrics : NULL, "dmarcpipe_kafka_delivery_errors_total",
+                                             "Messages the Kafka sink's producer could not deliver (each fails "
+                                             "its epoch, which runs again).");
     const char *instance = o->instance_id ? o->instance_id : "default";
     ks->reports_topic = strdup(o->reports_topic ? o->reports_topic : "dmarc.reports");
     ks->instance = strdup(instance);

@@ -16,15 +16,15 @@
 dp_sink *dp_sink_open(const char *uri, const dp_sink_options *opts, dp_error *err) {
     static const dp_sink_options none = {0};
     if (!opts) opts = &none;
-    if (strcmp(uri, "-") == 0) return dp_file_sink_open("-", 0, 0, err);
-    if (strncmp(uri, "file:", 5) == 0 && uri[5]) return dp_file_sink_open(uri + 5, 0, opts->resume, err);
+    if (strcmp(uri, "-") == 0) return dp_file_sink_open("-", 0, 0, opts->log, err);
+    if (strncmp(uri, "file:", 5) == 0 && uri[5]) return dp_file_sink_open(uri + 5, 0, opts->resume, opts->log, err);
     if (strncmp(uri, "kafka://", 8) == 0) return dp_kafka_sink_open(uri, opts, err);
     dp_error_set(err, DP_ERR_USAGE, "sink '%s': expected file:PATH, - (stdout) or kafka://HOST:PORT/TOPIC", uri);
     return NULL;
 }
 
-dp_sink *dp_sink_open_reports(const char *path, int resume, dp_error *err) {
-    return dp_file_sink_open(path, 1, resume, err);
+dp_sink *dp_sink_open_reports(const char *path, int resume, dp_log *log, dp_error *err) {
+    return dp_file_sink_open(path, 1, resume, log, err);
 }
 
 static void sink_lock(dp_sink *s) {

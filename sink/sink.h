@@ -28,6 +28,8 @@
 
 #include "dp_buf.h"
 #include "dp_error.h"
+#include "dp_log.h"
+#include "dp_metrics.h"
 #include "dp_report.h"
 
 /* The per-report line of the inventory feed (reports.ndjson). */
@@ -116,6 +118,8 @@ typedef struct dp_sink_options {
      * file is not truncated at open, and dp_sink_resume() says where the
      * run goes on from.  Without it a file is written anew. */
     int resume;
+    dp_log *log; /* where the sink says what it retried (NULL: plain on stderr) */
+    dp_metrics *metrics; /* Kafka: delivery errors (NULL: not counted) */
 } dp_sink_options;
 
 /* Opens a sink from its URI (opts may be NULL):
@@ -126,8 +130,8 @@ typedef struct dp_sink_options {
  *               sink also carries the reports feed (opts->reports_topic) */
 dp_sink *dp_sink_open(const char *uri, const dp_sink_options *opts, dp_error *err);
 /* The inventory feed: one JSON line per accepted report, into PATH
- * (`resume`: as dp_sink_options.resume). */
-dp_sink *dp_sink_open_reports(const char *path, int resume, dp_error *err);
+ * (`resume`, `log`: as dp_sink_options'). */
+dp_sink *dp_sink_open_reports(const char *path, int resume, dp_log *log, dp_error *err);
 
 /* ---- reading a feed back: `dmarcpipe report` ---------------------------- */
 

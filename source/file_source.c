@@ -202,8 +202,10 @@ static int walk(file_source *fs, const char *path, int top, visited *seen, walk_
          * once while it stays so, and its files wait for a later walk. */
         if (unreadable_once(fs, path)) {
             char a[DP_ERROR_TEXT_MAX];
-            fprintf(stderr, "dmarcpipe: %s: cannot read this folder (%s): its files are not read for now\n",
-                    dp_error_text(path, a), strerror(errno));
+            int e = errno;
+            dp_log_warn(fs->base.log, "file", DP_LOG_FIELDS(DP_LOG_STR("path", path), DP_LOG_STR("error", strerror(e))),
+                        "dmarcpipe: %s: cannot read this folder (%s): its files are not read for now",
+                        dp_error_text(path, a), strerror(e));
         }
         return 0;
     }
@@ -259,6 +261,10 @@ static int list_file(file_source *fs, const char *path, int kind, const struct s
     dp_input *in = dp_input_new(&fs->base, path, key);
     free(key);
     if (!in) return -1;
+    if (st) {
+        in->size = (uint64_t)st->st_size;
+        in->has_size = 1;
+    }
     return dp_input_list_push(out, in);
 }
 
@@ -299,6 +305,8 @@ static int scan_file(file_source *fs, const char *path, int kind, const struct s
     dp_input *in = dp_input_new(&fs->base, path, key);
     free(key);
     if (!in) return -1;
+    in->size = (uint64_t)st->st_size;
+    in->has_size = 1;
     return dp_input_list_push(s->out, in);
 }
 
@@ -388,7 +396,10 @@ static int file_reject(dp_source *src, const dp_input *in, const dp_error *error
                    : dp_quarantine_file(fs->quarantine_dir, in->name, errors, n_errors, qpath, err);
     if (kept == 0) {
         char a[DP_ERROR_TEXT_MAX], b[DP_ERROR_TEXT_MAX];
-        fprintf(stderr, "dmarcpipe: %s: quarantined as %s\n", dp_error_text(in->name, a), dp_error_text(qpath, b));
+        dp_log_info(fs->base.log, "file",
+                    DP_LOG_FIELDS(DP_LOG_STR("input", in->name), DP_LOG_STR("quarantine", qpath),
+                                  DP_LOG_STR("error", n_errors ? errors[0].msg : NULL)),
+                    "dmarcpipe: %s: quarantined as %s", dp_error_text(in->name, a), dp_error_text(qpath, b));
         return 0;
     }
     if (stat(in->name, &st) != 0 && errno == ENOENT) {
@@ -396,7 +407,8 @@ static int file_reject(dp_source *src, const dp_input *in, const dp_error *error
          * else, or never there): its rejection is logged, nothing is left
          * to keep, and the other inputs must not stop for it. */
         char a[DP_ERROR_TEXT_MAX];
-        fprintf(stderr, "dmarcpipe: %s: gone, so not quarantined\n", dp_error_text(in->name, a));
+        dp_log_warn(fs->base.log, "file", DP_LOG_FIELDS(DP_LOG_STR("input", in->name)),
+                    "dmarcpipe: %s: gone, so not quarantined", dp_error_text(in->name, a));
         return 0;
     }
     return -1;
@@ -438,8 +450,12 @@ static int file_ack(dp_source *src, const dp_input *in) {
             rc = 1; /* gone already: nothing to move */
         } else {
             char a[DP_ERROR_TEXT_MAX], b[DP_ERROR_TEXT_MAX];
-            fprintf(stderr, "dmarcpipe run: %s: counted, but cannot be moved to %s: %s\n", dp_error_text(in->name, a),
-                    dp_error_text(fs->done_dir, b), dst.failed ? "out of memory" : strerror(errno));
+            const char *why = dst.failed ? "out of memory" : strerror(errno);
+            dp_log_warn(fs->base.log, "file",
+                        DP_LOG_FIELDS(DP_LOG_STR("input", in->name), DP_LOG_STR("done_dir", fs->done_dir),
+                                      DP_LOG_STR("error", why)),
+                        "dmarcpipe run: %s: counted, but cannot be moved to %s: %s", dp_error_text(in->name, a),
+                        dp_error_text(fs->done_dir, b), why);
             remember(fs, in);
             rc = -1;
         }
@@ -487,6 +503,7 @@ dp_source *dp_file_source_open(const char *path, const dp_source_options *opts, 
     int rc = fs ? 0 : -1;
     if (rc == 0) {
         fs->base.ops = &FILE_OPS;
+        fs->base.log = opts ? opts->log : NULL;
         fs->follow = opts->follow;
         size_t n_skip = 0;
         while (opts->skip && opts->skip[n_skip]) n_skip++;

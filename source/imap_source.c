@@ -136,7 +136,7 @@ typedef struct imap_source {
  * write is said there, and costs nothing but a longer listing next time. */
 static int save_locked(imap_source *s) {
     if (!s->state_path) return 0;
-    int rc = dp_imap_state_save(s->state_path, s->uri.key_prefix, s->uri.display, &s->st);
+    int rc = dp_imap_state_save(s->state_path, s->uri.key_prefix, s->uri.display, s->base.log, &s->st);
     if (rc == 0) {
         s->dirty = 0;
         s->saved_at = dp_clock_seconds();
@@ -318,11 +318,10 @@ static int move_to(imap_source *s, uint32_t v, uint32_t uid, const char *folder,
             rc = outcome(in_mailbox(s, v, &lines, why, "UID EXPUNGE %u", uid), 1);
         } else if (rc == 0 && !s->said_no_uidplus) {
             s->said_no_uidplus = 1;
-            fprintf(
-                stderr,
-                "dmarcpipe run: %s: the server has neither MOVE nor UIDPLUS: messages copied to %s are left "
-                "flagged \\Deleted, for a mail client or the server to expunge\n",
-                s->uri.display, folder);
+            dp_log_warn(s->base.log, "imap", DP_LOG_FIELDS(DP_LOG_STR("source", s->uri.display), DP_LOG_STR("folder", folder)),
+                        "dmarcpipe run: %s: the server has neither MOVE nor UIDPLUS: messages copied to %s are left "
+                        "flagged \\Deleted, for a mail client or the server to expunge",
+                        s->uri.display, folder);
         }
     }
     dp_buf_free(&q);
@@ -354,11 +353,12 @@ static int parse_search(const dp_buf *lines, dp_imap_uidset *found) {
 static void new_validity(imap_source *s, uint32_t v) {
     pthread_mutex_lock(&s->lock);
     if (s->st.validity)
-        fprintf(stderr,
-                "dmarcpipe run: %s: UIDVALIDITY changed from %u to %u: the mailbox was rebuilt; its messages "
-                "are read "
-                "again, and reports already counted are skipped as duplicates\n",
-                s->uri.display, s->st.validity, v);
+        dp_log_warn(s->base.log, "imap",
+                    DP_LOG_FIELDS(DP_LOG_STR("source", s->uri.display), DP_LOG_U64("uidvalidity_was", s->st.validity),
+                                  DP_LOG_U64("uidvalidity", v)),
+                    "dmarcpipe run: %s: UIDVALIDITY changed from %u to %u: the mailbox was rebuilt; its messages "
+                    "are read again, and reports already counted are skipped as duplicates",
+                    s->uri.display, s->st.validity, v);
     s->st.validity = v;
     s->st.watermark = 0;
     s->st.rejected.n = 0;
@@ -432,9 +432,11 @@ static int list(imap_source *s, dp_input_list *out, dp_imap_status *kind, char *
  * changes), and sets when to try again. */
 static void outage(imap_source *s, dp_imap_status kind, const char *msg) {
     if (!s->outage || kind != s->outage_kind)
-        fprintf(stderr,
-                "dmarcpipe run: %s; trying again in %.0f s, then less and less often (up to every %d s)\n",
-                msg, s->backoff, BACKOFF_MAX);
+        dp_log_warn(s->base.log, "imap",
+                    DP_LOG_FIELDS(DP_LOG_STR("source", s->uri.display), DP_LOG_STR("error", msg),
+                                  DP_LOG_F64("retry_in_s", s->backoff)),
+                    "dmarcpipe run: %s; trying again in %.0f s, then less and less often (up to every %d s)", msg,
+                    s->backoff, BACKOFF_MAX);
     s->outage = 1;
     s->outage_kind = kind;
     s->retry_at = dp_clock_seconds() + s->backoff;
@@ -470,7 +472,9 @@ static int imap_next(dp_source *src, dp_input_list *out, dp_error *err) {
         snprintf(why, DP_ERROR_MSG_MAX, "the mailbox keeps changing its UIDVALIDITY");
     if (rc == 0) {
         s->listed = 1;
-        if (s->outage) fprintf(stderr, "dmarcpipe run: %s: the server answers again\n", s->uri.display);
+        if (s->outage)
+            dp_log_info(s->base.log, "imap", DP_LOG_FIELDS(DP_LOG_STR("source", s->uri.display)),
+                        "dmarcpipe run: %s: the server answers again", s->uri.display);
         s->outage = 0;
         s->backoff = BACKOFF_FIRST;
         return 0;
@@ -579,8 +583,10 @@ static int imap_reject(dp_source *src, const dp_input *in, const dp_error *error
         }
         if (kept != 0) return -1;
         char a[DP_ERROR_TEXT_MAX], b[DP_ERROR_TEXT_MAX];
-        fprintf(stderr, "dmarcpipe: %s: quarantined as %s\n", dp_error_text(in->name, a),
-                dp_error_text(qpath, b));
+        dp_log_info(s->base.log, "imap",
+                    DP_LOG_FIELDS(DP_LOG_STR("input", in->name), DP_LOG_STR("quarantine", qpath),
+                                  DP_LOG_STR("error", n_errors ? errors[0].msg : NULL)),
+                    "dmarcpipe: %s: quarantined as %s", dp_error_text(in->name, a), dp_error_text(qpath, b));
     }
     /* kept, so that an acknowledgement a crash puts off to the next run
      * still sends it to quarantine; a write that fails is said, and the
@@ -642,8 +648,10 @@ static int imap_ack(dp_source *src, const dp_input *in) {
     }
     if (rc < 0) {
         char a[DP_ERROR_TEXT_MAX];
-        fprintf(stderr, "dmarcpipe run: %s: counted, but cannot be %s%s: %s\n", dp_error_text(in->name, a),
-                folder ? "moved to " : "flagged", folder ? folder : "", why);
+        dp_log_warn(s->base.log, "imap",
+                    DP_LOG_FIELDS(DP_LOG_STR("input", in->name), DP_LOG_STR("folder", folder), DP_LOG_STR("error", why)),
+                    "dmarcpipe run: %s: counted, but cannot be %s%s: %s", dp_error_text(in->name, a),
+                    folder ? "moved to " : "flagged", folder ? folder : "", why);
     }
     if (v != s->st.validity) return rc;
     if (rc >= 0 && rejected) {
@@ -706,6 +714,7 @@ dp_source *dp_imap_source_open(const char *uri, const dp_source_options *opts, d
     }
     pthread_mutex_init(&s->lock, NULL);
     s->base.ops = &IMAP_OPS;
+    s->base.log = opts ? opts->log : NULL;
     s->base.remember_inputs = 1; /* moved or flagged after the commit: a crash between must find it counted */
     s->follow = opts->follow;
     s->backoff = BACKOFF_FIRST;
@@ -733,7 +742,7 @@ dp_source *dp_imap_source_open(const char *uri, const dp_source_options *opts, d
     }
     dp_imap_uri_wipe(secret);
     if (rc == 0 && s->state_path)
-        dp_imap_state_load(s->state_path, s->uri.key_prefix, s->uri.display, &s->st);
+        dp_imap_state_load(s->state_path, s->uri.key_prefix, s->uri.display, s->base.log, &s->st);
     if (rc != 0) {
         imap_destroy(&s->base);
         return NULL;

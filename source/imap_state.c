@@ -19,7 +19,7 @@
 #include "source_internal.h"
 #include "imap_state.h"
 
-void dp_imap_state_load(const char *path, const char *identity, const char *display, dp_imap_state *st) {
+void dp_imap_state_load(const char *path, const char *identity, const char *display, dp_log *log, dp_imap_state *st) {
     st->validity = st->watermark = 0;
     st->rejected.n = 0;
     json_error_t je;
@@ -27,8 +27,11 @@ void dp_imap_state_load(const char *path, const char *identity, const char *disp
     if (!j) {
         if (access(path, F_OK) == 0) {
             char a[DP_ERROR_TEXT_MAX];
-            fprintf(stderr, "dmarcpipe run: %s: cannot read %s (%s): the mailbox is listed from its start\n",
-                    display, dp_error_text(path, a), je.text);
+            dp_log_warn(log, "imap",
+                        DP_LOG_FIELDS(DP_LOG_STR("source", display), DP_LOG_STR("path", path),
+                                      DP_LOG_STR("error", je.text)),
+                        "dmarcpipe run: %s: cannot read %s (%s): the mailbox is listed from its start", display,
+                        dp_error_text(path, a), je.text);
         }
         return;
     }
@@ -48,7 +51,8 @@ void dp_imap_state_load(const char *path, const char *identity, const char *disp
     json_decref(j);
 }
 
-int dp_imap_state_save(const char *path, const char *identity, const char *display, const dp_imap_state *st) {
+int dp_imap_state_save(const char *path, const char *identity, const char *display, dp_log *log,
+                       const dp_imap_state *st) {
     json_t *rej = json_array();
     for (size_t i = 0; rej && i < st->rejected.n; i++)
         json_array_append_new(rej, json_integer(st->rejected.v[i]));
@@ -56,5 +60,5 @@ int dp_imap_state_save(const char *path, const char *identity, const char *displ
         rej ? json_pack("{s:s, s:I, s:I, s:o}", "source", identity, "uidvalidity", (json_int_t)st->validity,
                         "watermark", (json_int_t)st->watermark, "rejected", rej)
             : NULL;
-    return dp_source_state_write(path, j, display);
+    return dp_source_state_write(path, j, display, log);
 }

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "dp_error.h"
+#include "dp_log.h"
 #include "imap_uidset.h"
 
 /* What a mailbox's file holds. */
@@ -19,11 +20,12 @@ typedef struct dp_imap_state {
  * user@host:port/mailbox), its folder created (0700): malloc'd, or NULL and
  * err. */
 /* Reads the file into *st (zeros when there is none, or it is another
- * mailbox's); a file that cannot be read is said on stderr, naming
+ * mailbox's); a file that cannot be read is said in `log`, naming
  * `display`, and counts as none. */
-void dp_imap_state_load(const char *path, const char *identity, const char *display, dp_imap_state *st);
+void dp_imap_state_load(const char *path, const char *identity, const char *display, dp_log *log, dp_imap_state *st);
 /* Writes the file whole: a temporary file beside it, fsync, rename, and
- * the folder's fsync.  0, or -1 (said on stderr). */
-int dp_imap_state_save(const char *path, const char *identity, const char *display, const dp_imap_state *st);
+ * the folder's fsync.  0, or -1 (said in `log`). */
+int dp_imap_state_save(const char *path, const char *identity, const char *display, dp_log *log,
+                       const dp_imap_state *st);
 
 #endif

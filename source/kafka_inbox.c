@@ -60,6 +60,7 @@
 #include "dp_kafka.h"
 #include "ingest.h"
 #include "kafka_inbox_event.h"
+#include "kafka_inbox_lag.h"
 #include "s3_client.h"
 #include "source_internal.h"
 
@@ -125,6 +126,7 @@ typedef struct inbox_source {
     int32_t n_slots; /* the topic's partitions when opened: a report's owner is one of them */
     int64_t *start_begin, *start_end; /* batch: each partition's offsets when the run began */
     double checked_at;                /* batch: when batch_done() last asked the broker */
+    dp_metric *lag;                   /* NULL: not counted */
 } inbox_source;
 
 /* ---- entries and partitions --------------------------------------------------- */
@@ -193,7 +195,10 @@ static void log_parts(inbox_source *s, const char *what, const rd_kafka_topic_pa
     buf[0] = '\0';
     for (int i = 0; i < l->cnt && at < sizeof buf - 16; i++)
         at += (size_t)snprintf(buf + at, sizeof buf - at, "%s%" PRId32, i ? "," : "", l->elems[i].partition);
-    fprintf(stderr, "dmarcpipe: %s: %s partition(s) %s\n", s->label, what, l->cnt ? buf : "(none)");
+    dp_log_info(s->base.log, "inbox",
+                DP_LOG_FIELDS(DP_LOG_STR("source", s->label), DP_LOG_STR("event", what),
+                              DP_LOG_STR("partitions", l->cnt ? buf : "")),
+                "dmarcpipe: %s: %s partition(s) %s", s->label, what, l->cnt ? buf : "(none)");
 }
 
 /* Batch: where the newly assigned partitions start (the group's committed
@@ -265,8 +270,11 @@ static int take(inbox_source *s, rd_kafka_message_t *m, dp_error *err) {
         /* a notification that names no object: kept as a report would be,
          * so the rejection shows it */
         char a[DP_ERROR_TEXT_MAX];
-        fprintf(stderr, "dmarcpipe: %s: partition %" PRId32 " offset %" PRId64 ": %s; read as a report\n", s->label,
-                m->partition, m->offset, dp_error_text(perr.msg, a));
+        dp_log_warn(s->base.log, "inbox",
+                    DP_LOG_FIELDS(DP_LOG_STR("source", s->label), DP_LOG_I64("partition", m->partition),
+                                  DP_LOG_I64("offset", m->offset), DP_LOG_STR("error", perr.msg)),
+                    "dmarcpipe: %s: partition %" PRId32 " offset %" PRId64 ": %s; read as a report", s->label,
+                    m->partition, m->offset, dp_error_text(perr.msg, a));
         kind = 0;
     }
     if (kind == 0) {
@@ -357,7 +365,8 @@ static int poll_once(inbox_source *s, int timeout_ms, dp_error *err) {
     if (e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || e == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
         if (!s->follow) return dp_error_set(err, DP_ERR_IO, "%s: %s", s->label, what);
     }
-    fprintf(stderr, "dmarcpipe: %s: %s\n", s->label, what);
+    dp_log_warn(s->base.log, "inbox", DP_LOG_FIELDS(DP_LOG_STR("source", s->label), DP_LOG_STR("error", what)),
+                "dmarcpipe: %s: %s", s->label, what);
     return 1;
 }
 
@@ -426,8 +435,10 @@ static int commit_plain(inbox_source *s) {
     if (!l) return 0;
     rd_kafka_resp_err_t e = rd_kafka_commit(s->rk, l, 0);
     if (e) {
-        fprintf(stderr, "dmarcpipe: %s: cannot commit the offsets (%s); the messages will be read again, and "
-                "skipped where the state knows them\n", s->label, rd_kafka_err2str(e));
+        dp_log_warn(s->base.log, "inbox",
+                    DP_LOG_FIELDS(DP_LOG_STR("source", s->label), DP_LOG_STR("error", rd_kafka_err2str(e))),
+                    "dmarcpipe: %s: cannot commit the offsets (%s); the messages will be read again, and "
+                    "skipped where the state knows them", s->label, rd_kafka_err2str(e));
     } else {
         for (int i = 0; i < l->cnt; i++) {
             part *p = part_of(s, l->elems[i].partition, 0);
@@ -468,6 +479,7 @@ static int inbox_next(dp_source *src, dp_input_list *out, dp_error *err) {
             if (add_inputs(s, e, out, &listed, err) != 0) return -1;
         }
     if (listed == 0 && s->queued_msgs > 0) commit_plain(s); /* notifications of nothing */
+    dp_kafka_inbox_lag_publish(s->lag, s->rk);
     return 0;
 }
 
@@ -699,8 +711,10 @@ dp_source *dp_kafka_inbox_open(const char *uri, const dp_source_options *opts, d
     inbox_source *s = calloc(1, sizeof *s);
     if (!s) return dp_error_set(err, DP_ERR_NOMEM, "out of memory"), NULL;
     s->base.ops = &inbox_ops;
+    s->base.log = opts ? opts->log : NULL;
     s->base.remember_inputs = 1;
     s->follow = opts && opts->follow;
+    s->lag = dp_kafka_inbox_lag_metric(opts ? opts->metrics : NULL);
     const char *q = strchr(uri, '?');
     char *base = strndup(uri, q ? (size_t)(q - uri) : strlen(uri));
     int rc = base ? 0 : dp_error_set(err, DP_ERR_NOMEM, "out of memory");
@@ -727,6 +741,7 @@ dp_source *dp_kafka_inbox_open(const char *uri, const dp_source_options *opts, d
         if (!s->s3_region || !s->s3_endpoint) rc = dp_error_set(err, DP_ERR_NOMEM, "out of memory");
         s->s3cfg.endpoint = s->s3_endpoint;
         s->s3cfg.region = s->s3_region;
+        s->s3cfg.log = s->base.log;
     }
     rd_kafka_conf_t *conf = NULL;
     if (rc == 0) {

@@ -316,8 +316,11 @@ static int list_own(maildir_source *ms) {
     for (size_t i = 0; rc == 0 && i < l.n; i++) rc = remember(ms, l.v[i]);
     if (l.n) {
         char a[DP_ERROR_TEXT_MAX];
-        fprintf(stderr, "dmarcpipe: maildir %s: %zu message(s) claimed by this worker (%s) before: taken first\n",
-                dp_error_text(ms->root, a), l.n, ms->worker);
+        dp_log_info(ms->base.log, "maildir",
+                    DP_LOG_FIELDS(DP_LOG_STR("source", ms->root), DP_LOG_U64("messages", l.n),
+                                  DP_LOG_STR("worker", ms->worker)),
+                    "dmarcpipe: maildir %s: %zu message(s) claimed by this worker (%s) before: taken first",
+                    dp_error_text(ms->root, a), l.n, ms->worker);
     }
     names_free(&l);
     return rc;
@@ -412,14 +415,20 @@ static int take_over(maildir_source *ms) {
         dp_error_text(ms->root, a);
         dp_error_text(folders.v[i], b);
         if (taken)
-            fprintf(stderr,
-                    "dmarcpipe: maildir %s: took over %zu message(s) from %s, silent for %.0f s (claim timeout %.0f s)\n",
-                    a, taken, b, silent, ms->claim_timeout);
+            dp_log_info(ms->base.log, "maildir",
+                        DP_LOG_FIELDS(DP_LOG_STR("source", ms->root), DP_LOG_U64("messages", taken),
+                                      DP_LOG_STR("claims", folders.v[i]), DP_LOG_F64("silent_s", silent)),
+                        "dmarcpipe: maildir %s: took over %zu message(s) from %s, silent for %.0f s (claim timeout "
+                        "%.0f s)", a, taken, b, silent, ms->claim_timeout);
         /* what cannot be taken (a folder of another owner) is said, and
          * this worker goes on with its own */
         if (c < 0) {
             if (e == ENOMEM) rc = -1;
-            else fprintf(stderr, "dmarcpipe: maildir %s: cannot take over the claims in %s: %s\n", a, b, strerror(e));
+            else
+                dp_log_warn(ms->base.log, "maildir",
+                            DP_LOG_FIELDS(DP_LOG_STR("source", ms->root), DP_LOG_STR("claims", folders.v[i]),
+                                          DP_LOG_STR("error", strerror(e))),
+                            "dmarcpipe: maildir %s: cannot take over the claims in %s: %s", a, b, strerror(e));
         }
         names_free(&l);
     }
@@ -540,8 +549,9 @@ static int maildir_reject(dp_source *src, const dp_input *in, const dp_error *er
     char a[DP_ERROR_TEXT_MAX];
     struct stat st;
     if (lstat(in->name, &st) != 0 && errno == ENOENT) {
-        fprintf(stderr, "dmarcpipe: %s: gone (taken over by another worker?), so not quarantined\n",
-                dp_error_text(in->name, a));
+        dp_log_warn(ms->base.log, "maildir", DP_LOG_FIELDS(DP_LOG_STR("input", in->name)),
+                    "dmarcpipe: %s: gone (taken over by another worker?), so not quarantined",
+                    dp_error_text(in->name, a));
         return 0;
     }
     /* whole, synced, then in place: a reasons file is never half written,
@@ -579,8 +589,10 @@ static int quarantine(maildir_source *ms, const char *path, const char *reasons)
     if (pathf(to, "%s/.Quarantine/reasons/%s.json", ms->root, used) != 0 || dp_fs_move(reasons, to, kept) != 0)
         return -1;
     char a[DP_ERROR_TEXT_MAX], b[DP_ERROR_TEXT_MAX];
-    fprintf(stderr, "dmarcpipe: %s: rejected: kept in the Maildir as .Quarantine/cur/%s, its reasons in %s\n",
-            dp_error_text(path, a), used, dp_error_text(kept, b));
+    dp_log_info(ms->base.log, "maildir",
+                DP_LOG_FIELDS(DP_LOG_STR("input", path), DP_LOG_STR("quarantine", used), DP_LOG_STR("reasons", kept)),
+                "dmarcpipe: %s: rejected: kept in the Maildir as .Quarantine/cur/%s, its reasons in %s",
+                dp_error_text(path, a), used, dp_error_text(kept, b));
     return 0;
 }
 
@@ -611,8 +623,10 @@ static int maildir_ack(dp_source *src, const dp_input *in) {
     }
     if (rc < 0) {
         char a[DP_ERROR_TEXT_MAX];
-        fprintf(stderr, "dmarcpipe: %s: counted, but cannot be moved out of the claim folder: %s\n",
-                dp_error_text(in->name, a), strerror(errno));
+        int e = errno;
+        dp_log_warn(ms->base.log, "maildir", DP_LOG_FIELDS(DP_LOG_STR("input", in->name), DP_LOG_STR("error", strerror(e))),
+                    "dmarcpipe: %s: counted, but cannot be moved out of the claim folder: %s",
+                    dp_error_text(in->name, a), strerror(e));
     }
     json_object_del(ms->claimed, name);
     return rc;
@@ -678,6 +692,7 @@ dp_source *dp_maildir_source_open(const char *path, const dp_source_options *opt
         return NULL;
     }
     ms->base.ops = &MAILDIR_OPS;
+    ms->base.log = opts ? opts->log : NULL;
     ms->base.remember_inputs = 1;
     ms->root = real;
     ms->ino = -1;
@@ -717,8 +732,10 @@ dp_source *dp_maildir_source_open(const char *path, const dp_source_options *opt
                 ms->ino = -1;
             }
         if (ms->ino < 0)
-            fprintf(stderr, "dmarcpipe: maildir %s: no inotify (%s): arrivals are found at each --poll\n", a,
-                    strerror(errno));
+            dp_log_info(ms->base.log, "maildir",
+                        DP_LOG_FIELDS(DP_LOG_STR("source", ms->root), DP_LOG_STR("error", strerror(errno))),
+                        "dmarcpipe: maildir %s: no inotify (%s): arrivals are found at each --poll", a,
+                        strerror(errno));
     }
     return &ms->base;
 }

@@ -154,12 +154,13 @@ static uint64_t hash_before(int fd, uint64_t off) {
     return r == (ssize_t)(off - from) ? fnv1a(FNV_OFFSET, b, (size_t)r) : 0;
 }
 
-/* One line on stderr about the mbox: `what`, then `why` after a colon. */
+/* One warning about the mbox: `what`, then `why` after a colon. */
 static void say(const mbox_source *ms, const char *what, const char *why) {
     char a[DP_ERROR_TEXT_MAX], b[DP_ERROR_TEXT_MAX];
-    fprintf(stderr, "dmarcpipe run: mbox %s: %s", dp_error_text(ms->path, a), what);
-    if (why) fprintf(stderr, ": %s", dp_error_text(why, b));
-    fputc('\n', stderr);
+    dp_log_warn(ms->base.log, "mbox",
+                DP_LOG_FIELDS(DP_LOG_STR("source", ms->path), DP_LOG_STR("event", what), DP_LOG_STR("detail", why)),
+                "dmarcpipe run: mbox %s: %s%s%s", dp_error_text(ms->path, a), what, why ? ": " : "",
+                why ? dp_error_text(why, b) : "");
 }
 
 static const char AGAIN[] = "reading it again from the start (reports counted before are duplicates)";
@@ -555,7 +556,10 @@ static int mbox_reject(dp_source *src, const dp_input *in, const dp_error *error
     }
     if (kept == 0) {
         char a[DP_ERROR_TEXT_MAX], b[DP_ERROR_TEXT_MAX];
-        fprintf(stderr, "dmarcpipe: %s: quarantined as %s\n", dp_error_text(in->name, a), dp_error_text(qpath, b));
+        dp_log_info(ms->base.log, "mbox",
+                    DP_LOG_FIELDS(DP_LOG_STR("input", in->name), DP_LOG_STR("quarantine", qpath),
+                                  DP_LOG_STR("error", n_errors ? errors[0].msg : NULL)),
+                    "dmarcpipe: %s: quarantined as %s", dp_error_text(in->name, a), dp_error_text(qpath, b));
     }
     return kept;
 }
@@ -628,6 +632,7 @@ dp_source *dp_mbox_source_open(const char *path, const dp_source_options *opts, 
         return NULL;
     }
     ms->base.ops = &MBOX_OPS;
+    ms->base.log = opts ? opts->log : NULL;
     ms->base.remember_inputs = 1;
     ms->fd = -1;
     ms->follow = opts->follow;

@@ -75,6 +75,7 @@ struct dp_s3_client {
     size_t n_pool;
     uint64_t rng; /* xorshift64*, under lock */
     int active;   /* threads entered and not yet left */
+    dp_log *log;
 };
 
 /* ---- encoding ---------------------------------------------------------------------------- */
@@ -514,6 +515,8 @@ static char *dup_or_null(const char *s, int *failed) {
     return d;
 }
 
+dp_log *dp_s3_client_log(const dp_s3_client *c) { return c->log; }
+
 dp_s3_client *dp_s3_client_new(const dp_s3_config *cfg, dp_error *err) {
     const char *e = cfg->endpoint;
     const char *h = e && strncmp(e, "https://", 8) == 0 ? e + 8 : e && strncmp(e, "http://", 7) == 0 ? e + 7 : NULL;
@@ -534,6 +537,7 @@ dp_s3_client *dp_s3_client_new(const dp_s3_config *cfg, dp_error *err) {
     }
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->idle, NULL);
+    c->log = cfg->log;
     int failed = 0;
     size_t hn = strcspn(h, "/");
     c->scheme = strndup(e, (size_t)(h - e));

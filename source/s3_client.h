@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "dp_error.h"
+#include "dp_log.h"
 #include "s3_list.h"
 
 typedef struct dp_s3_client dp_s3_client;
@@ -36,11 +37,14 @@ typedef struct dp_s3_config {
      * compare with fixed ones; NULL: now. */
     const char *amz_date;
     double backoff_first, backoff_max; /* seconds; 0: 0.2 and 20 */
+    dp_log *log; /* where a transfer that broke off is said (NULL: plain on stderr) */
 } dp_s3_config;
 
 /* A client; credentials from the environment or the shared file.  NULL
  * and err (no credentials, a bad endpoint, libcurl cannot start). */
 dp_s3_client *dp_s3_client_new(const dp_s3_config *cfg, dp_error *err);
+/* The log the client was made with. */
+dp_log *dp_s3_client_log(const dp_s3_client *c);
 /* Waits for the client's transfers under way (open_object's), then frees it. */
 void dp_s3_client_free(dp_s3_client *c);
 

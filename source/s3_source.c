@@ -112,7 +112,7 @@ typedef struct s3_source {
 static void save(s3_source *s, int now) {
     if (!s->state_path || !s->dirty) return;
     if (!now && dp_clock_seconds() - s->saved_at < SAVE_EVERY) return;
-    if (dp_s3_state_save(s->state_path, s->uri.identity, s->uri.display, s->watermark) == 0) s->dirty = 0;
+    if (dp_s3_state_save(s->state_path, s->uri.identity, s->uri.display, s->base.log, s->watermark) == 0) s->dirty = 0;
     s->saved_at = dp_clock_seconds();
 }
 
@@ -267,11 +267,14 @@ static int s3_next(dp_source *src, dp_input_list *out, dp_error *err) {
     int rc = s->follow ? follow_poll(s, out, err) : batch_page(s, out, err);
     if (s->skipped && !s->said_skipped) {
         s->said_skipped = 1;
-        fprintf(stderr, "dmarcpipe run: %s: %llu folder marker(s) or empty object(s) skipped (said once)\n",
-                s->uri.display, (unsigned long long)s->skipped);
+        dp_log_info(s->base.log, "s3", DP_LOG_FIELDS(DP_LOG_STR("source", s->uri.display), DP_LOG_U64("skipped", s->skipped)),
+                    "dmarcpipe run: %s: %llu folder marker(s) or empty object(s) skipped (said once)",
+                    s->uri.display, (unsigned long long)s->skipped);
     }
     if (rc == 0) {
-        if (s->outage) fprintf(stderr, "dmarcpipe run: %s: the store answers again\n", s->uri.display);
+        if (s->outage)
+            dp_log_info(s->base.log, "s3", DP_LOG_FIELDS(DP_LOG_STR("source", s->uri.display)),
+                        "dmarcpipe run: %s: the store answers again", s->uri.display);
         s->outage = 0;
         s->backoff = BACKOFF_FIRST;
         return 0;
@@ -280,9 +283,12 @@ static int s3_next(dp_source *src, dp_input_list *out, dp_error *err) {
         dp_input_free(out->v[--out->n]);
     if (!s->follow || err->kind == DP_ERR_NOMEM) return -1;
     if (!s->outage)
-        fprintf(stderr, "dmarcpipe run: %s: cannot list: %s; trying again in %.0f s, then less and less often "
-                        "(up to every %d s)\n",
-                s->uri.display, err->msg, s->backoff, BACKOFF_MAX);
+        dp_log_warn(s->base.log, "s3",
+                    DP_LOG_FIELDS(DP_LOG_STR("source", s->uri.display), DP_LOG_STR("error", err->msg),
+                                  DP_LOG_F64("retry_in_s", s->backoff)),
+                    "dmarcpipe run: %s: cannot list: %s; trying again in %.0f s, then less and less often "
+                    "(up to every %d s)",
+                    s->uri.display, err->msg, s->backoff, BACKOFF_MAX);
     s->outage = 1;
     s->retry_at = dp_clock_seconds() + s->backoff;
     s->backoff = s->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : s->backoff * 2;
@@ -359,9 +365,10 @@ static int s3_ack(dp_source *src, const dp_input *in) {
     else if (s->uri.after == DP_S3_MOVE) rc = move_object(s, object, s->uri.move_to, &err);
     if (rc == DP_S3_FAILED) {
         char a[DP_ERROR_TEXT_MAX];
-        fprintf(stderr, "dmarcpipe run: %s: counted, but cannot be %s: %s\n", in->name,
-                rejected ? "moved to quarantine" : s->uri.after == DP_S3_DELETE ? "deleted" : "moved",
-                dp_error_text(err.msg, a));
+        dp_log_warn(s->base.log, "s3", DP_LOG_FIELDS(DP_LOG_STR("input", in->name), DP_LOG_STR("error", err.msg)),
+                    "dmarcpipe run: %s: counted, but cannot be %s: %s", in->name,
+                    rejected ? "moved to quarantine" : s->uri.after == DP_S3_DELETE ? "deleted" : "moved",
+                    dp_error_text(err.msg, a));
     }
     /* a failed move or delete is tried again when a relisting finds it (the state knows it is counted) */
     int moved = 0;
@@ -425,6 +432,7 @@ dp_source *dp_s3_source_open(const char *uri, const dp_source_options *opts, dp_
     }
     pthread_mutex_init(&s->lock, NULL);
     s->base.ops = &S3_OPS;
+    s->base.log = opts ? opts->log : NULL;
     s->base.remember_inputs = 1; /* deleted or moved after the commit: a crash between must find it counted */
     s->follow = opts->follow;
     s->backoff = BACKOFF_FIRST;
@@ -435,7 +443,7 @@ dp_source *dp_s3_source_open(const char *uri, const dp_source_options *opts, dp_
         rc = -1;
     if (rc == 0) {
         dp_s3_config cfg = {s->uri.endpoint, s->uri.region, s->uri.path_style, s->uri.retries, s->uri.cafile,
-                            NULL, NULL, 0, 0};
+                            NULL, NULL, 0, 0, s->base.log};
         if (!(s->client = dp_s3_client_new(&cfg, err))) {
             char msg[DP_ERROR_MSG_MAX];
             snprintf(msg, sizeof msg, "%s", err->msg);
@@ -443,7 +451,7 @@ dp_source *dp_s3_source_open(const char *uri, const dp_source_options *opts, dp_
             rc = -1;
         }
     }
-    if (rc == 0 && s->state_path) s->watermark = dp_s3_state_load(s->state_path, s->uri.identity, s->uri.display);
+    if (rc == 0 && s->state_path) s->watermark = dp_s3_state_load(s->state_path, s->uri.identity, s->uri.display, s->base.log);
     if (rc == 0) s->relist_at = dp_clock_seconds() + s->uri.relist;
     if (rc != 0) {
         s3_destroy(&s->base);

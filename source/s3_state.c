@@ -19,14 +19,17 @@
 #include "source_internal.h"
 #include "s3_state.h"
 
-char *dp_s3_state_load(const char *path, const char *identity, const char *display) {
+char *dp_s3_state_load(const char *path, const char *identity, const char *display, dp_log *log) {
     json_error_t je;
     json_t *j = json_load_file(path, 0, &je);
     if (!j) {
         if (access(path, F_OK) == 0) {
             char a[DP_ERROR_TEXT_MAX];
-            fprintf(stderr, "dmarcpipe run: %s: cannot read %s (%s): the bucket is listed from its start\n", display,
-                    dp_error_text(path, a), je.text);
+            dp_log_warn(log, "s3",
+                        DP_LOG_FIELDS(DP_LOG_STR("source", display), DP_LOG_STR("path", path),
+                                      DP_LOG_STR("error", je.text)),
+                        "dmarcpipe run: %s: cannot read %s (%s): the bucket is listed from its start", display,
+                        dp_error_text(path, a), je.text);
         }
         return NULL;
     }
@@ -37,7 +40,8 @@ char *dp_s3_state_load(const char *path, const char *identity, const char *displ
     return out;
 }
 
-int dp_s3_state_save(const char *path, const char *identity, const char *display, const char *watermark) {
+int dp_s3_state_save(const char *path, const char *identity, const char *display, dp_log *log,
+                     const char *watermark) {
     json_t *j = json_pack("{s:s, s:s}", "source", identity, "watermark", watermark ? watermark : "");
-    return dp_source_state_write(path, j, display);
+    return dp_source_state_write(path, j, display, log);
 }

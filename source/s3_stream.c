@@ -21,7 +21,7 @@
  * transfer that succeeds reads that byte back first, and the reader sees
  * a clean end of file.  So a broken transfer is a read error, which the
  * run treats as its own trouble (the input is left for a later run), and
- * the thread says why on stderr.
+ * the thread says why in the client's log.
  *
  * The reader may close its end early (ingest rejected the input, or a
  * limit was hit): the thread's next send fails with EPIPE (MSG_NOSIGNAL:
@@ -195,8 +195,12 @@ static void *run(void *arg) {
             }
         } else if (!stopped) {
             char a[DP_ERROR_TEXT_MAX];
-            fprintf(stderr, "dmarcpipe run: s3://%s/%s: the GET broke off after %llu bytes: %s\n", t->bucket,
-                    t->key, (unsigned long long)t->sent, dp_error_text(err.msg, a));
+            char b[DP_ERROR_TEXT_MAX];
+            dp_log_warn(dp_s3_client_log(c), "s3",
+                        DP_LOG_FIELDS(DP_LOG_STR("bucket", t->bucket), DP_LOG_STR("key", t->key),
+                                      DP_LOG_U64("bytes", t->sent), DP_LOG_STR("error", err.msg)),
+                        "dmarcpipe run: s3://%s/%s: the GET broke off after %llu bytes: %s", t->bucket,
+                        dp_error_text(t->key, b), (unsigned long long)t->sent, dp_error_text(err.msg, a));
         }
         close(t->sock);
     } else if (rc == DP_S3_OK) {

@@ -89,7 +89,7 @@ char *dp_source_state_path(const char *state_dir, const char *kind, const char *
     return b.data;
 }
 
-int dp_source_state_write(const char *path, json_t *j, const char *display) {
+int dp_source_state_write(const char *path, json_t *j, const char *display, dp_log *log) {
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     size_t n = text ? strlen(text) : 0;
@@ -107,7 +107,10 @@ int dp_source_state_write(const char *path, json_t *j, const char *display) {
     free(text);
     if (rc != 0) {
         char a[DP_ERROR_TEXT_MAX];
-        fprintf(stderr, "dmarcpipe run: %s: cannot write %s: %s\n", display, dp_error_text(path, a), strerror(e));
+        dp_log_warn(log, "source",
+                    DP_LOG_FIELDS(DP_LOG_STR("source", display), DP_LOG_STR("path", path),
+                                  DP_LOG_STR("error", strerror(e))),
+                    "dmarcpipe run: %s: cannot write %s: %s", display, dp_error_text(path, a), strerror(e));
     }
     return rc;
 }
@@ -127,7 +130,10 @@ int dp_source_quarantine(const char *dir, const dp_input *in, int fd, const dp_e
     }
     if (kept != 0) return -1;
     char a[DP_ERROR_TEXT_MAX], b[DP_ERROR_TEXT_MAX];
-    fprintf(stderr, "dmarcpipe: %s: quarantined as %s\n", dp_error_text(in->name, a), dp_error_text(qpath, b));
+    dp_log_info(in->source->log, "source",
+                DP_LOG_FIELDS(DP_LOG_STR("input", in->name), DP_LOG_STR("quarantine", qpath),
+                              DP_LOG_STR("error", n_errors ? errors[0].msg : NULL)),
+                "dmarcpipe: %s: quarantined as %s", dp_error_text(in->name, a), dp_error_text(qpath, b));
     return 0;
 }
 

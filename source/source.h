@@ -28,6 +28,8 @@
 #include <stdint.h>
 
 #include "dp_error.h"
+#include "dp_log.h"
+#include "dp_metrics.h"
 
 typedef struct dp_source dp_source;
 typedef struct dp_kafka_offsets dp_kafka_offsets; /* common/dp_kafka.h */
@@ -43,6 +45,8 @@ typedef struct dp_input {
     char *name;        /* names it in logs, errors and the reports feed: a path */
     char *key;         /* names it in the state, with what tells its versions apart
                           (a file: size, mtime and real path); "" when unknown */
+    uint64_t size;     /* bytes, when the listing knows them (has_size: a file) */
+    int has_size;
 } dp_input;
 
 /* A growable array of inputs, in run order. */
@@ -116,6 +120,7 @@ struct dp_source {
      * becomes of an input (a message moved, a position kept) is done after
      * the commit, and a crash in between must find it counted. */
     int remember_inputs;
+    dp_log *log; /* dp_source_options.log, set first thing by each source's open */
 };
 
 /* What a source may need besides its URI (all optional). */
@@ -140,6 +145,9 @@ typedef struct dp_source_options {
                                    refreshes it */
     const struct dp_kafka_settings *kafka; /* a Kafka inbox: the configuration (-X,
                                    --kafka-config, --broker-timeout, the stop flag) */
+    dp_log *log;                /* where the source says what it skipped, retried or
+                                   could not do (NULL: plain on stderr) */
+    dp_metrics *metrics;        /* a Kafka inbox: its consumer lag (NULL: not counted) */
 } dp_source_options;
 
 /* Opens a source from its URI:

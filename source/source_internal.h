@@ -10,14 +10,14 @@
  * and err.  Written with dp_fs_replace(). */
 char *dp_source_state_path(const char *state_dir, const char *kind, const char *identity, dp_error *err);
 /* Writes `j` (taken: freed here) as one JSON line into `path`, whole and
- * durably (dp_fs_replace).  0, or -1, said on stderr naming `display`. */
+ * durably (dp_fs_replace).  0, or -1, said in `log` naming `display`. */
 struct json_t;
-int dp_source_state_write(const char *path, struct json_t *j, const char *display);
+int dp_source_state_write(const char *path, struct json_t *j, const char *display, dp_log *log);
 
 /* Keeps a rejected input in the quarantine `dir` with its reasons: its
  * bytes from `fd` (a regular file, closed here), or, when they could not
  * be fetched (fd -1, fetch_err), the reasons alone with `gone` when the
- * input is no longer there; said on stderr.  0, or -1 (err; fetch_err when
+ * input is no longer there; said in the source's log.  0, or -1 (err; fetch_err when
  * the fetch failed otherwise). */
 int dp_source_quarantine(const char *dir, const dp_input *in, int fd, const dp_error *fetch_err, const char *gone,
                          const dp_error *errors, size_t n_errors, dp_error *err);

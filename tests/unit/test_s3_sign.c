@@ -112,7 +112,7 @@ static void example_keys(const char *token) {
 
 static dp_s3_client *client(const char *endpoint, int path_style, const char *host_port, int port) {
     dp_s3_config cfg = {endpoint, "us-east-1", path_style, 1, NULL,
-                        tu_printf("%s:127.0.0.1:%d", host_port, port), DATE, 0, 0};
+                        tu_printf("%s:127.0.0.1:%d", host_port, port), DATE, 0, 0, NULL};
     dp_error err;
     dp_s3_client *c = dp_s3_client_new(&cfg, &err);
     ck_assert_msg(c != NULL, "%s", err.msg);
