@@ -38,7 +38,9 @@ import random
 import re
 import shutil
 import signal
+import socket
 import subprocess
+import urllib.request
 import sys
 import tempfile
 import time
@@ -233,9 +235,35 @@ def mode_batch(args, bootstrap, names, work, files, truth, rng):
         % tuple(counted))
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def metric(text, name):
+    """The value of an unlabelled series in a Prometheus exposition, or None."""
+    m = re.search(r"^%s (\S+)$" % re.escape(name), text, re.M)
+    return float(m.group(1)) if m else None
+
+
+def check_inbox_metrics(port):
+    """A follower's /metrics once everything is counted: the inbox has
+    nothing left to read, no delivery failed, and its epochs committed."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
+        text = r.read().decode()
+    got = {n: metric(text, n) for n in ("dmarcpipe_inbox_consumer_lag", "dmarcpipe_kafka_delivery_errors_total",
+                                        "dmarcpipe_epochs_total")}
+    if got["dmarcpipe_inbox_consumer_lag"] != 0 or got["dmarcpipe_kafka_delivery_errors_total"] != 0 \
+            or not got["dmarcpipe_epochs_total"]:
+        return "worker c's metrics once all is counted: %s" % got
+    return ""
+
+
 def mode_group(args, bootstrap, names, work, files, truth, rng):
     make_topic(args, bootstrap, names["inbox"])
     waves = [files[i::6] for i in range(6)]
+    c_port = free_port()
     a = start_worker(args, bootstrap, names, work, "a", True)
     b = start_worker(args, bootstrap, names, work, "b", True)
     procs = {"a": a, "b": b}
@@ -244,7 +272,8 @@ def mode_group(args, bootstrap, names, work, files, truth, rng):
             produce(bootstrap, names["inbox"], wave, rng)
             time.sleep(1.5)
             if i == 1:
-                procs["c"] = start_worker(args, bootstrap, names, work, "c", True)
+                procs["c"] = start_worker(args, bootstrap, names, work, "c", True,
+                                          ["--metrics-addr", "127.0.0.1:%d" % c_port])
                 log("c joins the group")
             if i == 3:
                 victim = rng.choice(["a", "b"])
@@ -255,6 +284,14 @@ def mode_group(args, bootstrap, names, work, files, truth, rng):
         diff = wait_for_truth(bootstrap, names, truth, 150)
         time.sleep(3)  # nothing more may come
         diff = diff or compare(bootstrap, names, truth)
+        # the lag is the consumer's own figure, updated as it polls
+        deadline = time.time() + 20
+        while not diff:
+            lag = check_inbox_metrics(c_port)
+            if not lag or time.time() > deadline:
+                diff = lag
+                break
+            time.sleep(1)
     finally:
         for p in procs.values():
             if p.poll() is None:
@@ -270,7 +307,8 @@ def mode_group(args, bootstrap, names, work, files, truth, rng):
     if diff:
         sys.exit("FAIL (group): %s\n--- a:\n%s\n--- b:\n%s\n--- c:\n%s"
                  % (diff, tail(work, "a"), tail(work, "b"), tail(work, "c")))
-    log("ok (group): two followers, a third joining, one killed: exact totals")
+    log("ok (group): two followers, a third joining, one killed: exact totals; the third's /metrics: "
+        "no lag left, no delivery error")
 
 
 def mode_dup(args, bootstrap, names, work, files, truth, rng):
