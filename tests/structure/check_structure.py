@@ -11,12 +11,16 @@ data, one way:
     insight/                      the decision, read from the feeds: the
                                   ground floor only (the feeds are text)
     source/ -> ingest/ -> aggregate/ -> sink/     the stages, in flow order
+                         enrich/  names source IPs (PTR, AS, service): a
+                                  library that aggregate/ asks, on the
+                                  ground floor only
     common/                       the ground floor: utilities, dp_report.h
 
 Checks, each printed as ok or FAIL with what broke it:
   includes    a file includes only headers of its own folder, the ground
               floor, and (a stage) the stages downstream of it in the flow,
-              (run/) any stage, (cli/) anything; so nothing in common/
+              (run/) any stage, (cli/) anything; enrich/ is included by
+              aggregate/, run/ and cli/ only; so nothing in common/
               includes a stage's header
   sources     struct dp_source_ops exists, and the file source fills one
   vtables     `->ops->` appears only in sink/ and source/, the modules whose
@@ -35,7 +39,8 @@ import subprocess
 import sys
 
 STAGES = ["source", "ingest", "aggregate", "sink"]  # in the order data flows
-PRODUCT = ["common"] + STAGES + ["run", "insight", "cli"]
+PRODUCT = ["common", "enrich"] + STAGES + ["run", "insight", "cli"]
+ENRICH_USERS = {"aggregate", "run", "cli"}  # who may include enrich/
 MAX_LINES = 800
 LINE_LIMIT_EXCEPTIONS = {"ingest/report_xml.c"}
 VTABLE_OWNERS = {"sink", "source"}
@@ -52,10 +57,13 @@ def fail(check, msg):
 def allowed_folders(folder):
     if folder == "common":
         return {"common"}
+    if folder == "enrich":
+        return {"common", "enrich"}
+    enrich = {"enrich"} if folder in ENRICH_USERS else set()
     if folder in STAGES:
-        return {"common", folder} | set(STAGES[STAGES.index(folder) + 1:])
+        return {"common", folder} | set(STAGES[STAGES.index(folder) + 1:]) | enrich
     if folder == "run":
-        return {"common", "run"} | set(STAGES)
+        return {"common", "run"} | set(STAGES) | enrich
     if folder == "insight":
         return {"common", "insight"}
     return set(PRODUCT)  # cli

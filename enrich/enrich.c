@@ -1,0 +1,459 @@
+/* enrich — the public object: the table of source IPs and what is known
+ * of them, the queue to the resolver thread, and the answers.
+ *
+ * An IP's entry is made by the first request (or get) and never freed
+ * before close, so the queue holds pointers.  State, under one mutex:
+ * `queued` while it waits for or is in a lookup, `known` once a lookup
+ * (or the cache) has said something, with its status, name and expiry.
+ * Requests and gets only touch the table and the queue: the cache is read
+ * and written by the resolver thread (its `next` hook asks the cache
+ * before DNS), so no caller ever waits on a disk or the network, and the
+ * mutex is held for a hash lookup at most.
+ *
+ * Expiry is by the wall clock, since it outlives the process in the cache.
+ * Answers are kept for ttl (the record's own TTL is not read: the PTR names
+ * of mail servers change rarely, and one setting is easier to reason
+ * about); NXDOMAIN, SERVFAIL, REFUSED, timeouts, unreachable servers and
+ * unconfirmed names for negative_ttl.  An expired entry is queued again by
+ * the next request or get, and keeps its answer until the new one comes.
+ *
+ * Memory is bounded: at most max_ips entries (the queue never holds more);
+ * past that a new IP is dropped, counted, and warned about once.
+ */
+#include "enrich.h"
+
+#include <errno.h>
+#include <libpsl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dp_clock.h"
+#include "dp_map.h"
+#include "geoip.h"
+#include "ptr_cache.h"
+#include "resolver.h"
+#include "senders.h"
+
+/* The cache's batch is committed at this many writes, or this often. */
+#define COMMIT_PUTS 256
+#define COMMIT_SECONDS 1.0
+
+typedef struct entry {
+    const char *ip;          /* the map's copy of the key */
+    unsigned char queued;    /* waiting for or in a lookup */
+    unsigned char known;     /* status and expires are meaningful */
+    unsigned char status;    /* dp_resolver_status */
+    double expires;          /* wall clock */
+    char *name;              /* confirmed PTR name (ANSWERED), owned */
+    const char *base;        /* its registrable domain, inside name, or NULL */
+    const dp_senders_entry *service;
+} entry;
+
+enum { RESULT_CACHE_HIT = DP_RESOLVER_N_STATUS, N_RESULTS };
+static const char *const RESULT_LABELS[N_RESULTS] = {"answered", "unconfirmed", "nxdomain", "servfail",   "refused",
+                                                    "timeout",  "unreachable", "error",    "cache_hit"};
+
+struct dp_enrich {
+    double ttl, negative_ttl;
+    size_t max_ips;
+    dp_log *log;
+    char resolver_text[128];
+    const psl_ctx_t *psl;
+    dp_senders *senders;
+    dp_geoip *geo;
+    pthread_mutex_t mu;
+    pthread_cond_t settled;
+    dp_map table;             /* ip -> entry * */
+    entry **queue;            /* a ring */
+    size_t q_head, q_len, q_cap;
+    size_t outstanding;       /* entries queued (waiting or in flight) */
+    uint64_t dropped;         /* IPs not held: past max_ips */
+    atomic_int warned_full;
+
+    /* the resolver thread's own */
+    dp_resolver *resolver;
+    dp_ptr_cache *cache;
+    double last_commit;
+    int warned_resolver;
+    int heard;                /* the resolver has answered something (any rcode) */
+
+    dp_metric *m_lookups, *m_dropped, *m_queue;
+};
+
+static double wall_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void dp_enrich_config_default(dp_enrich_config *c) {
+    memset(c, 0, sizeof *c);
+    c->ttl = 86400;
+    c->negative_ttl = 3600;
+    c->query_timeout = 2;
+    c->max_inflight = 64;
+    c->ptr = 1;
+    c->max_ips = (size_t)1 << 20;
+}
+
+/* ---- the table (callers hold mu) ---------------------------------------- */
+
+static void set_queue_gauge(dp_enrich *e) {
+    dp_metrics_set(e->m_queue, 0, (double)e->outstanding);
+}
+
+static int enqueue(dp_enrich *e, entry *en) {
+    if (e->q_len == e->q_cap) {
+        size_t old = e->q_cap;
+        entry **grown = dp_buf_grow_array(e->queue, &e->q_cap, e->q_len + 1, sizeof *e->queue);
+        if (!grown) return -1;
+        e->queue = grown;
+        /* The ring was full: what wrapped round to the front moves after
+         * the old end, into the new room (at least as large). */
+        memcpy(e->queue + old, e->queue, e->q_head * sizeof *e->queue);
+    }
+    e->queue[(e->q_head + e->q_len) % e->q_cap] = en;
+    e->q_len++;
+    en->queued = 1;
+    e->outstanding++;
+    set_queue_gauge(e);
+    return 0;
+}
+
+/* The entry of ip, made and queued when new, queued again when expired.
+ * *wake: the resolver must be woken (the queue was empty). */
+static entry *touch(dp_enrich *e, const char *ip, int *wake) {
+    entry *en = dp_map_get(&e->table, ip);
+    if (!en) {
+        if (e->table.len >= e->max_ips) {
+            dp_metrics_add(e->m_dropped, 0, 1);
+            e->dropped++;
+            if (!atomic_exchange(&e->warned_full, 1))
+                dp_log_warn(e->log, "enrich", DP_LOG_FIELDS(DP_LOG_U64("max_ips", e->max_ips)),
+                            "dmarcpipe: enrich: %zu source IPs held in memory; new ones are not looked up",
+                            e->max_ips);
+            return NULL;
+        }
+        en = calloc(1, sizeof *en);
+        if (!en) return NULL;
+        en->ip = dp_map_put(&e->table, ip, en);
+        if (!en->ip) {
+            free(en);
+            return NULL;
+        }
+    } else if (en->queued || !en->known || en->expires > wall_now()) {
+        return en;
+    }
+    if (!e->resolver) return en;
+    size_t before = e->q_len;
+    if (enqueue(e, en) == 0 && before == 0) *wake = 1;
+    return en;
+}
+
+static void apply(dp_enrich *e, entry *en, dp_resolver_status status, const char *name, double expires) {
+    char *copy = NULL;
+    if (status == DP_RESOLVER_ANSWERED && name && !(copy = strdup(name))) status = DP_RESOLVER_ERROR;
+    free(en->name);
+    en->name = copy;
+    en->base = copy ? psl_registrable_domain(e->psl, copy) : NULL;
+    en->service = copy ? dp_senders_match(e->senders, copy) : NULL;
+    en->status = (unsigned char)status;
+    en->expires = expires;
+    en->known = 1;
+}
+
+static void finish_entry(dp_enrich *e, entry *en) {
+    en->queued = 0;
+    e->outstanding--;
+    set_queue_gauge(e);
+    if (e->outstanding == 0) pthread_cond_broadcast(&e->settled);
+}
+
+/* ---- the resolver thread's hooks ---------------------------------------- */
+
+static void cache_failed(dp_enrich *e, const dp_error *err) {
+    dp_log_dp_error(e->log, DP_LOG_WARN, "enrich", err);
+    dp_log_warn(e->log, "enrich", DP_LOG_NONE, "dmarcpipe: enrich: the cache is off; lookups are kept in memory only");
+    dp_ptr_cache_close(e->cache);
+    e->cache = NULL;
+}
+
+static int hook_next(void *ctx, char ip[DP_RESOLVER_IP_MAX]) {
+    dp_enrich *e = ctx;
+    for (;;) {
+        pthread_mutex_lock(&e->mu);
+        if (e->q_len == 0) {
+            pthread_mutex_unlock(&e->mu);
+            return 0;
+        }
+        entry *en = e->queue[e->q_head];
+        e->q_head = (e->q_head + 1) % e->q_cap;
+        e->q_len--;
+        snprintf(ip, DP_RESOLVER_IP_MAX, "%s", en->ip);
+        int known = en->known;
+        pthread_mutex_unlock(&e->mu);
+        /* A first request: what an earlier run found may still hold.  The
+         * entry cannot go away meanwhile: entries live until close. */
+        if (!known && e->cache) {
+            dp_ptr_cache_entry ce;
+            dp_error err;
+            int rc = dp_ptr_cache_get(e->cache, ip, &ce, &err);
+            if (rc < 0) cache_failed(e, &err);
+            if (rc == 1) {
+                double now = wall_now();
+                pthread_mutex_lock(&e->mu);
+                apply(e, en, ce.status, ce.name, ce.expires);
+                if (ce.expires > now) finish_entry(e, en);
+                pthread_mutex_unlock(&e->mu);
+                if (ce.expires > now) {
+                    dp_metrics_add(e->m_lookups, RESULT_CACHE_HIT, 1);
+                    continue;
+                }
+            }
+        }
+        return 1;
+    }
+}
+
+static void warn_resolver(dp_enrich *e, dp_resolver_status status) {
+    if (e->warned_resolver) return;
+    e->warned_resolver = 1;
+    const char *what = status == DP_RESOLVER_TIMEOUT ? "did not answer in time" : "cannot be reached";
+    dp_log_warn(e->log, "enrich",
+                DP_LOG_FIELDS(DP_LOG_STR("resolver", e->resolver_text), DP_LOG_STR("result", dp_resolver_status_name(status))),
+                "dmarcpipe: enrich: the resolver %s %s; source names stay null until it answers", e->resolver_text,
+                what);
+}
+
+/* A failure of the resolver's own (not an answer about the IP). */
+static int transient(dp_resolver_status s) {
+    return s == DP_RESOLVER_SERVFAIL || s == DP_RESOLVER_REFUSED || s == DP_RESOLVER_TIMEOUT ||
+           s == DP_RESOLVER_UNREACHABLE || s == DP_RESOLVER_ERROR;
+}
+
+static void hook_done(void *ctx, const char *ip, dp_resolver_status status, const char *name) {
+    dp_enrich *e = ctx;
+    double expires = wall_now() + (status == DP_RESOLVER_ANSWERED ? e->ttl : e->negative_ttl);
+    dp_metrics_add(e->m_lookups, status, 1);
+    if (status == DP_RESOLVER_TIMEOUT || status == DP_RESOLVER_UNREACHABLE)
+        warn_resolver(e, status);
+    else if (status != DP_RESOLVER_ERROR)
+        e->heard = 1;
+    dp_ptr_cache_entry ce = {expires, status, ""};
+    if (name) snprintf(ce.name, sizeof ce.name, "%s", name);
+    pthread_mutex_lock(&e->mu);
+    entry *en = dp_map_get(&e->table, ip);
+    if (en) {
+        /* A refresh that the resolver failed keeps the answer it had: the
+         * name is asked again after negative_ttl. */
+        if (transient(status) && en->known && en->name) {
+            ce.status = DP_RESOLVER_ANSWERED;
+            snprintf(ce.name, sizeof ce.name, "%s", en->name);
+        }
+        apply(e, en, ce.status, ce.status == DP_RESOLVER_ANSWERED ? ce.name : NULL, expires);
+        if (en->queued) finish_entry(e, en);
+    }
+    pthread_mutex_unlock(&e->mu);
+    if (e->cache) {
+        dp_error err;
+        if (dp_ptr_cache_put(e->cache, ip, &ce, &err) != 0) cache_failed(e, &err);
+    }
+}
+
+static void hook_tick(void *ctx, int last) {
+    dp_enrich *e = ctx;
+    if (!e->cache) return;
+    double now = dp_clock_seconds();
+    unsigned min = last || now - e->last_commit >= COMMIT_SECONDS ? 0 : COMMIT_PUTS;
+    dp_error err;
+    if (dp_ptr_cache_commit(e->cache, min, &err) != 0) cache_failed(e, &err);
+    if (min == 0) e->last_commit = now;
+}
+
+/* ---- the public calls ------------------------------------------------------ */
+
+static void register_metrics(dp_enrich *e, dp_metrics *m) {
+    e->m_lookups = dp_metrics_counter1(m, "dmarcpipe_enrich_lookups_total",
+                                       "Source IP lookups by result (cache_hit: answered by the cache, no query).",
+                                       "result", RESULT_LABELS, N_RESULTS);
+    e->m_dropped = dp_metrics_counter(m, "dmarcpipe_enrich_dropped_total",
+                                      "Source IPs not looked up: the in-memory table was full.");
+    e->m_queue = dp_metrics_gauge(m, "dmarcpipe_enrich_queue_length",
+                                  "Source IPs waiting for a lookup or in one.");
+}
+
+dp_enrich *dp_enrich_open(const dp_enrich_config *c, dp_error *err) {
+    dp_enrich *e = calloc(1, sizeof *e);
+    if (!e) {
+        dp_error_set(err, DP_ERR_NOMEM, "enrichment: out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->settled, NULL);
+    atomic_init(&e->warned_full, 0);
+    e->ttl = c->ttl > 0 ? c->ttl : 86400;
+    e->negative_ttl = c->negative_ttl > 0 ? c->negative_ttl : 3600;
+    e->max_ips = c->max_ips ? c->max_ips : (size_t)1 << 20;
+    e->log = c->log;
+    e->psl = psl_builtin();
+    snprintf(e->resolver_text, sizeof e->resolver_text, "%s",
+             c->resolver ? c->resolver : "of the system (/etc/resolv.conf)");
+    register_metrics(e, c->metrics);
+
+    if (!(e->senders = dp_senders_new())) {
+        dp_error_set(err, DP_ERR_NOMEM, "enrichment: out of memory");
+        goto fail;
+    }
+    if (dp_senders_load_text(e->senders, dp_known_senders_data_text, strlen(dp_known_senders_data_text),
+                             "known_senders.tsv (built in)", err) != 0)
+        goto fail;
+    for (size_t i = 0; i < c->n_senders_files; i++)
+        if (dp_senders_load_file(e->senders, c->senders_files[i], err) != 0) goto fail;
+    if (c->geoip_asn || c->geoip_country) {
+        if (!(e->geo = dp_geoip_open(c->geoip_asn, c->geoip_country, err))) goto fail;
+    }
+    if (!c->ptr) return e;
+
+    if (c->cache_dir) {
+        dp_error cerr;
+        if (!(e->cache = dp_ptr_cache_open(c->cache_dir, &cerr))) {
+            dp_log_dp_error(e->log, DP_LOG_WARN, "enrich", &cerr);
+            dp_log_warn(e->log, "enrich", DP_LOG_NONE,
+                        "dmarcpipe: enrich: the cache is off; lookups are kept in memory only");
+        }
+    }
+    e->last_commit = dp_clock_seconds();
+    dp_resolver_config rc = {c->resolver, c->query_timeout, c->max_inflight};
+    dp_resolver_hooks hooks = {e, hook_next, hook_done, hook_tick};
+    if (!(e->resolver = dp_resolver_start(&rc, &hooks, err))) goto fail;
+    return e;
+fail:
+    dp_enrich_close(e);
+    return NULL;
+}
+
+void dp_enrich_request(dp_enrich *e, const char *ip) {
+    if (!e || !e->resolver || !ip || !*ip) return;
+    int wake = 0;
+    pthread_mutex_lock(&e->mu);
+    touch(e, ip, &wake);
+    pthread_mutex_unlock(&e->mu);
+    if (wake) dp_resolver_wake(e->resolver);
+}
+
+/* Appends s with its NUL to the arena (room reserved), giving the copy. */
+static const char *put(dp_buf *arena, const char *s) {
+    if (!s || !*s) return NULL;
+    size_t at = arena->len;
+    dp_buf_append(arena, s, strlen(s) + 1);
+    return arena->failed ? NULL : arena->data + at;
+}
+
+void dp_enrich_get(dp_enrich *e, const char *ip, dp_source_info *out, dp_buf *arena) {
+    memset(out, 0, sizeof *out);
+    if (!e || !ip || !*ip) return;
+    dp_geoip_info g;
+    dp_geoip_lookup(e->geo, ip, &g);
+    char name[DP_RESOLVER_NAME_MAX] = "";
+    size_t base_at = 0;
+    int has_base = 0;
+    const dp_senders_entry *svc = NULL;
+    if (e->resolver) {
+        int wake = 0;
+        pthread_mutex_lock(&e->mu);
+        entry *en = touch(e, ip, &wake);
+        if (en && en->known && en->name) {
+            snprintf(name, sizeof name, "%s", en->name);
+            if (en->base) {
+                has_base = 1;
+                base_at = (size_t)(en->base - en->name);
+            }
+            svc = en->service;
+        }
+        pthread_mutex_unlock(&e->mu);
+        if (wake) dp_resolver_wake(e->resolver);
+    }
+    size_t need = strlen(name) + 1 + strlen(g.as_org) + 1 + strlen(g.country) + 1;
+    if (svc) need += strlen(svc->service) + 1 + strlen(svc->type) + 1;
+    if (dp_buf_reserve(arena, need) != 0) return;
+    out->asn = g.asn;
+    out->as_org = put(arena, g.as_org);
+    out->country = put(arena, g.country);
+    out->ptr = put(arena, name);
+    if (out->ptr && has_base) out->base_domain = out->ptr + base_at;
+    if (svc) {
+        out->service = put(arena, svc->service);
+        out->service_type = put(arena, svc->type);
+    }
+}
+
+int dp_enrich_settle(dp_enrich *e, double seconds) {
+    if (!e || !e->resolver) return 0;
+    double rel = seconds > 0 ? seconds : 0;
+    struct timespec end;
+    clock_gettime(CLOCK_REALTIME, &end);  /* pthread_cond_timedwait's clock */
+    end.tv_sec += (time_t)rel;
+    end.tv_nsec += (long)((rel - (double)(time_t)rel) * 1e9);
+    if (end.tv_nsec >= 1000000000L) {
+        end.tv_sec++;
+        end.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&e->mu);
+    while (e->outstanding > 0)
+        if (pthread_cond_timedwait(&e->settled, &e->mu, &end) == ETIMEDOUT) break;
+    int left = e->outstanding > 0;
+    pthread_mutex_unlock(&e->mu);
+    return left ? -1 : 0;
+}
+
+static void count_entry(void *ctx, const char *key, void *value) {
+    (void)key;
+    dp_enrich_stats *st = ctx;
+    const entry *en = value;
+    st->ips++;
+    if (en->known && en->name) st->named++;
+    else if (en->known) st->unnamed++;
+    if (en->queued) st->pending++;
+}
+
+void dp_enrich_stats_get(dp_enrich *e, dp_enrich_stats *out) {
+    memset(out, 0, sizeof *out);
+    if (!e) return;
+    pthread_mutex_lock(&e->mu);
+    dp_map_each(&e->table, count_entry, out);
+    out->dropped = e->dropped;
+    pthread_mutex_unlock(&e->mu);
+}
+
+static void free_entry(void *ctx, const char *key, void *value) {
+    (void)ctx;
+    (void)key;
+    entry *en = value;
+    free(en->name);
+    free(en);
+}
+
+void dp_enrich_close(dp_enrich *e) {
+    if (!e) return;
+    dp_resolver_stop(e->resolver);
+    /* A run shorter than one query's timeout never hears the resolver time
+     * out: say so here, once, rather than leave the nulls unexplained. */
+    if (e->resolver && e->outstanding > 0 && !e->heard && !e->warned_resolver)
+        dp_log_warn(e->log, "enrich",
+                    DP_LOG_FIELDS(DP_LOG_STR("resolver", e->resolver_text), DP_LOG_U64("unanswered", e->outstanding)),
+                    "dmarcpipe: enrich: the resolver %s answered none of %zu lookups before the end; their source "
+                    "names stay null",
+                    e->resolver_text, e->outstanding);
+    dp_ptr_cache_close(e->cache);
+    dp_geoip_close(e->geo);
+    dp_senders_free(e->senders);
+    dp_map_each(&e->table, free_entry, NULL);
+    dp_map_free(&e->table);
+    free(e->queue);
+    pthread_cond_destroy(&e->settled);
+    pthread_mutex_destroy(&e->mu);
+    free(e);
+}
