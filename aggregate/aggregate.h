@@ -157,6 +157,7 @@ void dp_dedup_identity(const dp_report *rep, uint8_t out[32]);
  * every sink and accepted reports to the reports feed.  See
  * engine_internal.h for the threads and who owns what. */
 struct dp_sink;
+struct dp_enrich;
 
 /* How the engine's workers read their inputs; the caller's, called by
  * several workers at once. */
@@ -198,6 +199,14 @@ typedef struct dp_engine_config {
     void *admit_ctx;
     dp_log *log; /* rejections and duplicates are said here (NULL: plain on stderr) */
     dp_metrics *metrics; /* keys per shard, ring occupancy (NULL: not counted) */
+    /* Who is each source IP (enrich/; NULL: nobody asks).  A shard asks
+     * for an IP once, when it first meets it; a flush writes what is known
+     * then, never waiting for an answer: a rollup flushed before its
+     * lookup ended carries nulls, a later one the answer. */
+    struct dp_enrich *enrich;
+    /* Seconds the final flush waits, at most, for lookups still out (0:
+     * none; a batch run's --enrich-wait). */
+    double enrich_wait;
 } dp_engine_config;
 
 typedef struct dp_engine_stats {

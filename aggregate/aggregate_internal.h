@@ -55,6 +55,25 @@ void dp_intern_free(dp_intern *in);
 uint32_t dp_intern_put(dp_intern *in, const char *s, size_t n);
 const char *dp_intern_str(const dp_intern *in, uint32_t id);
 
+/* ---- ipseen.c: the source IPs a shard has asked enrichment about ------- */
+
+typedef struct dp_ipseen_slot {
+    uint8_t ip[16];
+    uint8_t family; /* 0: an empty slot */
+} dp_ipseen_slot;
+
+typedef struct dp_ipseen {
+    dp_ipseen_slot *slots;
+    size_t n, cap; /* cap: a power of two, or 0 */
+} dp_ipseen;
+
+void dp_ipseen_init(dp_ipseen *s);
+void dp_ipseen_free(dp_ipseen *s);
+void dp_ipseen_clear(dp_ipseen *s); /* forgets every IP, keeps the memory */
+/* 1 when the IP is new (now added), 0 when it was there (or family is 0),
+ * -1 when out of memory. */
+int dp_ipseen_add(dp_ipseen *s, const uint8_t ip[16], uint8_t family);
+
 /* ---- table.c: the rollup hash table ---------------------------------------- */
 
 /* The string fields of a rollup key, in dp_rollup's order. */

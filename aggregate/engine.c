@@ -15,6 +15,7 @@
 
 #include "dp_clock.h"
 #include "engine_internal.h"
+#include "enrich.h"
 
 void dp_engine_fail(engine *e, const dp_error *err) {
     pthread_mutex_lock(&e->err_lock);
@@ -126,6 +127,7 @@ int dp_engine_run(const dp_engine_config *cfg, const dp_engine_inputs *inputs, d
         sh->e = &e;
         sh->id = s;
         dp_intern_init(&sh->strings);
+        dp_ipseen_init(&sh->ips);
         dp_table_init(&sh->main);
         sh->pending = calloc(nw, sizeof *sh->pending);
         sh->out = calloc(cfg->n_sinks ? cfg->n_sinks : 1, sizeof *sh->out);
@@ -149,6 +151,8 @@ int dp_engine_run(const dp_engine_config *cfg, const dp_engine_inputs *inputs, d
     /* a run that failed (memory, a sink) is not flushed: it is not
      * committed either, and what its tables hold may be incomplete */
     if (rc == 0 && started_s == ns && !e.failed) {
+        /* the one wait for lookups there is, and only when asked for */
+        if (cfg->enrich && cfg->enrich_wait > 0) dp_enrich_settle(cfg->enrich, cfg->enrich_wait);
         double tf = dp_clock_seconds();
         dp_flush_final(&e);
         out->final_flush_seconds = dp_clock_seconds() - tf;
@@ -185,6 +189,8 @@ int dp_engine_run(const dp_engine_config *cfg, const dp_engine_inputs *inputs, d
         out->peak_keys += sh->peak_keys;
         out->peak_table_bytes += sh->peak_bytes;
         dp_intern_free(&sh->strings);
+        dp_ipseen_free(&sh->ips);
+        dp_buf_free(&sh->info);
         dp_table_free(&sh->main);
         dp_shard_free_pending(sh, nw);
         for (size_t k = 0; sh->out && k < cfg->n_sinks; k++) dp_buf_free(&sh->out[k]);

@@ -16,6 +16,7 @@
  *              main table
  *   flush.c    rollups out to the sinks: timed and --max-keys flushes by a
  *              shard, and the final flush by every thread of the run
+ *   ipseen.c   the source IPs a shard has asked enrichment about
  *
  * Workers take inputs in order from a shared list, unwrap and parse them
  * with ingest, split each record's count over time windows, and pack the
@@ -182,6 +183,8 @@ typedef struct shard {
     dp_rollup_table main;
     struct pending_q *pending; /* per worker: reports not yet decided */
     dp_buf *out;               /* per sink: formatted rollups not yet written */
+    dp_ipseen ips;             /* source IPs asked about (cfg->enrich) */
+    dp_buf info;               /* its flushes' arena for dp_enrich_get() */
     dp_bell bell;              /* rung by workers: see dp_batch_push() */
     int bell_ok;               /* bell initialised */
     double last_flush;
@@ -249,6 +252,10 @@ void dp_decide_free_deferred(deferred *d);
 /* shard.c */
 void *dp_shard_main(void *shard_arg);
 void dp_shard_free_pending(shard *sh, unsigned n_workers);
+
+/* shard.c: a record made a new key; asks enrichment about its source IP
+ * if this shard has not yet (cfg->enrich). */
+void dp_shard_note_ip(shard *sh, const uint8_t ip[16], uint8_t family);
 
 /* flush.c */
 /* A flush while the run goes on (--flush-interval, --max-keys): the shard

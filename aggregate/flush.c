@@ -9,6 +9,11 @@
  * A sink that formats text (files, Kafka) gets rollups formatted here, on
  * the flushing thread, into buffers of that thread's own, and takes them
  * in blocks: only the block write takes the sink's lock.
+ *
+ * With enrichment, each rollup carries what enrich/ knows of its source IP
+ * at that moment (dp_enrich_get: its cache, never the network), copied
+ * into an arena of the flushing thread's own, emptied when the IP changes.
+ * A lookup still out gives nulls now and the answer in a later flush.
  */
 #include <arpa/inet.h>
 #include <stdlib.h>
@@ -18,6 +23,7 @@
 #include "dp_clock.h"
 #include "dp_net.h"
 #include "engine_internal.h"
+#include "enrich.h"
 
 #define BLOCK_BYTES (256u * 1024u)
 
@@ -47,15 +53,26 @@ static int write_blocks(engine *e, dp_buf *out, uint64_t lines) {
  * into `out` (one buffer per sink, owned by the calling thread).  Reads the
  * table and the interner only, so several threads may flush disjoint
  * ranges of one shard at once (the final flush does). */
-static int flush_entries(engine *e, const shard *sh, size_t begin, size_t end, dp_buf *out) {
+static int flush_entries(engine *e, const shard *sh, size_t begin, size_t end, dp_buf *out, dp_buf *arena) {
     const dp_engine_config *cfg = e->cfg;
     const dp_intern *in = &sh->strings;
     int rc = 0;
     uint64_t pending_lines = 0; /* formatted, not yet written */
+    dp_source_info info;
+    memset(&info, 0, sizeof info);
+    uint8_t info_ip[16];
+    uint8_t info_family = 0; /* whose `info` is (0: nobody's) */
     for (size_t i = begin; i < end; i++) {
         const dp_rollup_entry *en = &sh->main.entries[i];
         char ip[INET6_ADDRSTRLEN];
         dp_net_format_ip(en->key.ip, en->key.ip_family, ip);
+        if (cfg->enrich && (info_family != en->key.ip_family || memcmp(info_ip, en->key.ip, 16) != 0)) {
+            /* a key's rollups of one IP often follow each other: one look each run of them */
+            dp_buf_reset(arena);
+            dp_enrich_get(cfg->enrich, ip, &info, arena);
+            memcpy(info_ip, en->key.ip, 16);
+            info_family = en->key.ip_family;
+        }
         dp_rollup r = {
             .window_start = en->key.window_start,
             .window_end = en->key.window_start + cfg->window,
@@ -76,6 +93,7 @@ static int flush_entries(engine *e, const shard *sh, size_t begin, size_t end, d
             .records = en->records,
             .first_seen = en->key.window_start + en->first_off,
             .last_seen = en->key.window_start + en->last_off,
+            .source_info = info,
         };
         pending_lines++;
         int full = 0;
@@ -113,7 +131,7 @@ static void shard_note_peak(shard *sh) {
 int dp_flush_shard(shard *sh) {
     engine *e = sh->e;
     shard_note_peak(sh);
-    int rc = flush_entries(e, sh, 0, sh->main.n, sh->out);
+    int rc = flush_entries(e, sh, 0, sh->main.n, sh->out, &sh->info);
     sh->rollups += sh->main.n;
     if (sh->main.n) sh->flushes++;
     dp_table_clear(&sh->main, e->cfg->max_keys ? e->cfg->max_keys : SIZE_MAX);
@@ -145,6 +163,7 @@ static void *final_flush_main(void *arg) {
     engine *e = ff->e;
     size_t n_out = e->cfg->n_sinks ? e->cfg->n_sinks : 1;
     dp_buf *out = calloc(n_out, sizeof *out);
+    dp_buf arena = DP_BUF_INIT;
     if (!out) {
         dp_error err;
         dp_error_set(&err, DP_ERR_NOMEM, "out of memory formatting rollups");
@@ -161,7 +180,7 @@ static void *final_flush_main(void *arg) {
             if (c < chunks) {
                 size_t begin = c * FINAL_CHUNK;
                 size_t end = begin + FINAL_CHUNK < sh->main.n ? begin + FINAL_CHUNK : sh->main.n;
-                flush_entries(e, sh, begin, end, out);
+                flush_entries(e, sh, begin, end, out, &arena);
                 break;
             }
             c -= chunks;
@@ -169,6 +188,7 @@ static void *final_flush_main(void *arg) {
     }
     for (size_t k = 0; k < n_out; k++) dp_buf_free(&out[k]);
     free(out);
+    dp_buf_free(&arena);
     return NULL;
 }
 

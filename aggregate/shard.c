@@ -10,13 +10,20 @@
  *
  * While the run goes on, this thread alone touches its interner, its main
  * table and its pending tables, so none of them takes a lock.
+ *
+ * With enrichment, the shard asks enrich/ about a source IP the first time
+ * it meets it (dp_shard_note_ip): a question that never waits on the
+ * network, asked once per IP, not once per record.  The answer is read at
+ * the flush (flush.c).
  */
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dp_clock.h"
+#include "dp_net.h"
 #include "engine_internal.h"
+#include "enrich.h"
 
 static uint32_t shard_intern(shard *sh, int k, const char *s) {
     if (!s) return 0;
@@ -25,6 +32,18 @@ static uint32_t shard_intern(shard *sh, int k, const char *s) {
     uint32_t id = dp_intern_put(&sh->strings, s, strlen(s));
     if (id != UINT32_MAX) sh->last_id[k] = id;
     return id;
+}
+
+void dp_shard_note_ip(shard *sh, const uint8_t ip[16], uint8_t family) {
+    const dp_engine_config *cfg = sh->e->cfg;
+    if (!cfg->enrich) return;
+    /* bounded like the table: an IP met again after this only costs
+     * enrich/ a look in its cache */
+    if (cfg->max_keys && sh->ips.n >= cfg->max_keys) dp_ipseen_clear(&sh->ips);
+    if (dp_ipseen_add(&sh->ips, ip, family) == 0) return; /* out of memory: ask anyway */
+    char text[DP_IP_STRLEN];
+    dp_net_format_ip(ip, family, text);
+    dp_enrich_request(cfg->enrich, text);
 }
 
 static pending *pq_at(pending_q *q, size_t i) { return &q->v[(q->head + i) % q->cap]; }
@@ -126,6 +145,7 @@ static void shard_take(shard *sh, batch *b) {
                     shard_oom(sh);
                     break;
                 }
+                if (en->records == 0) dp_shard_note_ip(sh, key.ip, key.ip_family); /* a new key */
                 en->messages += it->count;
                 en->records++;
                 if (it->first_off < en->first_off) en->first_off = it->first_off;

@@ -30,6 +30,7 @@
 #include "observe.h"
 #include "progress.h"
 #include "run.h"
+#include "run_enrich.h"
 #include "run_options.h"
 
 #define DEFAULT_OUT "dmarcpipe-out"
@@ -280,6 +281,11 @@ static int run_pipeline(dp_run_options *ro, dp_log *log) {
                                                                   sizeof shared_ledger))
         sopts.ledger_topic = shared_ledger;
     run.ledger_shared = kafka_source;
+    /* who each source IP is: its cache beside the state; a follower's
+     * flushes never wait for lookups, a batch run's last one only when
+     * asked (--enrich-wait) */
+    if ((rc = dp_run_enrich_open(&ro->enrich, state_dir, log, obs.metrics, &cfg->enrich)) != 0) goto out;
+    cfg->enrich_wait = follow ? 0 : ro->enrich.wait;
     double flush_interval = cfg->flush_interval;
     dp_sink *txn_sink = NULL;
     for (size_t i = 0; i < n_sink_uris; i++) {
@@ -415,6 +421,7 @@ static int run_pipeline(dp_run_options *ro, dp_log *log) {
      * follower: the time its cycles took, not the time it waited) */
     if (txn_sink && !follow) rs.engine.seconds = dp_clock_seconds() - t0;
     print_summary(log, &rs, cfg, sink_uris, n_sink_uris, txn_sink != NULL, done_dir);
+    dp_run_enrich_summary(cfg->enrich, log);
     if (rc == 0 && (rs.ack_failures || rs.held) && !follow) rc = 3;
     /* a follower stopped by a signal has done its job; a batch run says
      * whether some input was rejected */
@@ -424,6 +431,7 @@ out:
     for (size_t i = 0; i < n_skip; i++) free(skip_real[i]);
     for (size_t i = 0; i < n_sink_uris; i++) dp_sink_close(sinks[i], &err);
     dp_sink_close(reports, &err);
+    dp_run_enrich_close(cfg->enrich);
     dp_dedup_close(cfg->dedup);
     dp_observe_stop(&obs);
     return rc;

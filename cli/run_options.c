@@ -68,6 +68,24 @@ static const dp_options_row ROWS[] = {
     {"imap-password-file", 0, "FILE", "the IMAP password, read from FILE", DP_OPTIONS_PATH, NULL},
     {"imap-token-file", 0, "FILE", "an OAuth2 bearer token for XOAUTH2, read from FILE at\n"
      "every login (an outside tool keeps it fresh)", DP_OPTIONS_PATH, NULL},
+    {NULL, 0, NULL, "\nEnrichment: who is each source IP (off unless asked for; lookups never delay\n"
+     "counting nor a flush: a rollup flushed before its answer carries nulls):\n", 0, NULL},
+    {"enrich", 0, NULL, "name each source IP: its PTR (DNS), the PTR's base domain\n"
+     "and service (the known-senders map), with --geoip-* its\n"
+     "ASN, AS organisation and country", 0, "false"},
+    {"resolver", 0, "HOST:PORT", "the DNS server for PTR lookups (default: the system's,\n"
+     "/etc/resolv.conf); implies --enrich", 0, NULL},
+    {"geoip-asn", 0, "FILE", "an ASN database (MaxMind MMDB: GeoLite2-ASN or alike);\n"
+     "implies --enrich", DP_OPTIONS_PATH, NULL},
+    {"geoip-country", 0, "FILE", "a country database (MMDB: GeoLite2-Country or alike);\n"
+     "implies --enrich", DP_OPTIONS_PATH, NULL},
+    {"senders", 0, "FILE", "known senders, DOMAIN<TAB>SERVICE<TAB>TYPE lines, over the\n"
+     "built-in map; repeatable, later files win; implies --enrich", DP_OPTIONS_PATH | DP_OPTIONS_REPEAT, NULL},
+    {"enrich-cache", 0, "DIR", "the PTR cache (LMDB; default STATE/enrich when the run\n"
+     "has a state, else in memory only)", DP_OPTIONS_PATH, NULL},
+    {"enrich-ttl", 0, "SEC", "how long an answer is kept (default 86400)", 0, "86400"},
+    {"enrich-wait", 0, "SEC", "a batch run's final flush waits up to SEC for lookups\n"
+     "still out (default 0: never waits)", 0, "0"},
     {NULL, 0, NULL, "\nConfiguration and operation:\n", 0, NULL},
     {"config", 0, "FILE", "read options from FILE (YAML; keys are the long option\n"
      "names, SOURCEs under sources:); DMARCPIPE_* variables and\n"
@@ -210,6 +228,32 @@ static int apply(void *ctx, const dp_options_row *row, const char *v, char *why,
         ro->so.password_file = v;
     } else if (strcmp(n, "imap-token-file") == 0) {
         ro->so.token_file = v;
+    } else if (strcmp(n, "enrich") == 0) {
+        ro->enrich.on |= strcmp(v, "true") == 0;
+    } else if (strcmp(n, "resolver") == 0) {
+        if (!valid_addr(v) || v[0] == ':') {
+            snprintf(why, cap, "--resolver is HOST:PORT or [IPv6]:PORT (a port from 1 to 65535), got '%s'", v);
+            return -1;
+        }
+        ro->enrich.resolver = v;
+        ro->enrich.on = 1;
+    } else if (strcmp(n, "geoip-asn") == 0 || strcmp(n, "geoip-country") == 0) {
+        *(n[6] == 'a' ? &ro->enrich.geoip_asn : &ro->enrich.geoip_country) = v;
+        ro->enrich.on = 1;
+    } else if (strcmp(n, "senders") == 0) {
+        if (ro->enrich.n_senders == DP_RUN_OPTIONS_MAX_SENDERS) {
+            snprintf(why, cap, "at most %d --senders files", DP_RUN_OPTIONS_MAX_SENDERS);
+            return -1;
+        }
+        ro->enrich.senders[ro->enrich.n_senders++] = v;
+        ro->enrich.on = 1;
+    } else if (strcmp(n, "enrich-cache") == 0) {
+        ro->enrich.cache_dir = v;
+    } else if (strcmp(n, "enrich-ttl") == 0) {
+        if (parse_count("--enrich-ttl", v, 365 * 86400, &u, why, cap) != 0) return -1;
+        ro->enrich.ttl = (double)u;
+    } else if (strcmp(n, "enrich-wait") == 0) {
+        return parse_seconds0("--enrich-wait", v, 3600, &ro->enrich.wait, why, cap);
     } else if (strcmp(n, "metrics-addr") == 0) {
         if (!valid_addr(v)) {
             snprintf(why, cap, "--metrics-addr is HOST:PORT (a port from 1 to 65535), got '%s'", v);
@@ -292,6 +336,7 @@ int dp_run_options_load(dp_run_options *ro, int argc, char **argv, const dp_opti
     ro->readahead = -1;
     ro->poll_seconds = 2;
     ro->progress = "auto";
+    ro->enrich.ttl = 86400;
     ro->sopts.props = ro->props;
     if (dp_options_init(&ro->opts, &dp_run_options_command) != 0) {
         fprintf(stderr, "dmarcpipe run: out of memory\n");

@@ -14,6 +14,19 @@
 #define DP_RUN_OPTIONS_MAX_SINKS 16
 #define DP_RUN_OPTIONS_MAX_SOURCES 256
 #define DP_RUN_OPTIONS_MAX_PROPS 256
+#define DP_RUN_OPTIONS_MAX_SENDERS 16
+
+/* Enrichment, as the options set it (cli/enrich_open.c opens it). */
+typedef struct dp_run_enrich_options {
+    int on;                     /* --enrich, or implied by a source of answers */
+    const char *resolver;       /* HOST:PORT; NULL: the system's */
+    const char *geoip_asn, *geoip_country;
+    const char *senders[DP_RUN_OPTIONS_MAX_SENDERS];
+    size_t n_senders;
+    const char *cache_dir;      /* NULL: STATE/enrich when the run has a state, else memory */
+    double ttl;                 /* seconds */
+    double wait;                /* a batch run's final flush waits this long at most */
+} dp_run_enrich_options;
 
 typedef struct dp_run_options {
     dp_run_config run;
@@ -32,6 +45,7 @@ typedef struct dp_run_options {
     const char *log_level, *log_format; /* NULL: the defaults */
     const char *metrics_addr;           /* HOST:PORT, NULL: no metrics endpoint */
     const char *progress;               /* auto, on or off */
+    dp_run_enrich_options enrich;
     char **sources;                     /* the SOURCEs, from whichever layer set them */
     size_t n_sources;
     dp_options opts;                    /* owns the strings above */

@@ -110,8 +110,25 @@ typedef struct dp_report_handler {
 /* ---- a rollup ------------------------------------------------------------ */
 
 /* The rollup schema's version, carried in every line (field "v").  Bump it
- * when a field changes meaning; adding a field does not. */
-#define DP_ROLLUP_SCHEMA_VERSION 1
+ * when a field changes meaning or the set of columns changes (a CSV reader
+ * counts them): 2 added the source_* fields of dp_source_info. */
+#define DP_ROLLUP_SCHEMA_VERSION 2
+/* The reports feed's version, its own: its lines did not change when the
+ * rollups' did. */
+#define DP_REPORT_LINE_VERSION 1
+
+/* What is known of a rollup's source IP; NULL / 0 where unknown.  Not part
+ * of the rollup's key: the same key flushed before and after its lookup
+ * finished carries nulls, then the answer. */
+typedef struct dp_source_info {
+    const char *ptr;          /* the PTR name, forward-confirmed (its A/AAAA include the IP) */
+    const char *base_domain;  /* of ptr: registrable domain by the PSL, private section included */
+    uint32_t asn;             /* 0: unknown */
+    const char *as_org;
+    const char *country;      /* ISO 3166-1 alpha-2 */
+    const char *service;      /* from the known-senders map, matched on ptr */
+    const char *service_type;
+} dp_source_info;
 
 /* One rollup with its strings resolved.  NULL strings are absent values. */
 typedef struct dp_rollup {
@@ -126,6 +143,7 @@ typedef struct dp_rollup {
     uint64_t messages; /* sum of (window shares of) counts */
     uint64_t records;  /* report records that contributed */
     int64_t first_seen, last_seen; /* span of the contributing report ranges, within the window */
+    dp_source_info source_info;    /* what enrichment knew of source_ip at the flush; all unknown without it */
 } dp_rollup;
 
 #endif

@@ -116,6 +116,7 @@ static int finish(dp_insight *ins) {
     for (size_t i = 0; i < n; i++) {
         dp_insight_domain *d = ins->sorted[i];
         dp_verdict_decide(ins, d);
+        dp_services_group(ins, d);
         for (int c = 0; c < DP_CLASS_N; c++) ins->totals[c] += d->classes[c];
         ins->total_messages += d->messages;
     }
@@ -177,6 +178,7 @@ static void free_source(void *ctx, const char *key, void *value) {
     dp_insight_source *s = value;
     for (size_t i = 0; i < s->n_dkim_pass; i++) free(s->dkim_pass[i]);
     for (size_t i = 0; i < s->n_spf_pass; i++) free(s->spf_pass[i]);
+    dp_tally_who_free(&s->who);
     free(s);
 }
 
@@ -199,6 +201,11 @@ static void free_domain(void *ctx, const char *key, void *value) {
     free(d->history);
     free(d->sorted);
     free(d->sorted_reporters);
+    for (size_t i = 0; i < d->n_services; i++) {
+        free(d->services[i].missing);
+        free(d->services[i].text);
+    }
+    free(d->services);
     free(d);
 }
 

@@ -60,8 +60,20 @@ typedef struct dp_insight_change {
 
 #define DP_INSIGHT_PASS_DOMAINS 4 /* pass domains kept per source, per method */
 
+/* What the rollups said of a source IP (their source_* fields; v1 lines
+ * and lookups not yet answered say nothing).  Kept from the latest
+ * rollup that said anything, so a later answer wins over an earlier one
+ * and the order of lines does not matter (ties: the smaller values). */
+typedef struct dp_insight_who {
+    char *ptr, *base_domain, *as_org, *country, *service, *service_type; /* NULL: unknown */
+    uint32_t asn;   /* 0: unknown */
+    int64_t at;     /* the window_start it came from; INT64_MIN: nothing known */
+} dp_insight_who;
+
 typedef struct dp_insight_source {
     char *ip;
+    dp_insight_who who;
+    uint64_t dkim_aligned, spf_aligned; /* messages with policy_evaluated dkim / spf pass, in the period */
     uint64_t classes[DP_CLASS_N];   /* messages per class in the period */
     uint64_t messages;
     uint64_t previous_messages;     /* in the previous period */
@@ -73,6 +85,18 @@ typedef struct dp_insight_source {
     char *dkim_pass[DP_INSIGHT_PASS_DOMAINS], *spf_pass[DP_INSIGHT_PASS_DOMAINS];
     size_t n_dkim_pass, n_spf_pass;
 } dp_insight_source;
+
+/* A service's sources in one domain (services.c): the domain's sources
+ * whose PTR the known-senders map named, grouped, with what is missing
+ * for them to align. */
+typedef struct dp_insight_service {
+    const char *name, *type;  /* a source's who.service / who.service_type */
+    uint64_t messages, dkim_aligned, spf_aligned;
+    uint64_t classes[DP_CLASS_N];
+    size_t n_ips;
+    char *missing;  /* "DKIM not set up for your domain", ...; "nothing: aligned" */
+    char *text;     /* "SendGrid (esp): 11,200 messages from 12 IPs, DKIM not set up for your domain" */
+} dp_insight_service;
 
 typedef struct dp_insight_reporter {
     char *name;
@@ -110,6 +134,8 @@ typedef struct dp_insight_domain {
     size_t n_sorted;
     dp_insight_reporter **sorted_reporters;
     size_t n_sorted_reporters;
+    dp_insight_service *services; /* services.c: by messages not aligned, messages, name */
+    size_t n_services;
     /* The verdict (verdict.c). */
     const char *verdict;        /* "insufficient_data", "enforced", "ready", "fix_senders" */
     const char *next_step;      /* "quarantine", "reject" or NULL */
@@ -140,6 +166,9 @@ void dp_tally_line(dp_insight *ins, const char *line, size_t len, const char *wh
  * lines of the domains asked for count. */
 void dp_tally_scan(const dp_insight_options *o, int64_t latest[2], const char *line, size_t len);
 
+/* tally.c: frees what a source's who holds. */
+void dp_tally_who_free(dp_insight_who *w);
+
 /* verdict.c: sorts sources and reporters, and decides every domain. */
 void dp_verdict_decide(dp_insight *ins, dp_insight_domain *d);
 /* What to do about a source, in one line; NULL for an aligned one. */
@@ -151,6 +180,12 @@ int dp_verdict_same_policy(const dp_insight_policy *a, const dp_insight_policy *
 /* The policy whose reports cover the period's end: p=reject at pct 100,
  * not in testing. */
 int dp_verdict_enforced(const dp_insight_policy *p);
+
+/* services.c: groups a decided domain's sources by service. */
+void dp_services_group(dp_insight *ins, dp_insight_domain *d);
+/* What a source is known as, for a column beside it: its service, else
+ * its PTR's base domain, else NULL. */
+const char *dp_services_label(const dp_insight_source *s);
 
 /* alerts.c: the changes against the previous period. */
 void dp_alerts_find(dp_insight *ins);

@@ -513,7 +513,8 @@ static void sources_table(dp_buf *out, const dp_insight_domain *d) {
         return;
     }
     dp_buf_puts(out,
-                "<div class=\"wrap\"><table class=\"small\"><thead><tr><th>Source IP</th><th>Class</th>"
+                "<div class=\"wrap\"><table class=\"small\"><thead><tr><th>Source IP</th><th>Service</th>"
+                "<th>Class</th>"
                 "<th class=\"n\">Messages</th><th class=\"n\">aligned</th><th class=\"n\">forwarded</th>"
                 "<th class=\"n\">third_party</th><th class=\"n\">unauth.</th><th class=\"n\">Previous</th>"
                 "<th>DKIM passes for</th><th>SPF passes for</th><th>Fix</th></tr></thead><tbody>\n");
@@ -526,6 +527,33 @@ static void sources_table(dp_buf *out, const dp_insight_domain *d) {
         day_text(out, sec_day(s->last_seen));
         dp_buf_puts(out, "\">");
         text(out, s->ip);
+        dp_buf_puts(out, "</td><td");
+        if (s->who.ptr) {
+            /* the PTR, AS and country on hover: the column stays narrow */
+            dp_buf_puts(out, " title=\"");
+            text(out, s->who.ptr);
+            if (s->who.as_org) {
+                dp_buf_printf(out, ", AS%u ", (unsigned)s->who.asn);
+                text(out, s->who.as_org);
+            }
+            if (s->who.country) {
+                dp_buf_puts(out, ", ");
+                text(out, s->who.country);
+            }
+            dp_buf_puts(out, "\"");
+        }
+        dp_buf_putc(out, '>');
+        const char *label = dp_services_label(s);
+        if (label) {
+            text(out, label);
+            if (s->who.service && s->who.service_type) {
+                dp_buf_puts(out, " <span class=\"muted\">");
+                text(out, s->who.service_type);
+                dp_buf_puts(out, "</span>");
+            }
+        } else {
+            dp_buf_puts(out, "<span class=\"muted\">&#8212;</span>");
+        }
         dp_buf_puts(out, "</td><td>");
         badge(out, "c-", dp_classify_name(s->cls));
         dp_buf_puts(out, "</td><td class=\"n\">");
@@ -562,6 +590,18 @@ static void sources_table(dp_buf *out, const dp_insight_domain *d) {
                       d->n_sorted - shown);
 }
 
+/* The domain's sources grouped by service, each with what it lacks. */
+static void services_list(dp_buf *out, const dp_insight_domain *d) {
+    if (!d->n_services) return;
+    dp_buf_printf(out, "<h3>Services (%zu)</h3><ul class=\"services\">\n", d->n_services);
+    for (size_t i = 0; i < d->n_services; i++) {
+        dp_buf_puts(out, "<li>");
+        text(out, d->services[i].text);
+        dp_buf_puts(out, "</li>\n");
+    }
+    dp_buf_puts(out, "</ul>\n");
+}
+
 static void domain_section(dp_buf *out, const dp_insight *ins, const dp_insight_domain *d, size_t index) {
     const char *verdict = d->verdict ? d->verdict : "insufficient_data";
     dp_buf_puts(out, "<section class=\"domain\" id=\"");
@@ -594,6 +634,7 @@ static void domain_section(dp_buf *out, const dp_insight *ins, const dp_insight_
     reporters_table(out, d);
     dp_buf_puts(out, "</div>\n");
     missing_days(out, ins, d);
+    services_list(out, d);
     sources_table(out, d);
     dp_buf_puts(out, "<p class=\"small\"><a href=\"#summary\">Back to the domains</a></p></section>\n");
 }

@@ -111,6 +111,31 @@ static void source(const dp_insight_source *s, dp_buf *b) {
     string_list(b, &f, "dkim_pass_domains", s->dkim_pass, s->n_dkim_pass);
     string_list(b, &f, "spf_pass_domains", s->spf_pass, s->n_spf_pass);
     dp_json_kv_str(b, &f, "fix", dp_verdict_fix_hint(s));
+    /* what enrichment said of the IP, null where nothing */
+    dp_json_kv_str(b, &f, "ptr", s->who.ptr);
+    dp_json_kv_str(b, &f, "base_domain", s->who.base_domain);
+    dp_json_key(b, &f, "asn");
+    if (s->who.asn) dp_buf_u64(b, s->who.asn);
+    else dp_buf_puts(b, "null");
+    dp_json_kv_str(b, &f, "as_org", s->who.as_org);
+    dp_json_kv_str(b, &f, "country", s->who.country);
+    dp_json_kv_str(b, &f, "service", s->who.service);
+    dp_json_kv_str(b, &f, "service_type", s->who.service_type);
+    dp_buf_putc(b, '}');
+}
+
+static void service(const dp_insight_service *g, dp_buf *b) {
+    dp_buf_putc(b, '{');
+    int f = 1;
+    dp_json_kv_str(b, &f, "service", g->name);
+    dp_json_kv_str(b, &f, "type", g->type);
+    dp_json_kv_u64(b, &f, "messages", g->messages);
+    dp_json_kv_u64(b, &f, "ips", g->n_ips);
+    classes(b, &f, "classes", g->classes);
+    kv_rate(b, &f, "dkim_aligned_rate", dp_insight_ratio(g->dkim_aligned, g->messages));
+    kv_rate(b, &f, "spf_aligned_rate", dp_insight_ratio(g->spf_aligned, g->messages));
+    dp_json_kv_str(b, &f, "missing", g->missing);
+    dp_json_kv_str(b, &f, "text", g->text);
     dp_buf_putc(b, '}');
 }
 
@@ -212,6 +237,13 @@ static void domain(const dp_insight *ins, const dp_insight_domain *d, dp_buf *b)
     for (size_t i = 0; i < d->n_sorted; i++) {
         if (i) dp_buf_putc(b, ',');
         source(d->sorted[i], b);
+    }
+    dp_buf_putc(b, ']');
+    dp_json_key(b, &f, "services");
+    dp_buf_putc(b, '[');
+    for (size_t i = 0; i < d->n_services; i++) {
+        if (i) dp_buf_putc(b, ',');
+        service(&d->services[i], b);
     }
     dp_buf_puts(b, "]}");
 }

@@ -65,13 +65,20 @@ void dp_render_table(const dp_insight *ins, dp_buf *b, dp_insight_spill *spill) 
                       (unsigned long long)d->classes[DP_CLASS_FORWARDED],
                       (unsigned long long)d->classes[DP_CLASS_THIRD_PARTY],
                       (unsigned long long)d->classes[DP_CLASS_UNAUTHENTICATED]);
-        dp_buf_printf(b, "  %-39s %-16s %10s %12s  %s\n", "SOURCE", "CLASS", "MESSAGES", "THIRD_PARTY",
-                      "PASSES FOR");
+        for (size_t k = 0; k < d->n_services; k++) {
+            if (k == 0) dp_buf_puts(b, "  Services:\n");
+            dp_buf_printf(b, "    %s\n", safe(d->services[k].text, buf));
+        }
+        dp_buf_printf(b, "  %-39s %-24s %-16s %10s %12s  %s\n", "SOURCE", "SERVICE", "CLASS", "MESSAGES",
+                      "THIRD_PARTY", "PASSES FOR");
         size_t n = d->n_sorted < TOP_SOURCES ? d->n_sorted : TOP_SOURCES;
         for (size_t k = 0; k < n; k++) {
             const dp_insight_source *s = d->sorted[k];
-            dp_buf_printf(b, "  %-39s %-16s %10llu %12llu", safe(s->ip, buf), dp_classify_name(s->cls),
-                          (unsigned long long)s->messages, (unsigned long long)s->classes[DP_CLASS_THIRD_PARTY]);
+            const char *label = dp_services_label(s);
+            dp_buf_printf(b, "  %-39s", safe(s->ip, buf));
+            dp_buf_printf(b, " %-24s", label ? safe(label, buf) : "-");
+            dp_buf_printf(b, " %-16s %10llu %12llu", dp_classify_name(s->cls), (unsigned long long)s->messages,
+                          (unsigned long long)s->classes[DP_CLASS_THIRD_PARTY]);
             if (s->n_dkim_pass || s->n_spf_pass) dp_buf_putc(b, ' ');
             for (size_t j = 0; j < s->n_dkim_pass; j++) dp_buf_printf(b, " dkim:%s", safe(s->dkim_pass[j], buf));
             for (size_t j = 0; j < s->n_spf_pass; j++) dp_buf_printf(b, " spf:%s", safe(s->spf_pass[j], buf));

@@ -96,6 +96,7 @@ static dp_insight_source *source_get(dp_insight *ins, dp_insight_domain *d, cons
         return NULL;
     }
     s->ip = (char *)key;
+    s->who.at = INT64_MIN;
     s->first_seen = INT64_MAX;
     s->last_seen = INT64_MIN;
     return s;
@@ -133,6 +134,54 @@ static void add_pass_domain(dp_insight *ins, char **list, size_t *n, const char 
     (*n)++;
 }
 
+void dp_tally_who_free(dp_insight_who *w) {
+    free(w->ptr);
+    free(w->base_domain);
+    free(w->as_org);
+    free(w->country);
+    free(w->service);
+    free(w->service_type);
+    memset(w, 0, sizeof *w);
+    w->at = INT64_MIN;
+}
+
+/* NULL sorts after any string: a known value wins a tie over none. */
+static int cmp_known(const char *a, const char *b) {
+    if (!a || !b) return a ? -1 : b ? 1 : 0;
+    return strcmp(a, b);
+}
+
+/* A rollup's source_* fields (absent in a v1 line, null while a lookup is
+ * out) into its source's who: the latest rollup that knew anything wins,
+ * ties go to the smaller values, so the order of lines does not matter. */
+static void tally_who(dp_insight *ins, dp_insight_source *s, json_t *o, int64_t start) {
+    dp_insight_who w = {.ptr = (char *)str(o, "source_ptr"),
+                        .base_domain = (char *)str(o, "source_base_domain"),
+                        .as_org = (char *)str(o, "source_as_org"),
+                        .country = (char *)str(o, "source_country"),
+                        .service = (char *)str(o, "source_service"),
+                        .service_type = (char *)str(o, "source_service_type"),
+                        .at = start};
+    int64_t asn;
+    if (get_int(o, "source_asn", &asn) == 0 && asn > 0 && asn <= UINT32_MAX) w.asn = (uint32_t)asn;
+    if (!w.ptr && !w.base_domain && !w.as_org && !w.country && !w.service && !w.service_type && !w.asn) return;
+    if (start < s->who.at) return;
+    if (start == s->who.at) {
+        const char *a[] = {w.service, w.ptr, w.base_domain, w.as_org, w.country, w.service_type};
+        const char *b[] = {s->who.service, s->who.ptr, s->who.base_domain, s->who.as_org, s->who.country,
+                           s->who.service_type};
+        int c = 0;
+        for (size_t i = 0; i < sizeof a / sizeof *a && c == 0; i++) c = cmp_known(a[i], b[i]);
+        if (c == 0 && w.asn != s->who.asn) c = w.asn && (!s->who.asn || w.asn < s->who.asn) ? -1 : 1;
+        if (c >= 0) return;
+    }
+    char **fields[] = {&w.ptr, &w.base_domain, &w.as_org, &w.country, &w.service, &w.service_type};
+    for (size_t i = 0; i < sizeof fields / sizeof *fields; i++)
+        if (*fields[i] && !(*fields[i] = strdup(*fields[i]))) ins->failed = 1;
+    dp_tally_who_free(&s->who);
+    s->who = w;
+}
+
 static int disposition_index(const char *s) {
     if (!s) return -1;
     if (strcmp(s, "none") == 0) return DP_DISP_NONE;
@@ -162,6 +211,7 @@ static const char *tally_rollup(dp_insight *ins, json_t *o) {
     dp_insight_source *s = d ? source_get(ins, d, ip) : NULL;
     if (!s) return NULL;
     d->listed = 1;
+    tally_who(ins, s, o, start);
     uint64_t m = (uint64_t)messages;
     dp_class cls = dp_classify_rollup(str(o, "dkim"), str(o, "spf"), str(o, "override"), str(o, "dkim_result"),
                                       str(o, "spf_result"));
@@ -174,8 +224,14 @@ static const char *tally_rollup(dp_insight *ins, json_t *o) {
     }
     d->classes[cls] += m;
     d->messages += m;
-    if (str(o, "dkim") && strcmp(str(o, "dkim"), "pass") == 0) d->dkim_aligned += m;
-    if (str(o, "spf") && strcmp(str(o, "spf"), "pass") == 0) d->spf_aligned += m;
+    if (str(o, "dkim") && strcmp(str(o, "dkim"), "pass") == 0) {
+        d->dkim_aligned += m;
+        s->dkim_aligned += m;
+    }
+    if (str(o, "spf") && strcmp(str(o, "spf"), "pass") == 0) {
+        d->spf_aligned += m;
+        s->spf_aligned += m;
+    }
     int disp = disposition_index(str(o, "disposition"));
     if (disp >= 0) d->dispositions[disp] += m;
     d->daily[(size_t)(day - ins->from) * DP_CLASS_N + cls] += m;

@@ -15,10 +15,17 @@
 #include "dp_json.h"
 #include "sink.h"
 
-/* Field order of a rollup line; CSV columns follow it too. */
+/* Field order of a rollup line; CSV columns follow it too: v, the
+ * window, the key's strings, what enrichment knew of the source IP
+ * (SOURCE_STRINGS and source_asn: not part of the key), the measures. */
 #define ROLLUP_STRINGS(X)                                                                  \
     X(reporter) X(policy_domain) X(header_from) X(source_ip) X(disposition) X(dkim) X(spf) \
     X(override) X(dkim_domain) X(dkim_selector) X(dkim_result) X(spf_domain) X(spf_result)
+
+/* dp_source_info's strings, in line order; source_asn goes between
+ * source_base_domain and source_as_org (AFTER_ASN). */
+#define SOURCE_STRINGS(X) X(ptr) X(base_domain) X(as_org) X(country) X(service) X(service_type)
+#define AFTER_ASN 2
 
 /* The member names of a rollup line's string fields, each with its
  * leading comma, in ROLLUP_STRINGS order. */
@@ -26,6 +33,10 @@
 static const struct { const char *text; size_t len; } STRING_KEYS[] = {ROLLUP_STRINGS(KEY)};
 #undef KEY
 enum { N_STRINGS = sizeof STRING_KEYS / sizeof STRING_KEYS[0] };
+#define SKEY(f) {",\"source_" #f "\":", sizeof(",\"source_" #f "\":") - 1},
+static const struct { const char *text; size_t len; } SOURCE_KEYS[] = {SOURCE_STRINGS(SKEY)};
+#undef SKEY
+enum { N_SOURCE = sizeof SOURCE_KEYS / sizeof SOURCE_KEYS[0] };
 
 /* A final flush writes one line per rollup, often millions: the line's
  * room is reserved once and written through a pointer (dp_json_put_*),
@@ -34,11 +45,18 @@ void dp_format_rollup_json(dp_buf *b, const dp_rollup *r) {
 #define VAL(f) r->f,
     const char *vals[N_STRINGS] = {ROLLUP_STRINGS(VAL)};
 #undef VAL
-    size_t lens[N_STRINGS];
-    size_t need = 64 + 7 * DP_BUF_INT_MAX; /* braces, numeric members' names */
+#define SVAL(f) r->source_info.f,
+    const char *svals[N_SOURCE] = {SOURCE_STRINGS(SVAL)};
+#undef SVAL
+    size_t lens[N_STRINGS], slens[N_SOURCE];
+    size_t need = 96 + 8 * DP_BUF_INT_MAX; /* braces, numeric members' names */
     for (size_t i = 0; i < N_STRINGS; i++) {
         lens[i] = vals[i] ? strlen(vals[i]) : 0;
         need += STRING_KEYS[i].len + (vals[i] ? DP_JSON_STRN_MAX(lens[i]) : 4);
+    }
+    for (size_t i = 0; i < N_SOURCE; i++) {
+        slens[i] = svals[i] ? strlen(svals[i]) : 0;
+        need += SOURCE_KEYS[i].len + (svals[i] ? DP_JSON_STRN_MAX(slens[i]) : 4);
     }
     if (dp_buf_reserve(b, need) != 0) return;
     char *o = b->data + b->len;
@@ -53,6 +71,17 @@ void dp_format_rollup_json(dp_buf *b, const dp_rollup *r) {
         memcpy(o, STRING_KEYS[i].text, STRING_KEYS[i].len);
         o += STRING_KEYS[i].len;
         if (vals[i]) o = dp_json_put_strn(o, vals[i], lens[i]);
+        else LIT("null");
+    }
+    for (size_t i = 0; i < N_SOURCE; i++) {
+        if (i == AFTER_ASN) {
+            LIT(",\"source_asn\":");
+            if (r->source_info.asn) o = dp_buf_raw_u64(o, r->source_info.asn);
+            else LIT("null");
+        }
+        memcpy(o, SOURCE_KEYS[i].text, SOURCE_KEYS[i].len);
+        o += SOURCE_KEYS[i].len;
+        if (svals[i]) o = dp_json_put_strn(o, svals[i], slens[i]);
         else LIT("null");
     }
     LIT(",\"messages\":");
@@ -74,6 +103,8 @@ void dp_format_rollup_csv_header(dp_buf *b) {
 #define X(f) dp_buf_puts(b, "," #f);
     ROLLUP_STRINGS(X)
 #undef X
+    dp_buf_puts(b, ",source_ptr,source_base_domain,source_asn,source_as_org,source_country,source_service,"
+                   "source_service_type");
     dp_buf_puts(b, ",messages,records,first_seen,last_seen\n");
 }
 
@@ -103,6 +134,15 @@ void dp_format_rollup_csv(dp_buf *b, const dp_rollup *r) {
 #define X(f) csv_field(b, r->f);
     ROLLUP_STRINGS(X)
 #undef X
+    const dp_source_info *si = &r->source_info;
+    csv_field(b, si->ptr);
+    csv_field(b, si->base_domain);
+    dp_buf_putc(b, ',');
+    if (si->asn) dp_buf_u64(b, si->asn);
+    csv_field(b, si->as_org);
+    csv_field(b, si->country);
+    csv_field(b, si->service);
+    csv_field(b, si->service_type);
     dp_buf_putc(b, ',');
     dp_buf_u64(b, r->messages);
     dp_buf_putc(b, ',');
@@ -118,7 +158,7 @@ void dp_format_report_line(dp_buf *b, const dp_report_line *line) {
     const dp_report *r = line->report;
     int first = 1;
     dp_buf_putc(b, '{');
-    dp_json_kv_u64(b, &first, "v", DP_ROLLUP_SCHEMA_VERSION);
+    dp_json_kv_u64(b, &first, "v", DP_REPORT_LINE_VERSION);
     dp_json_kv_str(b, &first, "sha256", line->sha256_hex);
     dp_format_report_fields(b, &first, r);
     dp_json_kv_u64(b, &first, "records", r->records);

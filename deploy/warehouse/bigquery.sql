@@ -52,7 +52,8 @@
 -- Rollups
 -- ===========================================================================
 
--- Staging: the JSON as it is (v1), plus the Kafka coordinates when a
+-- Staging: the JSON as it is (v2; v1 lines leave the source_* columns
+-- NULL), plus the Kafka coordinates when a
 -- connector loads it.
 CREATE TABLE IF NOT EXISTS dmarc.rollups_raw (
     v               INT64 NOT NULL,
@@ -71,6 +72,13 @@ CREATE TABLE IF NOT EXISTS dmarc.rollups_raw (
     dkim_result     STRING,
     spf_domain      STRING,
     spf_result      STRING,
+    source_ptr          STRING,         -- who source_ip is (schema v2): not part of the key
+    source_base_domain  STRING,
+    source_asn          INT64,
+    source_as_org       STRING,
+    source_country      STRING,
+    source_service      STRING,
+    source_service_type STRING,
     messages        INT64 NOT NULL,
     records         INT64 NOT NULL,
     first_seen      INT64 NOT NULL,
@@ -81,7 +89,7 @@ CREATE TABLE IF NOT EXISTS dmarc.rollups_raw (
 )
 PARTITION BY _PARTITIONDATE
 OPTIONS (
-    description = 'dmarcpipe rollups, schema v1, as loaded; moved to dmarc.rollups',
+    description = 'dmarcpipe rollups, schema v2 (or v1), as loaded; moved to dmarc.rollups',
     partition_expiration_days = 30  -- run the move more often than this
 );
 
@@ -105,6 +113,13 @@ CREATE TABLE IF NOT EXISTS dmarc.rollups (
     dkim_result     STRING,
     spf_domain      STRING,
     spf_result      STRING,
+    source_ptr          STRING,         -- who source_ip is (schema v2): not part of the key
+    source_base_domain  STRING,
+    source_asn          INT64,
+    source_as_org       STRING,
+    source_country      STRING,
+    source_service      STRING,
+    source_service_type STRING,
     messages        INT64 NOT NULL,      -- sum when merging
     records         INT64 NOT NULL,      -- sum
     first_seen      TIMESTAMP NOT NULL,  -- min
@@ -116,10 +131,13 @@ CREATE TABLE IF NOT EXISTS dmarc.rollups (
 )
 PARTITION BY TIMESTAMP_TRUNC(window_start, MONTH)
 CLUSTER BY policy_domain, source_ip, reporter
-OPTIONS (description = 'dmarcpipe rollups (schema v1), partial: merge with dmarc.rollups_merged');
+OPTIONS (description = 'dmarcpipe rollups (schema v2), partial: merge with dmarc.rollups_merged');
 
 -- Partial rollups merged by their full key.  A row delivered twice from
--- Kafka (same topic, partition and offset) counts once.
+-- Kafka (same topic, partition and offset) counts once.  The source_*
+-- columns are not part of the key: a merged row takes a non-NULL value of
+-- its parts (MAX skips NULLs), so a part flushed before the lookup ended
+-- does not hide the answer a later part carries.
 CREATE OR REPLACE VIEW dmarc.rollups_merged AS
 WITH delivered AS (
     SELECT *
@@ -133,6 +151,13 @@ SELECT
     window_start, window_end, reporter, policy_domain, header_from, source_ip,
     disposition, dkim, spf, override,
     dkim_domain, dkim_selector, dkim_result, spf_domain, spf_result,
+    MAX(source_ptr)          AS source_ptr,
+    MAX(source_base_domain)  AS source_base_domain,
+    MAX(source_asn)          AS source_asn,
+    MAX(source_as_org)       AS source_as_org,
+    MAX(source_country)      AS source_country,
+    MAX(source_service)      AS source_service,
+    MAX(source_service_type) AS source_service_type,
     SUM(messages)   AS messages,
     SUM(records)    AS records,
     MIN(first_seen) AS first_seen,
@@ -260,18 +285,21 @@ HAVING SUM(rollup_messages) != SUM(report_messages);
 -- The move: staged rows into the typed tables.  At setup there is nothing
 -- staged and it moves nothing.  Rows with Kafka coordinates move once,
 -- however often it runs; rows without (file loads) move every time.  Rows
--- of another schema version (v != 1) stay staged, to be looked at.
+-- of another schema version (v not 1 or 2) stay staged, to be looked at.
 -- ===========================================================================
 INSERT INTO dmarc.rollups (
     v, window_start, window_end, reporter, policy_domain, header_from, source_ip,
     disposition, dkim, spf, override, dkim_domain, dkim_selector, dkim_result,
-    spf_domain, spf_result, messages, records, first_seen, last_seen,
+    spf_domain, spf_result, source_ptr, source_base_domain, source_asn, source_as_org,
+    source_country, source_service, source_service_type, messages, records, first_seen, last_seen,
     kafka_topic, kafka_partition, kafka_offset)
 SELECT
     s.v, TIMESTAMP_SECONDS(s.window_start), TIMESTAMP_SECONDS(s.window_end),
     s.reporter, s.policy_domain, s.header_from, s.source_ip,
     s.disposition, s.dkim, s.spf, s.override,
     s.dkim_domain, s.dkim_selector, s.dkim_result, s.spf_domain, s.spf_result,
+    s.source_ptr, s.source_base_domain, s.source_asn, s.source_as_org, s.source_country,
+    s.source_service, s.source_service_type,
     s.messages, s.records, TIMESTAMP_SECONDS(s.first_seen), TIMESTAMP_SECONDS(s.last_seen),
     s.kafka_topic, s.kafka_partition, s.kafka_offset
 FROM dmarc.rollups_raw AS s
@@ -283,7 +311,7 @@ LEFT JOIN (
     ON  moved.kafka_topic = s.kafka_topic
     AND moved.kafka_partition = s.kafka_partition
     AND moved.kafka_offset = s.kafka_offset
-WHERE s.v = 1
+WHERE s.v IN (1, 2)
   AND moved.kafka_offset IS NULL;   -- not moved yet (NULL coordinates never match)
 
 INSERT INTO dmarc.reports (

@@ -76,7 +76,8 @@ CREATE DATABASE IF NOT EXISTS dmarc;
 
 -- ===========================================================================
 -- Rollups (topic dmarc.rollups; key policy_domain|source_ip; value: rollup
--- JSON, schema version 1, see the root README)
+-- JSON, schema version 2, see the root README; version 1 lines load too,
+-- their source_* columns NULL)
 -- ===========================================================================
 
 -- The merged rollups.  Rows with the same ORDER BY key are merged in the
@@ -86,6 +87,12 @@ CREATE DATABASE IF NOT EXISTS dmarc;
 -- tuple, since a column that is not listed keeps an arbitrary value).
 -- Merging is eventual: always query with GROUP BY and sum()/min()/max(), or
 -- use dmarc_rollups_merged.
+--
+-- The source_* columns (what enrichment knew of source_ip) are not part of
+-- the key: a rollup flushed before its lookup ended carries NULLs and a
+-- later one of the same key the answer.  They are SimpleAggregateFunction
+-- (anyLast), listed in the columns tuple, so a merge keeps a non-NULL value
+-- (aggregate functions skip NULLs) whatever the order of the parts.
 --
 -- Types:
 --   * times are DateTime('UTC'): seconds, 1970 to 2106.  A rollup outside
@@ -104,7 +111,7 @@ CREATE DATABASE IF NOT EXISTS dmarc;
 --     dmarcpipe never emits one (a window whose share is 0 has no rollup).
 CREATE TABLE IF NOT EXISTS dmarc.dmarc_rollups
 (
-    v              UInt8,                                  -- schema version, always 1 here
+    v              UInt8,                                  -- schema version, 1 or 2
     window_start   DateTime('UTC'),                        -- [window_start, window_end)
     window_end     DateTime('UTC'),
     reporter       LowCardinality(Nullable(String)),       -- report org_name
@@ -120,12 +127,20 @@ CREATE TABLE IF NOT EXISTS dmarc.dmarc_rollups
     dkim_result    LowCardinality(Nullable(String)),
     spf_domain     Nullable(String),
     spf_result     LowCardinality(Nullable(String)),
+    source_ptr          SimpleAggregateFunction(anyLast, Nullable(String)),
+    source_base_domain  SimpleAggregateFunction(anyLast, Nullable(String)),
+    source_asn          SimpleAggregateFunction(anyLast, Nullable(UInt32)),
+    source_as_org       SimpleAggregateFunction(anyLast, Nullable(String)),
+    source_country      SimpleAggregateFunction(anyLast, Nullable(String)),
+    source_service      SimpleAggregateFunction(anyLast, Nullable(String)),
+    source_service_type SimpleAggregateFunction(anyLast, Nullable(String)),
     messages       UInt64,
     records        UInt64,
     first_seen     SimpleAggregateFunction(min, DateTime('UTC')),
     last_seen      SimpleAggregateFunction(max, DateTime('UTC'))
 )
-ENGINE = SummingMergeTree((messages, records, first_seen, last_seen))
+ENGINE = SummingMergeTree((messages, records, first_seen, last_seen, source_ptr, source_base_domain, source_asn,
+                           source_as_org, source_country, source_service, source_service_type))
 PARTITION BY toYYYYMM(window_start)
 -- The primary index is a prefix of the sorting key: the usual filters.
 PRIMARY KEY (policy_domain, window_start, source_ip)
@@ -173,6 +188,13 @@ CREATE TABLE IF NOT EXISTS dmarc.dmarc_rollups_queue
     dkim_result    Nullable(String),
     spf_domain     Nullable(String),
     spf_result     Nullable(String),
+    source_ptr          Nullable(String),
+    source_base_domain  Nullable(String),
+    source_asn          Nullable(UInt32),
+    source_as_org       Nullable(String),
+    source_country      Nullable(String),
+    source_service      Nullable(String),
+    source_service_type Nullable(String),
     messages       Nullable(UInt64),
     records        Nullable(UInt64),
     first_seen     Nullable(Int64),
@@ -202,6 +224,8 @@ SELECT
     assumeNotNull(source_ip)                         AS source_ip,
     disposition, dkim, spf, override,
     dkim_domain, dkim_selector, dkim_result, spf_domain, spf_result,
+    source_ptr, source_base_domain, source_asn, source_as_org, source_country,
+    source_service, source_service_type,
     assumeNotNull(messages)                          AS messages,
     assumeNotNull(records)                           AS records,
     toDateTime(assumeNotNull(first_seen), 'UTC')     AS first_seen,
@@ -212,7 +236,7 @@ FROM
     FROM dmarc.dmarc_rollups_queue
     WHERE ifNull(
               length(_error) = 0
-          AND v = 1
+          AND v IN (1, 2)
           AND source_ip IS NOT NULL AND messages IS NOT NULL AND records IS NOT NULL
           AND window_start >= 0 AND window_end <= 4294967295
           AND window_start < window_end
@@ -229,16 +253,17 @@ SELECT
     _offset        AS kafka_offset,
     _key           AS kafka_key,
     if(length(_error) > 0, _error,
-       'not a loadable v1 rollup: unknown version, a missing value, or times out of range or order') AS error,
+       'not a loadable rollup: unknown version, a missing value, or times out of range or order') AS error,
     if(length(_error) > 0, _raw_message,
        formatRowNoNewline('JSONEachRow', v, window_start, window_end, reporter, policy_domain,
                           header_from, source_ip, disposition, dkim, spf, override, dkim_domain,
-                          dkim_selector, dkim_result, spf_domain, spf_result, messages, records,
-                          first_seen, last_seen)) AS raw
+                          dkim_selector, dkim_result, spf_domain, spf_result, source_ptr,
+                          source_base_domain, source_asn, source_as_org, source_country, source_service,
+                          source_service_type, messages, records, first_seen, last_seen)) AS raw
 FROM dmarc.dmarc_rollups_queue
 WHERE NOT ifNull(
               length(_error) = 0
-          AND v = 1
+          AND v IN (1, 2)
           AND source_ip IS NOT NULL AND messages IS NOT NULL AND records IS NOT NULL
           AND window_start >= 0 AND window_end <= 4294967295
           AND window_start < window_end
@@ -254,6 +279,13 @@ SELECT
     window_start, window_end, reporter, policy_domain, header_from, source_ip,
     disposition, dkim, spf, override,
     dkim_domain, dkim_selector, dkim_result, spf_domain, spf_result,
+    anyLast(source_ptr)          AS source_ptr,
+    anyLast(source_base_domain)  AS source_base_domain,
+    anyLast(source_asn)          AS source_asn,
+    anyLast(source_as_org)       AS source_as_org,
+    anyLast(source_country)      AS source_country,
+    anyLast(source_service)      AS source_service,
+    anyLast(source_service_type) AS source_service_type,
     sum(messages)   AS messages,
     sum(records)    AS records,
     min(first_seen) AS first_seen,

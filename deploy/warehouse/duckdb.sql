@@ -21,10 +21,11 @@
 -- their sums are HUGEINT and do not wrap.
 
 ---------------------------------------------------------------------------
--- Rollups (topic dmarc.rollups), schema version 1, one row per partial rollup
+-- Rollups (topic dmarc.rollups), schema version 2 (1 loads too: its lines
+-- lack the source_* columns, which read as NULL), one row per partial rollup
 ---------------------------------------------------------------------------
 CREATE TABLE IF NOT EXISTS dmarc_rollups (
-    v              UTINYINT NOT NULL CHECK (v = 1),
+    v              UTINYINT NOT NULL CHECK (v IN (1, 2)),
     window_start   BIGINT   NOT NULL,      -- UTC window [window_start, window_end)
     window_end     BIGINT   NOT NULL,
     reporter       VARCHAR,                -- report org_name
@@ -40,6 +41,13 @@ CREATE TABLE IF NOT EXISTS dmarc_rollups (
     dkim_result    VARCHAR,
     spf_domain     VARCHAR,
     spf_result     VARCHAR,
+    source_ptr          VARCHAR,           -- who source_ip is (v2): not part of the key
+    source_base_domain  VARCHAR,
+    source_asn          UINTEGER,
+    source_as_org       VARCHAR,
+    source_country      VARCHAR,
+    source_service      VARCHAR,
+    source_service_type VARCHAR,
     messages       UBIGINT  NOT NULL,      -- sum, sum, min, max when merged
     records        UBIGINT  NOT NULL,
     first_seen     BIGINT   NOT NULL,
@@ -52,24 +60,38 @@ CREATE TABLE IF NOT EXISTS dmarc_rollups (
 CREATE MACRO IF NOT EXISTS dmarc_read_rollups(path) AS TABLE
 SELECT v, window_start, window_end, reporter, policy_domain, header_from, source_ip,
        disposition, dkim, spf, override, dkim_domain, dkim_selector, dkim_result,
-       spf_domain, spf_result, messages, records, first_seen, last_seen
+       spf_domain, spf_result, source_ptr, source_base_domain, source_asn, source_as_org,
+       source_country, source_service, source_service_type, messages, records, first_seen, last_seen
 FROM read_json(path, format = 'newline_delimited',
                columns = {v: 'UTINYINT', window_start: 'BIGINT', window_end: 'BIGINT',
                           reporter: 'VARCHAR', policy_domain: 'VARCHAR', header_from: 'VARCHAR',
                           source_ip: 'VARCHAR', disposition: 'VARCHAR', dkim: 'VARCHAR',
                           spf: 'VARCHAR', override: 'VARCHAR', dkim_domain: 'VARCHAR',
                           dkim_selector: 'VARCHAR', dkim_result: 'VARCHAR', spf_domain: 'VARCHAR',
-                          spf_result: 'VARCHAR', messages: 'UBIGINT', records: 'UBIGINT',
+                          spf_result: 'VARCHAR', source_ptr: 'VARCHAR', source_base_domain: 'VARCHAR',
+                          source_asn: 'UINTEGER', source_as_org: 'VARCHAR', source_country: 'VARCHAR',
+                          source_service: 'VARCHAR', source_service_type: 'VARCHAR',
+                          messages: 'UBIGINT', records: 'UBIGINT',
                           first_seen: 'BIGINT', last_seen: 'BIGINT'});
 
 -- Partial rollups merged by their full key (GROUP BY puts NULLs in one
 -- group: an absent value is a key value like any other).  `parts` counts
--- the partial rows behind each merged row.
+-- the partial rows behind each merged row.  The source_* columns are not
+-- part of the key: a merged row takes a non-NULL value of its parts (MAX
+-- skips NULLs), so a part flushed before the lookup ended does not hide
+-- the answer a later part carries.
 CREATE VIEW IF NOT EXISTS dmarc_rollups_merged AS
 SELECT
     window_start, window_end, reporter, policy_domain, header_from, source_ip,
     disposition, dkim, spf, override,
     dkim_domain, dkim_selector, dkim_result, spf_domain, spf_result,
+    MAX(source_ptr)          AS source_ptr,
+    MAX(source_base_domain)  AS source_base_domain,
+    MAX(source_asn)          AS source_asn,
+    MAX(source_as_org)       AS source_as_org,
+    MAX(source_country)      AS source_country,
+    MAX(source_service)      AS source_service,
+    MAX(source_service_type) AS source_service_type,
     SUM(messages)   AS messages,
     SUM(records)    AS records,
     MIN(first_seen) AS first_seen,

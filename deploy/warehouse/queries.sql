@@ -82,6 +82,7 @@ WITH
     ifNull(dkim, '') = 'pass' OR ifNull(spf, '') = 'pass' AS dmarc_pass
 SELECT
     source_ip,
+    anyLast(source_service)                            AS service,  -- NULL without --enrich
     reporter,
     sumIf(messages, NOT dmarc_pass)                    AS failing_messages,
     sum(messages)                                      AS all_messages,
@@ -101,6 +102,11 @@ ORDER BY failing_messages DESC
 LIMIT 50;
 -- BigQuery: ARRAY_AGG(DISTINCT policy_domain IGNORE NULLS LIMIT 5);
 -- Snowflake: ARRAY_SLICE(ARRAY_UNIQUE_AGG(policy_domain), 0, 5).
+-- anyLast(source_service): MAX(source_service) elsewhere (any non-NULL
+-- value: the service enrichment named for the IP, see the README).
+-- Grouped by service instead of IP, the same query says which ESP or
+-- hosted service sends the failing mail:
+--   GROUP BY source_service ... WHERE source_service IS NOT NULL.
 -- A source that fails with an override (forwarded, mailing_list) is often
 -- a legitimate forwarder: add `override IS NULL` to see only the rest.
 

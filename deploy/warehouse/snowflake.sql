@@ -37,8 +37,8 @@
 --
 -- From the landing tables, a stream and a task move each new row into the
 -- typed tables exactly once: a stream's offset advances only when the
--- INSERT that reads it commits.  Rows of another schema version (v != 1)
--- are not moved and stay in the landing table, to be looked at.  Delivery
+-- INSERT that reads it commits.  Rollups of another schema version (not 1
+-- or 2; reports not 1) are not moved and stay in the landing table, to be looked at.  Delivery
 -- by the connector is at least once in some modes; rollups_merged and
 -- reports_latest count a row delivered twice with the same (topic,
 -- partition, offset) once.
@@ -54,7 +54,7 @@
 
 CREATE TABLE IF NOT EXISTS dmarc_rollups_raw (
     record_metadata VARIANT,   -- topic, partition, offset, key, CreateTime, ...
-    record_content  VARIANT    -- the rollup JSON (schema v1)
+    record_content  VARIANT    -- the rollup JSON (schema v2, or v1 without the source_* fields)
 );
 
 CREATE TABLE IF NOT EXISTS dmarc_rollups (
@@ -74,6 +74,13 @@ CREATE TABLE IF NOT EXISTS dmarc_rollups (
     dkim_result     VARCHAR,
     spf_domain      VARCHAR,
     spf_result      VARCHAR,
+    source_ptr          VARCHAR,              -- who source_ip is (schema v2): not part of the key
+    source_base_domain  VARCHAR,
+    source_asn          NUMBER(10,0),
+    source_as_org       VARCHAR,
+    source_country      VARCHAR,
+    source_service      VARCHAR,
+    source_service_type VARCHAR,
     messages        NUMBER(20,0)  NOT NULL,   -- sum when merging
     records         NUMBER(20,0)  NOT NULL,   -- sum
     first_seen      TIMESTAMP_NTZ NOT NULL,   -- min
@@ -84,7 +91,7 @@ CREATE TABLE IF NOT EXISTS dmarc_rollups (
     loaded_at       TIMESTAMP_NTZ NOT NULL DEFAULT SYSDATE()   -- UTC
 )
 CLUSTER BY (TO_DATE(window_start), policy_domain)
-COMMENT = 'dmarcpipe rollups (schema v1), partial: merge with dmarc_rollups_merged';
+COMMENT = 'dmarcpipe rollups (schema v2), partial: merge with dmarc_rollups_merged';
 
 CREATE STREAM IF NOT EXISTS dmarc_rollups_raw_stream
     ON TABLE dmarc_rollups_raw
@@ -98,7 +105,8 @@ AS
 INSERT INTO dmarc_rollups (
     v, window_start, window_end, reporter, policy_domain, header_from, source_ip,
     disposition, dkim, spf, override, dkim_domain, dkim_selector, dkim_result,
-    spf_domain, spf_result, messages, records, first_seen, last_seen,
+    spf_domain, spf_result, source_ptr, source_base_domain, source_asn, source_as_org,
+    source_country, source_service, source_service_type, messages, records, first_seen, last_seen,
     kafka_topic, kafka_partition, kafka_offset)
 SELECT
     c:v::NUMBER(3,0),
@@ -117,6 +125,13 @@ SELECT
     STRIP_NULL_VALUE(c:dkim_result)::VARCHAR,
     STRIP_NULL_VALUE(c:spf_domain)::VARCHAR,
     STRIP_NULL_VALUE(c:spf_result)::VARCHAR,
+    STRIP_NULL_VALUE(c:source_ptr)::VARCHAR,          -- absent (v1) or null: NULL
+    STRIP_NULL_VALUE(c:source_base_domain)::VARCHAR,
+    STRIP_NULL_VALUE(c:source_asn)::NUMBER(10,0),
+    STRIP_NULL_VALUE(c:source_as_org)::VARCHAR,
+    STRIP_NULL_VALUE(c:source_country)::VARCHAR,
+    STRIP_NULL_VALUE(c:source_service)::VARCHAR,
+    STRIP_NULL_VALUE(c:source_service_type)::VARCHAR,
     c:messages::NUMBER(20,0),
     c:records::NUMBER(20,0),
     TO_TIMESTAMP_NTZ(c:first_seen::NUMBER(20,0), 0),
@@ -128,12 +143,15 @@ FROM (
     SELECT record_content AS c, record_metadata AS m
     FROM dmarc_rollups_raw_stream
 )
-WHERE c:v::NUMBER = 1;
+WHERE c:v::NUMBER IN (1, 2);
 
 ALTER TASK dmarc_rollups_move RESUME;
 
 -- Partial rollups merged by their full key.  A row delivered twice from
--- Kafka (same topic, partition and offset) counts once.
+-- Kafka (same topic, partition and offset) counts once.  The source_*
+-- columns are not part of the key: a merged row takes a non-NULL value of
+-- its parts (MAX skips NULLs), so a part flushed before the lookup ended
+-- does not hide the answer a later part carries.
 CREATE OR REPLACE VIEW dmarc_rollups_merged AS
 WITH delivered AS (
     SELECT *
@@ -146,6 +164,13 @@ SELECT
     window_start, window_end, reporter, policy_domain, header_from, source_ip,
     disposition, dkim, spf, override,
     dkim_domain, dkim_selector, dkim_result, spf_domain, spf_result,
+    MAX(source_ptr)          AS source_ptr,
+    MAX(source_base_domain)  AS source_base_domain,
+    MAX(source_asn)          AS source_asn,
+    MAX(source_as_org)       AS source_as_org,
+    MAX(source_country)      AS source_country,
+    MAX(source_service)      AS source_service,
+    MAX(source_service_type) AS source_service_type,
     SUM(messages)   AS messages,
     SUM(records)    AS records,
     MIN(first_seen) AS first_seen,

@@ -15,10 +15,11 @@
 -- "integer overflow" rather than wrapping.
 
 ---------------------------------------------------------------------------
--- Rollups (topic dmarc.rollups), schema version 1, one row per partial rollup
+-- Rollups (topic dmarc.rollups), schema version 2 (1 loads too: its lines
+-- lack the source_* columns, which stay NULL), one row per partial rollup
 ---------------------------------------------------------------------------
 CREATE TABLE IF NOT EXISTS dmarc_rollups (
-    v              INTEGER NOT NULL CHECK (v = 1),
+    v              INTEGER NOT NULL CHECK (v IN (1, 2)),
     -- the key, in the order of the feed
     window_start   INTEGER NOT NULL,       -- UTC window [window_start, window_end)
     window_end     INTEGER NOT NULL,
@@ -35,6 +36,15 @@ CREATE TABLE IF NOT EXISTS dmarc_rollups (
     dkim_result    TEXT,
     spf_domain     TEXT,
     spf_result     TEXT,
+    -- who the source IP is (enrichment, v2): not part of the key; NULL
+    -- where unknown, and in a rollup flushed before its lookup ended
+    source_ptr          TEXT,
+    source_base_domain  TEXT,
+    source_asn          INTEGER,
+    source_as_org       TEXT,
+    source_country      TEXT,
+    source_service      TEXT,
+    source_service_type TEXT,
     -- the measures: sum, sum, min, max when merged
     messages       INTEGER NOT NULL CHECK (messages >= 0),
     records        INTEGER NOT NULL CHECK (records >= 0),
@@ -53,12 +63,22 @@ CREATE INDEX IF NOT EXISTS dmarc_rollups_source
 -- Partial rollups merged by their full key: what a SummingMergeTree holds
 -- once its merges are done.  GROUP BY puts NULLs in one group, so an
 -- absent value is a key value like any other, as it is for dmarcpipe.
--- `parts` counts the partial rows behind each merged row.
+-- `parts` counts the partial rows behind each merged row.  The source_*
+-- columns are not part of the key: a merged row takes a non-NULL value of
+-- its parts (MAX skips NULLs), so a part flushed before the lookup ended
+-- does not hide the answer a later part carries.
 CREATE VIEW IF NOT EXISTS dmarc_rollups_merged AS
 SELECT
     window_start, window_end, reporter, policy_domain, header_from, source_ip,
     disposition, dkim, spf, override,
     dkim_domain, dkim_selector, dkim_result, spf_domain, spf_result,
+    MAX(source_ptr)          AS source_ptr,
+    MAX(source_base_domain)  AS source_base_domain,
+    MAX(source_asn)          AS source_asn,
+    MAX(source_as_org)       AS source_as_org,
+    MAX(source_country)      AS source_country,
+    MAX(source_service)      AS source_service,
+    MAX(source_service_type) AS source_service_type,
     SUM(messages)   AS messages,
     SUM(records)    AS records,
     MIN(first_seen) AS first_seen,

@@ -20,9 +20,15 @@ import traceback
 KEY_STRINGS = ("reporter", "policy_domain", "header_from", "source_ip", "disposition",
                "dkim", "spf", "override", "dkim_domain", "dkim_selector", "dkim_result",
                "spf_domain", "spf_result")
-ROLLUP_FIELDS = (("v", "window_start", "window_end") + KEY_STRINGS +
+# What enrichment knew of source_ip (schema v2): between the key and the
+# measures, not part of the key; null without --enrich.
+SOURCE_FIELDS = ("source_ptr", "source_base_domain", "source_asn", "source_as_org", "source_country",
+                 "source_service", "source_service_type")
+ROLLUP_FIELDS = (("v", "window_start", "window_end") + KEY_STRINGS + SOURCE_FIELDS +
                  ("messages", "records", "first_seen", "last_seen"))
-INT_FIELDS = {"v", "window_start", "window_end", "messages", "records", "first_seen", "last_seen"}
+INT_FIELDS = {"v", "window_start", "window_end", "messages", "records", "first_seen", "last_seen",
+              "source_asn"}
+SCHEMA_VERSION = 2
 
 # Every run's sanitizer report (ASan, UBSan, LSan, TSan), checked by
 # Harness.finish(): ASan exits 1, which `run` also uses for a rejected input.

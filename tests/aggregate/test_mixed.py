@@ -319,11 +319,12 @@ def python_rollups(reports, width=WINDOW):
                 seen_any = True
                 lo = max(rep.begin, w0)
                 hi = max(lo, min(rep.end, w0 + width - 1))
-                r = {"v": 1, "window_start": w0, "window_end": w0 + width,
+                r = {"v": dptest.SCHEMA_VERSION, "window_start": w0, "window_end": w0 + width,
                      "reporter": rep.org, "policy_domain": rep.domain, "header_from": hf,
                      "source_ip": ip, "disposition": disp, "dkim": dkim, "spf": spf,
                      "override": None, "dkim_domain": hf, "dkim_selector": "s1",
                      "dkim_result": dkim, "spf_domain": hf, "spf_result": spf,
+                     **dict.fromkeys(dptest.SOURCE_FIELDS),
                      "messages": share, "records": 1, "first_seen": lo, "last_seen": hi}
                 k = dptest.rollup_key(r)
                 inputs[k].add(rep.input)

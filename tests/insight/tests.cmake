@@ -44,3 +44,12 @@ set_tests_properties(insight_planted PROPERTIES LABELS unit TIMEOUT ${DP_INSIGHT
 # never skips, without it).
 add_test(NAME insight_warehouse COMMAND ${CMAKE_CURRENT_LIST_DIR}/warehouse.sh ${CMAKE_BINARY_DIR})
 set_tests_properties(insight_warehouse PROPERTIES LABELS unit TIMEOUT 300)
+
+# insight_services: the source_* fields of v2 rollups (what `run --enrich`
+# writes): planted senders of three services, v1 lines and lines flushed
+# before their lookup ended beside them; the service (or base domain)
+# beside each source in JSON, table and HTML, and the sources grouped by
+# service with what each lacks ("DKIM not set up for your domain").
+add_test(NAME insight_services
+  COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/services.py $<TARGET_FILE:dmarcpipe>)
+set_tests_properties(insight_services PROPERTIES LABELS unit TIMEOUT 120)

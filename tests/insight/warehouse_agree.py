@@ -64,6 +64,10 @@ ROLLUP_FIELDS = [
     ("override", "Nullable(String)"), ("dkim_domain", "Nullable(String)"),
     ("dkim_selector", "Nullable(String)"), ("dkim_result", "Nullable(String)"),
     ("spf_domain", "Nullable(String)"), ("spf_result", "Nullable(String)"),
+    ("source_ptr", "Nullable(String)"), ("source_base_domain", "Nullable(String)"),
+    ("source_asn", "Nullable(UInt32)"), ("source_as_org", "Nullable(String)"),
+    ("source_country", "Nullable(String)"), ("source_service", "Nullable(String)"),
+    ("source_service_type", "Nullable(String)"),
     ("messages", "UInt64"), ("records", "UInt64"), ("first_seen", "Int64"), ("last_seen", "Int64"),
 ]
 REPORT_FIELDS = [

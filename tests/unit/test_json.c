@@ -164,21 +164,24 @@ START_TEST(rollup_json_worst_case) {
                    .dkim = ctl, .spf = ctl, .override = ctl, .dkim_domain = ctl,
                    .dkim_selector = ctl, .dkim_result = ctl, .spf_domain = ctl, .spf_result = ctl,
                    .messages = UINT64_MAX, .records = UINT32_MAX, .first_seen = INT64_MIN,
-                   .last_seen = -1};
+                   .last_seen = -1,
+                   .source_info = {.ptr = ctl, .base_domain = ctl, .asn = UINT32_MAX, .as_org = ctl,
+                                   .country = ctl, .service = ctl, .service_type = ctl}};
     dp_buf b = DP_BUF_INIT;
     dp_buf_puts(&b, "prefix ");
     dp_format_rollup_json(&b, &r);
     ck_assert(!b.failed);
     ck_assert_uint_eq(strlen(b.data), b.len);
-    ck_assert(strncmp(b.data, "prefix {\"v\":1,\"window_start\":-9223372036854775808,"
+    ck_assert(strstr(b.data, ",\"source_asn\":4294967295,\"source_as_org\":\"\\u0001") != NULL);
+    ck_assert(strncmp(b.data, "prefix {\"v\":2,\"window_start\":-9223372036854775808,"
                               "\"window_end\":9223372036854775807,\"reporter\":\"\\u0001", 100) == 0);
     const char *tail = ",\"messages\":18446744073709551615,\"records\":4294967295,"
                        "\"first_seen\":-9223372036854775808,\"last_seen\":-1}";
     ck_assert_str_eq(b.data + b.len - strlen(tail), tail);
-    /* 13 strings of 300 bytes, each 1800 escaped + 2 quotes */
+    /* 13 key strings and 6 source strings of 300 bytes, each 1800 escaped + 2 quotes */
     size_t escaped = 0;
     for (const char *p = b.data; (p = strstr(p, "\\u0001")) != NULL; p += 6) escaped++;
-    ck_assert_uint_eq(escaped, 13 * 300);
+    ck_assert_uint_eq(escaped, 19 * 300);
     dp_buf_free(&b);
 }
 END_TEST
@@ -280,6 +283,10 @@ START_TEST(rollup_json_loads_in_a_real_parser) {
             if (valid[i]) ck_assert_str_eq(got, text[i]);
         }
         ck_assert(json_is_null(json_object_get(j, "override")));
+        /* nothing known of the source: every source_* member null */
+        const char *src[] = {"source_ptr", "source_base_domain", "source_asn", "source_as_org",
+                             "source_country", "source_service", "source_service_type"};
+        for (size_t i = 0; i < sizeof src / sizeof *src; i++) ck_assert(json_is_null(json_object_get(j, src[i])));
         ck_assert_int_eq(json_integer_value(json_object_get(j, "v")), DP_ROLLUP_SCHEMA_VERSION);
         json_decref(j);
         dp_buf_free(&b);

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Load dmarcpipe rollups (schema v1, NDJSON) into SQLite and check them.
+"""Load dmarcpipe rollups (schema v2, and v1, NDJSON) into SQLite and check them.
 
 The rollups come from files or stdin, e.g. the file sink's output or a
 Kafka topic read back with
@@ -9,7 +9,8 @@ Kafka topic read back with
 They are loaded, with the schema in deploy/warehouse/sqlite.sql (STRICT
 tables), and checked with SQL:
 
-  * every line is a v1 rollup with exactly the documented fields and types;
+  * every line is a v2 rollup (or a v1 one, without the source_* fields) with
+    exactly the documented fields and types;
   * --expect-messages N: the loaded total of `messages` is N;
   * merge: the view dmarc_rollups_merged, which merges partial rollups by
     key, gives the same sums, mins and maxes per key as a merge computed
@@ -41,9 +42,14 @@ ROLLUP_KEY = (
     "disposition", "dkim", "spf", "override",
     "dkim_domain", "dkim_selector", "dkim_result", "spf_domain", "spf_result",
 )
+# Who the source IP is (schema v2): not part of the key; absent from a v1 line.
+ROLLUP_SOURCE = ("source_ptr", "source_base_domain", "source_asn", "source_as_org", "source_country",
+                 "source_service", "source_service_type")
 ROLLUP_MEASURES = ("messages", "records", "first_seen", "last_seen")
-ROLLUP_FIELDS = ("v",) + ROLLUP_KEY + ROLLUP_MEASURES
+ROLLUP_FIELDS = ("v",) + ROLLUP_KEY + ROLLUP_SOURCE + ROLLUP_MEASURES
+ROLLUP_V1_FIELDS = ("v",) + ROLLUP_KEY + ROLLUP_MEASURES
 ROLLUP_INTS = {"v", "window_start", "window_end", "messages", "records", "first_seen", "last_seen"}
+ROLLUP_NULLABLE_INTS = {"source_asn"}
 ROLLUP_NOT_NULL_STR = {"source_ip"}
 
 # Reports feed: JSON name -> column name (renamed where a dialect has a keyword).
@@ -109,13 +115,19 @@ def _check_str(where, name, x, nullable=True):
                          % (where, name, " or null" if nullable else "", json.dumps(x)))
 
 
-def _parse_object(where, text, fields):
+def _parse_object(where, text, fields, versions=(1,)):
     try:
         obj = json.loads(text, object_pairs_hook=_no_dup_keys, parse_constant=_no_constant)
     except ValueError as e:  # json.JSONDecodeError is a ValueError
         raise InputError("%s: not valid JSON: %s" % (where, e))
     if not isinstance(obj, dict):
         raise InputError("%s: not a JSON object" % where)
+    v = obj.get("v")
+    if not _is_int(v) or v not in versions:
+        raise InputError("%s: schema version v = %s, only %s known"
+                         % (where, json.dumps(v), " and ".join(map(str, versions)) + (" is" if len(versions) == 1 else " are")))
+    if callable(fields):
+        fields = fields(v)
     missing = [f for f in fields if f not in obj]
     extra = sorted(set(obj) - set(fields))
     if missing or extra:
@@ -124,18 +136,18 @@ def _parse_object(where, text, fields):
             parts.append("missing " + ", ".join(missing))
         if extra:
             parts.append("unexpected " + ", ".join(extra))
-        raise InputError("%s: not a schema v1 line: %s" % (where, "; ".join(parts)))
-    if obj.get("v") != 1 or not _is_int(obj.get("v")):
-        raise InputError("%s: schema version v = %s, only 1 is known" % (where, json.dumps(obj.get("v"))))
+        raise InputError("%s: not a schema v%d line: %s" % (where, v, "; ".join(parts)))
     return obj
 
 
 def parse_rollup(where, text):
     """One NDJSON line -> tuple in ROLLUP_FIELDS order, or InputError."""
-    obj = _parse_object(where, text, ROLLUP_FIELDS)
+    obj = _parse_object(where, text, lambda v: ROLLUP_FIELDS if v == 2 else ROLLUP_V1_FIELDS, versions=(1, 2))
+    for f in ROLLUP_SOURCE:
+        obj.setdefault(f, None)  # a v1 line: nothing known of the source
     for f in ROLLUP_FIELDS:
-        if f in ROLLUP_INTS:
-            _check_int(where, f, obj[f])
+        if f in ROLLUP_INTS or f in ROLLUP_NULLABLE_INTS:
+            _check_int(where, f, obj[f], nullable=f in ROLLUP_NULLABLE_INTS)
         else:
             _check_str(where, f, obj[f], nullable=f not in ROLLUP_NOT_NULL_STR)
     try:
@@ -203,7 +215,7 @@ def merge(rows):
     nk = len(ROLLUP_KEY)
     out = {}
     for r in rows:
-        key, (m, rec, fs, ls) = r[1:1 + nk], r[1 + nk:]
+        key, (m, rec, fs, ls) = r[1:1 + nk], r[-len(ROLLUP_MEASURES):]
         cur = out.get(key)
         if cur is None:
             out[key] = [m, rec, fs, ls]
@@ -288,7 +300,7 @@ def _insert(db, sql, rows):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(
-        description="Load dmarcpipe rollups (NDJSON, schema v1) into SQLite and check them.")
+        description="Load dmarcpipe rollups (NDJSON, schema v2 or v1) into SQLite and check them.")
     ap.add_argument("inputs", nargs="*", default=["-"], metavar="FILE",
                     help="rollup NDJSON files; '-' or none for stdin")
     ap.add_argument("--expect-messages", type=int, metavar="N",

@@ -158,8 +158,16 @@ check "a merge view that does not sum is caught" 1 "FAIL merge" -- \
     $LOADER --schema "$TMP/broken.sql" "$TMP/halves.ndjson"
 
 # malformed lines
-sed '2s/"v":1/"v":2/' "$TMP/rollups.ndjson" >"$TMP/v2.ndjson"
-check "schema v2 is refused" 1 "FAIL input: .*:2: schema version" -- $LOADER "$TMP/v2.ndjson"
+sed '2s/"v":2/"v":3/' "$TMP/rollups.ndjson" >"$TMP/v3.ndjson"
+check "schema v3 is refused" 1 "FAIL input: .*:2: schema version" -- $LOADER "$TMP/v3.ndjson"
+# a v1 line (no source_* fields) loads, the fields NULL; a v2 line without them does not
+sed '1s/"v":2/"v":1/; 1s/,"source_ptr":.*,"source_service_type":[^,]*,"messages"/,"messages"/' \
+    "$TMP/rollups.ndjson" >"$TMP/v1.ndjson"
+check "a v1 line loads beside v2 lines" 0 "" -- $LOADER --expect-messages "$total" "$TMP/v1.ndjson"
+sed '1s/,"source_ptr":.*,"source_service_type":[^,]*,"messages"/,"messages"/' \
+    "$TMP/rollups.ndjson" >"$TMP/v2short.ndjson"
+check "a v2 line without the source fields is refused" 1 "FAIL input: .*:1: .*missing source_ptr" -- \
+    $LOADER "$TMP/v2short.ndjson"
 sed '1s/"records":[0-9]*,//' "$TMP/rollups.ndjson" >"$TMP/missing.ndjson"
 check "a missing field is refused" 1 "FAIL input: .*:1: .*missing records" -- $LOADER "$TMP/missing.ndjson"
 sed '1s/"source_ip":"[^"]*"/"source_ip":"not-an-ip"/' "$TMP/rollups.ndjson" >"$TMP/badip.ndjson"
