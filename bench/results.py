@@ -465,10 +465,34 @@ def main():
     else:
         md += ["(not measured in this run)", ""]
 
+    # ---- enrichment
+    md += ["## `dmarcpipe run --enrich` against enrichment off", ""]
+    en = L.get("enrich_vs_off", [])
+    if en:
+        e0 = en[0]
+        what = {"off": "off", "on": "`--enrich`, DNS answering after %s ms" % e0.get("delay_ms"),
+                "dead": "`--enrich`, nothing listening at the resolver's port",
+                "wait": "`--enrich --enrich-wait %s`, DNS after %s ms" % (en[-1].get("wait_s"), e0.get("delay_ms"))}
+        rows = [(what.get(e.get("mode"), e.get("mode")), e.get("wall_s"), e.get("records_per_s"),
+                 "**%s%%**" % e.get("vs_off_pct"), e.get("dns_queries"), e.get("dns_cpu_s"), e.get("rollups"), e.get("enriched"),
+                 e.get("with_service"), e.get("enrich_log_lines"), e.get("totals")) for e in en]
+        md += ["%s records with %s distinct source IPs in gzipped reports; the same runs, interleaved, median of %s. "
+               "The PTR cache starts empty in every run. `enriched`: rollups of the first run that came out with "
+               "a PTR; the others carry nulls, since no flush waits for a lookup."
+               % (e0.get("records"), e0.get("ips"), e0.get("runs")), "",
+               table(rows, ["mode", "wall s", "records/s", "records/s / off's", "DNS queries", "DNS server CPU s", "rollups",
+                            "enriched", "with a service", "enrichment's log lines", "totals"]), "", "```", cmd_list(en), "```", ""]
+        for e in en:
+            if e.get("mode") in ("on", "dead"):
+                summary.append(("`dmarcpipe run` records/s, %s / off" % what[e.get("mode")],
+                                "%s%%" % e.get("vs_off_pct")))
+    else:
+        md += ["(not measured in this run)", ""]
+
     # ---- anything else
     known = {"floor", "parse_vs_floor", "run_scaling", "run_vs_floor", "run_keys", "rss_vs_size", "parsedmarc",
              "kafka_vs_kcat", "run_scaling_baseline", "run_vs_floor_baseline", "baseline_compare", "report", "imap",
-             "inbox_scaling"}
+             "inbox_scaling", "enrich_vs_off"}
     for name in sorted(set(L) - known):
         keys = [k for k in L[name][0] if k != "_cmd"]
         md += ["## %s" % name, "", table([[e.get(k, "") for k in keys] for e in L[name]], keys), "", "```",
