@@ -37,6 +37,15 @@
 #include "resolver.h"
 #include "senders.h"
 
+/* A resolver that timed out or could not be reached is left alone this
+ * long, doubling while it stays away: the IPs asked for meanwhile are
+ * answered "unreachable" at once, and asked again after it, instead of
+ * each costing a query that fails (a dead resolver then costs a run next
+ * to nothing).  Such failures are not written to the cache: an outage
+ * must not hide the IPs it met for negative_ttl once the resolver is back. */
+#define BACKOFF_FIRST 5.0
+#define BACKOFF_MAX 300.0
+
 /* The cache's batch is committed at this many writes, or this often. */
 #define COMMIT_PUTS 256
 #define COMMIT_SECONDS 1.0
@@ -79,6 +88,8 @@ struct dp_enrich {
     double last_commit;
     int warned_resolver;
     int heard;                /* the resolver has answered something (any rcode) */
+    double down_until;        /* the resolver timed out or could not be reached: */
+    double backoff;           /* no query before this, doubling up to BACKOFF_MAX */
 
     dp_metric *m_lookups, *m_dropped, *m_queue;
 };
@@ -181,6 +192,17 @@ static void cache_failed(dp_enrich *e, const dp_error *err) {
     e->cache = NULL;
 }
 
+/* The resolver is away: en is answered "unreachable" until it may be
+ * asked again, keeping a name it had. */
+static void hold_back(dp_enrich *e, entry *en) {
+    dp_metrics_add(e->m_lookups, DP_RESOLVER_UNREACHABLE, 1);
+    pthread_mutex_lock(&e->mu);
+    if (!(en->known && en->name)) apply(e, en, DP_RESOLVER_UNREACHABLE, NULL, e->down_until);
+    else en->expires = e->down_until;
+    if (en->queued) finish_entry(e, en);
+    pthread_mutex_unlock(&e->mu);
+}
+
 static int hook_next(void *ctx, char ip[DP_RESOLVER_IP_MAX]) {
     dp_enrich *e = ctx;
     for (;;) {
@@ -214,6 +236,10 @@ static int hook_next(void *ctx, char ip[DP_RESOLVER_IP_MAX]) {
                 }
             }
         }
+        if (wall_now() < e->down_until) {
+            hold_back(e, en);
+            continue;
+        }
         return 1;
     }
 }
@@ -236,12 +262,24 @@ static int transient(dp_resolver_status s) {
 
 static void hook_done(void *ctx, const char *ip, dp_resolver_status status, const char *name) {
     dp_enrich *e = ctx;
-    double expires = wall_now() + (status == DP_RESOLVER_ANSWERED ? e->ttl : e->negative_ttl);
+    double now = wall_now();
+    double expires = now + (status == DP_RESOLVER_ANSWERED ? e->ttl : e->negative_ttl);
     dp_metrics_add(e->m_lookups, status, 1);
-    if (status == DP_RESOLVER_TIMEOUT || status == DP_RESOLVER_UNREACHABLE)
+    int away = status == DP_RESOLVER_TIMEOUT || status == DP_RESOLVER_UNREACHABLE;
+    if (away) {
         warn_resolver(e, status);
-    else if (status != DP_RESOLVER_ERROR)
+        if (now >= e->down_until) {
+            e->backoff = e->backoff > 0 ? e->backoff * 2 : BACKOFF_FIRST;
+            if (e->backoff > BACKOFF_MAX) e->backoff = BACKOFF_MAX;
+            if (e->backoff > e->negative_ttl) e->backoff = e->negative_ttl;
+            e->down_until = now + e->backoff;
+        }
+        expires = e->down_until > now ? e->down_until : now + e->backoff;
+    } else if (status != DP_RESOLVER_ERROR) {
         e->heard = 1;
+        e->backoff = 0;
+        e->down_until = 0;
+    }
     dp_ptr_cache_entry ce = {expires, status, ""};
     if (name) snprintf(ce.name, sizeof ce.name, "%s", name);
     pthread_mutex_lock(&e->mu);
@@ -257,7 +295,7 @@ static void hook_done(void *ctx, const char *ip, dp_resolver_status status, cons
         if (en->queued) finish_entry(e, en);
     }
     pthread_mutex_unlock(&e->mu);
-    if (e->cache) {
+    if (e->cache && !away) {
         dp_error err;
         if (dp_ptr_cache_put(e->cache, ip, &ce, &err) != 0) cache_failed(e, &err);
     }

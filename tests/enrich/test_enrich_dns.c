@@ -233,8 +233,8 @@ START_TEST(test_negative_cached) {
 }
 END_TEST
 
-/* A timeout is negatively cached too: the silent server gets no second
- * round of datagrams. */
+/* After a timeout the resolver is left alone for a while: the silent
+ * server gets no second round of datagrams. */
 START_TEST(test_timeout_cached) {
     dp_enrich_config c;
     config(&c);
@@ -255,6 +255,42 @@ START_TEST(test_timeout_cached) {
     ck_assert_int_eq(dp_enrich_settle(e, 5), 0);
     ck_assert_int_eq(count_in(env("DP_TEST_DNS_SILENT_LOG"), NULL), asked);
     dp_buf_free(&arena);
+    dp_enrich_close(e);
+}
+END_TEST
+
+/* An outage is not remembered: a run whose resolver could not be reached
+ * leaves nothing in the cache, and the next run, with the resolver back,
+ * names the IP.  While it is away, the IPs asked for cost no query. */
+START_TEST(test_outage_not_cached) {
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/cache-outage", env("DP_TEST_WORK"));
+    dp_enrich_config c;
+    config(&c);
+    c.cache_dir = dir;
+    c.resolver = env("DP_TEST_DNS_SILENT");
+    c.query_timeout = 0.3;
+    dp_enrich *e = open_ok(&c);
+    int before = count_in(env("DP_TEST_DNS_SILENT_LOG"), NULL);
+    dp_enrich_request(e, "192.0.2.11");
+    ck_assert_int_eq(dp_enrich_settle(e, 10), 0);
+    int asked = count_in(env("DP_TEST_DNS_SILENT_LOG"), NULL);
+    ck_assert_int_gt(asked, before);
+    for (int i = 0; i < 200; i++) {
+        char ip[32];
+        snprintf(ip, sizeof ip, "10.9.%d.%d", i >> 8, i & 255);
+        dp_enrich_request(e, ip);
+    }
+    ck_assert_int_eq(dp_enrich_settle(e, 2), 0);
+    ck_assert_int_eq(count_in(env("DP_TEST_DNS_SILENT_LOG"), NULL), asked);
+    dp_enrich_close(e);
+
+    config(&c);
+    c.cache_dir = dir;
+    e = open_ok(&c);
+    dp_enrich_request(e, "192.0.2.11");
+    ck_assert_int_eq(dp_enrich_settle(e, 20), 0);
+    expect(e, "192.0.2.11", "h11.example.com", "example.com", NULL, NULL);
     dp_enrich_close(e);
 }
 END_TEST
@@ -499,6 +535,7 @@ int main(void) {
     tcase_add_test(tc, test_user_senders_win);
     tcase_add_test(tc, test_negative_cached);
     tcase_add_test(tc, test_timeout_cached);
+    tcase_add_test(tc, test_outage_not_cached);
     tcase_add_test(tc, test_restart_uses_cache);
     tcase_add_test(tc, test_expired_asked_again);
     tcase_add_test(tc, test_dead_resolver);
