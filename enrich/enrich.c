@@ -73,8 +73,10 @@ struct dp_enrich {
     const psl_ctx_t *psl;
     dp_senders *senders;
     dp_geoip *geo;
-    pthread_mutex_t mu;
-    pthread_cond_t settled;
+    /* The table, the queue and the entries: readers (a flush asking what
+     * is known, a shard asking for an IP already asked for) share it, so
+     * that a million rollups do not queue up behind one lock. */
+    pthread_rwlock_t lock;
     dp_map table;             /* ip -> entry * */
     entry **queue;            /* a ring */
     size_t q_head, q_len, q_cap;
@@ -88,7 +90,7 @@ struct dp_enrich {
     double last_commit;
     int warned_resolver;
     int heard;                /* the resolver has answered something (any rcode) */
-    double down_until;        /* the resolver timed out or could not be reached: */
+    _Atomic double down_until; /* the resolver timed out or could not be reached: */
     double backoff;           /* no query before this, doubling up to BACKOFF_MAX */
 
     dp_metric *m_lookups, *m_dropped, *m_queue;
@@ -134,6 +136,24 @@ static int enqueue(dp_enrich *e, entry *en) {
     return 0;
 }
 
+static void apply(dp_enrich *e, entry *en, dp_resolver_status status, const char *name, double expires) {
+    char *copy = NULL;
+    if (status == DP_RESOLVER_ANSWERED && name && !(copy = strdup(name))) status = DP_RESOLVER_ERROR;
+    free(en->name);
+    en->name = copy;
+    en->base = copy ? psl_registrable_domain(e->psl, copy) : NULL;
+    en->service = copy ? dp_senders_match(e->senders, copy) : NULL;
+    en->status = (unsigned char)status;
+    en->expires = expires;
+    en->known = 1;
+}
+
+/* Whether en needs nothing from touch(): asked for already, or known and
+ * fresh.  Callers hold the lock, for reading at least. */
+static int settled_entry(const entry *en, double now) {
+    return en && (en->queued || !en->known || en->expires > now);
+}
+
 /* The entry of ip, made and queued when new, queued again when expired.
  * *wake: the resolver must be woken (the queue was empty). */
 static entry *touch(dp_enrich *e, const char *ip, int *wake) {
@@ -155,32 +175,27 @@ static entry *touch(dp_enrich *e, const char *ip, int *wake) {
             free(en);
             return NULL;
         }
-    } else if (en->queued || !en->known || en->expires > wall_now()) {
+    } else if (settled_entry(en, wall_now())) {
         return en;
     }
     if (!e->resolver) return en;
+    /* the resolver is away: no query until its back-off ends */
+    double down = atomic_load(&e->down_until);
+    if (down > wall_now()) {
+        if (!(en->known && en->name)) apply(e, en, DP_RESOLVER_UNREACHABLE, NULL, down);
+        else en->expires = down;
+        dp_metrics_add(e->m_lookups, DP_RESOLVER_UNREACHABLE, 1);
+        return en;
+    }
     size_t before = e->q_len;
     if (enqueue(e, en) == 0 && before == 0) *wake = 1;
     return en;
-}
-
-static void apply(dp_enrich *e, entry *en, dp_resolver_status status, const char *name, double expires) {
-    char *copy = NULL;
-    if (status == DP_RESOLVER_ANSWERED && name && !(copy = strdup(name))) status = DP_RESOLVER_ERROR;
-    free(en->name);
-    en->name = copy;
-    en->base = copy ? psl_registrable_domain(e->psl, copy) : NULL;
-    en->service = copy ? dp_senders_match(e->senders, copy) : NULL;
-    en->status = (unsigned char)status;
-    en->expires = expires;
-    en->known = 1;
 }
 
 static void finish_entry(dp_enrich *e, entry *en) {
     en->queued = 0;
     e->outstanding--;
     set_queue_gauge(e);
-    if (e->outstanding == 0) pthread_cond_broadcast(&e->settled);
 }
 
 /* ---- the resolver thread's hooks ---------------------------------------- */
@@ -196,19 +211,19 @@ static void cache_failed(dp_enrich *e, const dp_error *err) {
  * asked again, keeping a name it had. */
 static void hold_back(dp_enrich *e, entry *en) {
     dp_metrics_add(e->m_lookups, DP_RESOLVER_UNREACHABLE, 1);
-    pthread_mutex_lock(&e->mu);
+    pthread_rwlock_wrlock(&e->lock);
     if (!(en->known && en->name)) apply(e, en, DP_RESOLVER_UNREACHABLE, NULL, e->down_until);
     else en->expires = e->down_until;
     if (en->queued) finish_entry(e, en);
-    pthread_mutex_unlock(&e->mu);
+    pthread_rwlock_unlock(&e->lock);
 }
 
 static int hook_next(void *ctx, char ip[DP_RESOLVER_IP_MAX]) {
     dp_enrich *e = ctx;
     for (;;) {
-        pthread_mutex_lock(&e->mu);
+        pthread_rwlock_wrlock(&e->lock);
         if (e->q_len == 0) {
-            pthread_mutex_unlock(&e->mu);
+            pthread_rwlock_unlock(&e->lock);
             return 0;
         }
         entry *en = e->queue[e->q_head];
@@ -216,7 +231,7 @@ static int hook_next(void *ctx, char ip[DP_RESOLVER_IP_MAX]) {
         e->q_len--;
         snprintf(ip, DP_RESOLVER_IP_MAX, "%s", en->ip);
         int known = en->known;
-        pthread_mutex_unlock(&e->mu);
+        pthread_rwlock_unlock(&e->lock);
         /* A first request: what an earlier run found may still hold.  The
          * entry cannot go away meanwhile: entries live until close. */
         if (!known && e->cache) {
@@ -226,10 +241,10 @@ static int hook_next(void *ctx, char ip[DP_RESOLVER_IP_MAX]) {
             if (rc < 0) cache_failed(e, &err);
             if (rc == 1) {
                 double now = wall_now();
-                pthread_mutex_lock(&e->mu);
+                pthread_rwlock_wrlock(&e->lock);
                 apply(e, en, ce.status, ce.name, ce.expires);
                 if (ce.expires > now) finish_entry(e, en);
-                pthread_mutex_unlock(&e->mu);
+                pthread_rwlock_unlock(&e->lock);
                 if (ce.expires > now) {
                     dp_metrics_add(e->m_lookups, RESULT_CACHE_HIT, 1);
                     continue;
@@ -282,7 +297,7 @@ static void hook_done(void *ctx, const char *ip, dp_resolver_status status, cons
     }
     dp_ptr_cache_entry ce = {expires, status, ""};
     if (name) snprintf(ce.name, sizeof ce.name, "%s", name);
-    pthread_mutex_lock(&e->mu);
+    pthread_rwlock_wrlock(&e->lock);
     entry *en = dp_map_get(&e->table, ip);
     if (en) {
         /* A refresh that the resolver failed keeps the answer it had: the
@@ -294,7 +309,7 @@ static void hook_done(void *ctx, const char *ip, dp_resolver_status status, cons
         apply(e, en, ce.status, ce.status == DP_RESOLVER_ANSWERED ? ce.name : NULL, expires);
         if (en->queued) finish_entry(e, en);
     }
-    pthread_mutex_unlock(&e->mu);
+    pthread_rwlock_unlock(&e->lock);
     if (e->cache && !away) {
         dp_error err;
         if (dp_ptr_cache_put(e->cache, ip, &ce, &err) != 0) cache_failed(e, &err);
@@ -329,8 +344,7 @@ dp_enrich *dp_enrich_open(const dp_enrich_config *c, dp_error *err) {
         dp_error_set(err, DP_ERR_NOMEM, "enrichment: out of memory");
         return NULL;
     }
-    pthread_mutex_init(&e->mu, NULL);
-    pthread_cond_init(&e->settled, NULL);
+    pthread_rwlock_init(&e->lock, NULL);
     atomic_init(&e->warned_full, 0);
     e->ttl = c->ttl > 0 ? c->ttl : 86400;
     e->negative_ttl = c->negative_ttl > 0 ? c->negative_ttl : 3600;
@@ -375,10 +389,14 @@ fail:
 
 void dp_enrich_request(dp_enrich *e, const char *ip) {
     if (!e || !e->resolver || !ip || !*ip) return;
+    pthread_rwlock_rdlock(&e->lock);
+    int settled = settled_entry(dp_map_get(&e->table, ip), wall_now());
+    pthread_rwlock_unlock(&e->lock);
+    if (settled) return;
     int wake = 0;
-    pthread_mutex_lock(&e->mu);
+    pthread_rwlock_wrlock(&e->lock);
     touch(e, ip, &wake);
-    pthread_mutex_unlock(&e->mu);
+    pthread_rwlock_unlock(&e->lock);
     if (wake) dp_resolver_wake(e->resolver);
 }
 
@@ -401,8 +419,14 @@ void dp_enrich_get(dp_enrich *e, const char *ip, dp_source_info *out, dp_buf *ar
     const dp_senders_entry *svc = NULL;
     if (e->resolver) {
         int wake = 0;
-        pthread_mutex_lock(&e->mu);
-        entry *en = touch(e, ip, &wake);
+        /* most calls only read: the lock is shared unless ip is new or expired */
+        pthread_rwlock_rdlock(&e->lock);
+        entry *en = dp_map_get(&e->table, ip);
+        if (!settled_entry(en, wall_now())) {
+            pthread_rwlock_unlock(&e->lock);
+            pthread_rwlock_wrlock(&e->lock);
+            en = touch(e, ip, &wake);
+        }
         if (en && en->known && en->name) {
             snprintf(name, sizeof name, "%s", en->name);
             if (en->base) {
@@ -411,7 +435,7 @@ void dp_enrich_get(dp_enrich *e, const char *ip, dp_source_info *out, dp_buf *ar
             }
             svc = en->service;
         }
-        pthread_mutex_unlock(&e->mu);
+        pthread_rwlock_unlock(&e->lock);
         if (wake) dp_resolver_wake(e->resolver);
     }
     size_t need = strlen(name) + 1 + strlen(g.as_org) + 1 + strlen(g.country) + 1;
@@ -428,23 +452,20 @@ void dp_enrich_get(dp_enrich *e, const char *ip, dp_source_info *out, dp_buf *ar
     }
 }
 
+/* Polled rather than signalled: readers share the lock, and a wait of a
+ * few milliseconds more is nothing to a caller that waits for the DNS. */
 int dp_enrich_settle(dp_enrich *e, double seconds) {
     if (!e || !e->resolver) return 0;
-    double rel = seconds > 0 ? seconds : 0;
-    struct timespec end;
-    clock_gettime(CLOCK_REALTIME, &end);  /* pthread_cond_timedwait's clock */
-    end.tv_sec += (time_t)rel;
-    end.tv_nsec += (long)((rel - (double)(time_t)rel) * 1e9);
-    if (end.tv_nsec >= 1000000000L) {
-        end.tv_sec++;
-        end.tv_nsec -= 1000000000L;
+    double end = dp_clock_seconds() + (seconds > 0 ? seconds : 0);
+    for (;;) {
+        pthread_rwlock_rdlock(&e->lock);
+        int left = e->outstanding > 0;
+        pthread_rwlock_unlock(&e->lock);
+        if (!left) return 0;
+        if (dp_clock_seconds() >= end) return -1;
+        struct timespec pause = {0, 5 * 1000 * 1000};
+        nanosleep(&pause, NULL);
     }
-    pthread_mutex_lock(&e->mu);
-    while (e->outstanding > 0)
-        if (pthread_cond_timedwait(&e->settled, &e->mu, &end) == ETIMEDOUT) break;
-    int left = e->outstanding > 0;
-    pthread_mutex_unlock(&e->mu);
-    return left ? -1 : 0;
 }
 
 static void count_entry(void *ctx, const char *key, void *value) {
@@ -460,10 +481,10 @@ static void count_entry(void *ctx, const char *key, void *value) {
 void dp_enrich_stats_get(dp_enrich *e, dp_enrich_stats *out) {
     memset(out, 0, sizeof *out);
     if (!e) return;
-    pthread_mutex_lock(&e->mu);
+    pthread_rwlock_wrlock(&e->lock);
     dp_map_each(&e->table, count_entry, out);
     out->dropped = e->dropped;
-    pthread_mutex_unlock(&e->mu);
+    pthread_rwlock_unlock(&e->lock);
 }
 
 static void free_entry(void *ctx, const char *key, void *value) {
@@ -491,7 +512,6 @@ void dp_enrich_close(dp_enrich *e) {
     dp_map_each(&e->table, free_entry, NULL);
     dp_map_free(&e->table);
     free(e->queue);
-    pthread_cond_destroy(&e->settled);
-    pthread_mutex_destroy(&e->mu);
+    pthread_rwlock_destroy(&e->lock);
     free(e);
 }
