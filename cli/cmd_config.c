@@ -51,14 +51,10 @@ const dp_options_command dp_cmd_config_options = {
 
 /* v with the PASSWORD of a SCHEME://USER:PASSWORD@HOST masked, into buf. */
 static const char *mask_uri(const char *v, char *buf, size_t cap) {
-    const char *auth = strstr(v, "://");
-    if (!auth) return v;
-    auth += 3;
-    size_t alen = strcspn(auth, "/?#");
-    const char *at = memchr(auth, '@', alen);
-    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-    if (!colon) return v;
-    snprintf(buf, cap, "%.*s" MASK "%s", (int)(colon + 1 - v), v, at);
+    size_t len;
+    const char *pw = dp_options_uri_password(v, &len);
+    if (!pw) return v;
+    snprintf(buf, cap, "%.*s" MASK "%s", (int)(pw - v), v, pw + len);
     return buf;
 }
 

@@ -80,6 +80,18 @@ int dp_options_secret_name(const char *key) {
     return 0;
 }
 
+const char *dp_options_uri_password(const char *v, size_t *len) {
+    const char *auth = strstr(v, "://");
+    if (!auth) return NULL;
+    auth += 3;
+    size_t alen = strcspn(auth, "/?#");
+    const char *at = memchr(auth, '@', alen);
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (!colon) return NULL;
+    *len = (size_t)(at - colon - 1);
+    return colon + 1;
+}
+
 /* The command line is public (ps, /proc/PID/cmdline): once a value is
  * copied, a secret in it is overwritten where argv keeps it, the value of
  * a secret KEY=VALUE property and the PASSWORD of a USER:PASSWORD@ URI. */
@@ -92,16 +104,10 @@ static void hide_secret_arg(const dp_options_row *r, char *arg) {
         if (secret) memset(eq + 1, '*', strlen(eq + 1));
         return;
     }
-    char *auth = strstr(arg, "://");
-    if (r->flags & DP_OPTIONS_SECRET) {
-        memset(arg, '*', strlen(arg));
-    } else if (auth) {
-        auth += 3;
-        size_t alen = strcspn(auth, "/?#");
-        char *at = memchr(auth, '@', alen);
-        char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-        if (colon) memset(colon + 1, '*', (size_t)(at - colon - 1));
-    }
+    size_t len;
+    const char *pw;
+    if (r->flags & DP_OPTIONS_SECRET) memset(arg, '*', strlen(arg));
+    else if ((pw = dp_options_uri_password(arg, &len))) memset(arg + (pw - arg), '*', len);
 }
 
 long dp_options_find(const dp_options_command *cmd, const char *key) {

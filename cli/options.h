@@ -101,6 +101,9 @@ int dp_options_set(dp_options *o, size_t row, int layer, const char *where, cons
 /* Whether a property's name says it holds a secret (password, secret,
  * token, key, jaas, credential): its value is masked wherever shown. */
 int dp_options_secret_name(const char *key);
+/* The PASSWORD of a SCHEME://USER:PASSWORD@HOST... value, and its length
+ * in *len, or NULL when v holds none. */
+const char *dp_options_uri_password(const char *v, size_t *len);
 long dp_options_find(const dp_options_command *cmd, const char *key);
 
 /* DMARCPIPE_NAME into buf; 0 when the row has no variable. */

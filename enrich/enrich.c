@@ -148,6 +148,15 @@ static void apply(dp_enrich *e, entry *en, dp_resolver_status status, const char
     en->known = 1;
 }
 
+/* The resolver is away until `down`: en is answered "unreachable" until
+ * then, keeping a name it had, and asked again after.  Callers hold the
+ * lock for writing. */
+static void mark_away(dp_enrich *e, entry *en, double down) {
+    if (!(en->known && en->name)) apply(e, en, DP_RESOLVER_UNREACHABLE, NULL, down);
+    else en->expires = down;
+    dp_metrics_add(e->m_lookups, DP_RESOLVER_UNREACHABLE, 1);
+}
+
 /* Whether en needs nothing from touch(): asked for already, or known and
  * fresh.  Callers hold the lock, for reading at least. */
 static int settled_entry(const entry *en, double now) {
@@ -182,9 +191,7 @@ static entry *touch(dp_enrich *e, const char *ip, int *wake) {
     /* the resolver is away: no query until its back-off ends */
     double down = atomic_load(&e->down_until);
     if (down > wall_now()) {
-        if (!(en->known && en->name)) apply(e, en, DP_RESOLVER_UNREACHABLE, NULL, down);
-        else en->expires = down;
-        dp_metrics_add(e->m_lookups, DP_RESOLVER_UNREACHABLE, 1);
+        mark_away(e, en, down);
         return en;
     }
     size_t before = e->q_len;
@@ -207,13 +214,10 @@ static void cache_failed(dp_enrich *e, const dp_error *err) {
     e->cache = NULL;
 }
 
-/* The resolver is away: en is answered "unreachable" until it may be
- * asked again, keeping a name it had. */
+/* The resolver is away: a queued en is settled without a query. */
 static void hold_back(dp_enrich *e, entry *en) {
-    dp_metrics_add(e->m_lookups, DP_RESOLVER_UNREACHABLE, 1);
     pthread_rwlock_wrlock(&e->lock);
-    if (!(en->known && en->name)) apply(e, en, DP_RESOLVER_UNREACHABLE, NULL, e->down_until);
-    else en->expires = e->down_until;
+    mark_away(e, en, e->down_until);
     if (en->queued) finish_entry(e, en);
     pthread_rwlock_unlock(&e->lock);
 }

@@ -24,6 +24,8 @@ import tempfile
 
 import yaml
 
+from dmarcpipe_cli import clean_env, has_config_command, run_options
+
 DMARCPIPE_IMAGE = "localhost/dmarcpipe"
 WORKER_UID = "10001"
 MIN_GRACE_S = 60  # an epoch ends within --flush-interval (60 s) plus its commit
@@ -35,30 +37,6 @@ def seconds(d):
     if not m or not str(d):
         return -1
     return int(m.group(1) or 0) * 60 + int(m.group(2) or 0)
-
-
-def run_options(dmarcpipe):
-    """The long options `dmarcpipe run --help` names."""
-    p = subprocess.run([dmarcpipe, "run", "--help"], capture_output=True, text=True, timeout=30)
-    text = p.stdout + p.stderr
-    opts = set(re.findall(r"--([a-z][a-z0-9-]+)", text))
-    if "sink" not in opts or "follow" not in opts:
-        raise SystemExit(f"FAIL: `{dmarcpipe} run --help` does not list --sink and --follow:\n{text}")
-    return opts
-
-
-def has_config_command(dmarcpipe):
-    p = subprocess.run([dmarcpipe, "config", "--help"], capture_output=True, text=True, timeout=30)
-    if p.returncode != 0:
-        raise SystemExit(f"FAIL: `{dmarcpipe} config --help` exits {p.returncode}: no `dmarcpipe config` to check with")
-    return True
-
-
-def clean_env(extra):
-    """This environment without its DMARCPIPE_* variables, plus extra."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DMARCPIPE_")}
-    env.update({k: str(v) for k, v in extra.items()})
-    return env
 
 
 def schema_errors(venv_bin, path):
@@ -220,7 +198,7 @@ def main():
     dmarcpipe, compose = sys.argv[1], sys.argv[2]
     venv_bin = os.path.dirname(sys.executable)
     base_dir = os.path.dirname(os.path.abspath(compose))
-    opts = run_options(dmarcpipe)
+    opts = run_options(dmarcpipe, ("sink", "follow"))
     config_cmd = has_config_command(dmarcpipe)
     print(f"dmarcpipe run --help lists {len(opts)} options; `dmarcpipe config`: {'yes' if config_cmd else 'not in this build'}")
     fail = 0

@@ -26,33 +26,13 @@ import tempfile
 import kubernetes_validate
 import yaml
 
+from dmarcpipe_cli import clean_env, has_config_command, run_options
+
 K8S_VERSIONS = ["1.31", "1.37"]
 BUILDS = ["base", "overlays/example"]
 WORKER_UID = 10001
 MIN_GRACE_S = 60  # an epoch ends within --flush-interval (60 s) plus its commit
 WORKLOADS = ("Deployment", "StatefulSet")
-
-
-def run_options(dmarcpipe):
-    p = subprocess.run([dmarcpipe, "run", "--help"], capture_output=True, text=True, timeout=30)
-    opts = set(re.findall(r"--([a-z][a-z0-9-]+)", p.stdout + p.stderr))
-    if "sink" not in opts:
-        raise SystemExit(f"FAIL: `{dmarcpipe} run --help` lists no --sink")
-    return opts
-
-
-def has_config_command(dmarcpipe):
-    p = subprocess.run([dmarcpipe, "config", "--help"], capture_output=True, text=True, timeout=30)
-    if p.returncode != 0:
-        raise SystemExit(f"FAIL: `{dmarcpipe} config --help` exits {p.returncode}: no `dmarcpipe config` to check with")
-    return True
-
-
-def clean_env(extra):
-    """This environment without its DMARCPIPE_* variables, plus extra."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DMARCPIPE_")}
-    env.update({k: str(v) for k, v in extra.items()})
-    return env
 
 
 def build(kustomize, tree, which):
@@ -270,7 +250,7 @@ def mutations():
 
 def main():
     dmarcpipe, kustomize, src = sys.argv[1:4]
-    opts = run_options(dmarcpipe)
+    opts = run_options(dmarcpipe, ("sink",))
     config_cmd = has_config_command(dmarcpipe)
     print(f"dmarcpipe run --help lists {len(opts)} options; `dmarcpipe config`: {'yes' if config_cmd else 'not in this build'}")
     fail = 0
