@@ -59,7 +59,8 @@ const char *dp_intern_str(const dp_intern *in, uint32_t id);
 
 typedef struct dp_ipseen_slot {
     uint8_t ip[16];
-    uint8_t family; /* 0: an empty slot */
+    uint32_t enrich_id; /* what enrich/ gave for it (dp_enrich_id; 0: none) */
+    uint8_t family;     /* 0: an empty slot */
 } dp_ipseen_slot;
 
 typedef struct dp_ipseen {
@@ -70,9 +71,11 @@ typedef struct dp_ipseen {
 void dp_ipseen_init(dp_ipseen *s);
 void dp_ipseen_free(dp_ipseen *s);
 void dp_ipseen_clear(dp_ipseen *s); /* forgets every IP, keeps the memory */
-/* 1 when the IP is new (now added), 0 when it was there (or family is 0),
- * -1 when out of memory. */
-int dp_ipseen_add(dp_ipseen *s, const uint8_t ip[16], uint8_t family);
+/* The slot of the IP, added with enrich_id 0 when new (*is_new then 1);
+ * valid until the next put.  NULL when family is 0 or out of memory. */
+dp_ipseen_slot *dp_ipseen_put(dp_ipseen *s, const uint8_t ip[16], uint8_t family, int *is_new);
+/* A hint: the IP will be put soon, so its slot is brought into the cache. */
+void dp_ipseen_prefetch(const dp_ipseen *s, const uint8_t ip[16], uint8_t family);
 
 /* ---- table.c: the rollup hash table ---------------------------------------- */
 
@@ -94,6 +97,7 @@ typedef struct dp_rollup_entry {
     uint64_t messages;
     uint32_t records;
     uint32_t first_off, last_off; /* seconds after window_start */
+    uint32_t enrich_id;           /* the source IP's dp_enrich_id (0: none); in what was padding */
 } dp_rollup_entry;
 
 /* Open addressing over a dense entry array: an index slot holds an entry

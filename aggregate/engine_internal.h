@@ -254,8 +254,9 @@ void *dp_shard_main(void *shard_arg);
 void dp_shard_free_pending(shard *sh, unsigned n_workers);
 
 /* shard.c: a record made a new key; asks enrichment about its source IP
- * if this shard has not yet (cfg->enrich). */
-void dp_shard_note_ip(shard *sh, const uint8_t ip[16], uint8_t family);
+ * if this shard has not yet (cfg->enrich), and gives the IP's
+ * dp_enrich_id for the key's entry (0: none). */
+uint32_t dp_shard_note_ip(shard *sh, const uint8_t ip[16], uint8_t family);
 
 /* flush.c */
 /* A flush while the run goes on (--flush-interval, --max-keys): the shard

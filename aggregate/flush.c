@@ -11,7 +11,8 @@
  * in blocks: only the block write takes the sink's lock.
  *
  * With enrichment, each rollup carries what enrich/ knows of its source IP
- * at that moment (dp_enrich_get: its cache, never the network), copied
+ * at that moment (dp_enrich_read by the id the shard noted, or
+ * dp_enrich_get by address: its cache, never the network), copied
  * into an arena of the flushing thread's own, emptied when the IP changes.
  * A lookup still out gives nulls now and the answer in a later flush.
  */
@@ -26,6 +27,10 @@
 #include "enrich.h"
 
 #define BLOCK_BYTES (256u * 1024u)
+
+/* Rollups ahead whose enrichment entry is fetched early: entries are read
+ * at random, and a rollup's formatting hides the wait. */
+#define ENRICH_AHEAD 8
 
 /* Writes what was formatted into `out` (one buffer per sink, `lines`
  * rollups each) and empties it; 0 or -1 (recorded). */
@@ -64,12 +69,14 @@ static int flush_entries(engine *e, const shard *sh, size_t begin, size_t end, d
     uint8_t info_family = 0; /* whose `info` is (0: nobody's) */
     for (size_t i = begin; i < end; i++) {
         const dp_rollup_entry *en = &sh->main.entries[i];
+        if (cfg->enrich && i + ENRICH_AHEAD < end) dp_enrich_prefetch(cfg->enrich, sh->main.entries[i + ENRICH_AHEAD].enrich_id);
         char ip[INET6_ADDRSTRLEN];
         dp_net_format_ip(en->key.ip, en->key.ip_family, ip);
         if (cfg->enrich && (info_family != en->key.ip_family || memcmp(info_ip, en->key.ip, 16) != 0)) {
             /* a key's rollups of one IP often follow each other: one look each run of them */
             dp_buf_reset(arena);
-            dp_enrich_get(cfg->enrich, ip, &info, arena);
+            if (en->enrich_id) dp_enrich_read(cfg->enrich, en->enrich_id, &info, arena);
+            else dp_enrich_get(cfg->enrich, ip, &info, arena);
             memcpy(info_ip, en->key.ip, 16);
             info_family = en->key.ip_family;
         }

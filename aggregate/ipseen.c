@@ -1,8 +1,9 @@
 /* ipseen — the source IPs a shard has met, so that it asks enrichment
  * about each one once, not once per record.
  *
- * An open-addressing set of 16-byte addresses and their family, owned by
- * one shard thread (no lock).  The shard looks an IP up only when a record
+ * An open-addressing set of 16-byte addresses and their family, each with
+ * the id enrich/ gave it, owned by one shard thread (no lock).  The id goes
+ * on the IP's rollups, so that a flush reads their answer with no lookup.  The shard looks an IP up only when a record
  * makes a new key in a report's pending table, which is already rarer than
  * a record; the question to enrich/ (which takes a lock) goes out only on
  * a miss here.  Bounded by the caller: the shard empties it when it grows
@@ -34,6 +35,10 @@ void dp_ipseen_clear(dp_ipseen *s) {
     s->n = 0;
 }
 
+void dp_ipseen_prefetch(const dp_ipseen *s, const uint8_t ip[16], uint8_t family) {
+    if (s->cap) __builtin_prefetch(&s->slots[(size_t)ip_hash(ip, family) & (s->cap - 1)]);
+}
+
 static dp_ipseen_slot *find(dp_ipseen_slot *slots, size_t cap, const uint8_t ip[16], uint8_t family) {
     size_t i = (size_t)ip_hash(ip, family) & (cap - 1);
     for (;; i = (i + 1) & (cap - 1)) {
@@ -54,13 +59,16 @@ static int grow(dp_ipseen *s) {
     return 0;
 }
 
-int dp_ipseen_add(dp_ipseen *s, const uint8_t ip[16], uint8_t family) {
-    if (!family) return 0; /* no address: nothing to ask about */
-    if (4 * (s->n + 1) > 3 * s->cap && grow(s) != 0) return -1;
+dp_ipseen_slot *dp_ipseen_put(dp_ipseen *s, const uint8_t ip[16], uint8_t family, int *is_new) {
+    *is_new = 0;
+    if (!family) return NULL; /* no address: nothing to ask about */
+    if (4 * (s->n + 1) > 3 * s->cap && grow(s) != 0) return NULL;
     dp_ipseen_slot *sl = find(s->slots, s->cap, ip, family);
-    if (sl->family) return 0;
+    if (sl->family) return sl;
     memcpy(sl->ip, ip, 16);
     sl->family = family;
+    sl->enrich_id = 0;
     s->n++;
-    return 1;
+    *is_new = 1;
+    return sl;
 }

@@ -13,8 +13,9 @@
  *
  * With enrichment, the shard asks enrich/ about a source IP the first time
  * it meets it (dp_shard_note_ip): a question that never waits on the
- * network, asked once per IP, not once per record.  The answer is read at
- * the flush (flush.c).
+ * network, asked once per IP, not once per record.  The id of the IP's
+ * entry there goes on its rollups, and the answer is read by it at the
+ * flush (flush.c).
  */
 #include <sched.h>
 #include <stdlib.h>
@@ -34,17 +35,24 @@ static uint32_t shard_intern(shard *sh, int k, const char *s) {
     return id;
 }
 
-void dp_shard_note_ip(shard *sh, const uint8_t ip[16], uint8_t family) {
+uint32_t dp_shard_note_ip(shard *sh, const uint8_t ip[16], uint8_t family) {
     const dp_engine_config *cfg = sh->e->cfg;
-    if (!cfg->enrich) return;
+    if (!cfg->enrich || !family) return 0;
     /* bounded like the table: an IP met again after this only costs
-     * enrich/ a look in its cache */
+     * enrich/ a look in its table */
     if (cfg->max_keys && sh->ips.n >= cfg->max_keys) dp_ipseen_clear(&sh->ips);
-    if (dp_ipseen_add(&sh->ips, ip, family) == 0) return; /* out of memory: ask anyway */
+    int fresh;
+    dp_ipseen_slot *sl = dp_ipseen_put(&sh->ips, ip, family, &fresh);
+    if (sl && !fresh) return sl->enrich_id;
     char text[DP_IP_STRLEN];
     dp_net_format_ip(ip, family, text);
-    dp_enrich_request(cfg->enrich, text);
+    dp_enrich_id id = dp_enrich_request(cfg->enrich, text); /* out of memory here: asked anyway */
+    if (sl) sl->enrich_id = id;
+    return id;
 }
+
+/* Records ahead whose IP set slot is fetched early. */
+#define IPSEEN_AHEAD 12
 
 static pending *pq_at(pending_q *q, size_t i) { return &q->v[(q->head + i) % q->cap]; }
 
@@ -124,8 +132,13 @@ static void shard_take(shard *sh, batch *b) {
         if (!p) {
             shard_oom(sh);
         } else {
+            int enrich = e->cfg->enrich != NULL;
             for (size_t i = 0; i < b->n; i++) {
                 const item *it = &b->items[i];
+                /* the IP set is as large as the IPs met and read at random:
+                 * its slot is fetched while this record is counted */
+                if (enrich && i + IPSEEN_AHEAD < b->n)
+                    dp_ipseen_prefetch(&sh->ips, b->items[i + IPSEEN_AHEAD].ip, b->items[i + IPSEEN_AHEAD].ip_family);
                 dp_rollup_key key;
                 memset(&key, 0, sizeof key);
                 key.window_start = it->window_start;
@@ -145,7 +158,7 @@ static void shard_take(shard *sh, batch *b) {
                     shard_oom(sh);
                     break;
                 }
-                if (en->records == 0) dp_shard_note_ip(sh, key.ip, key.ip_family); /* a new key */
+                if (en->records == 0) en->enrich_id = dp_shard_note_ip(sh, key.ip, key.ip_family); /* a new key */
                 en->messages += it->count;
                 en->records++;
                 if (it->first_off < en->first_off) en->first_off = it->first_off;

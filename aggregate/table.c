@@ -105,6 +105,7 @@ int dp_table_add(dp_rollup_table *t, const dp_rollup_entry *src) {
     e->records += src->records;
     if (src->first_off < e->first_off) e->first_off = src->first_off;
     if (src->last_off > e->last_off) e->last_off = src->last_off;
+    if (!e->enrich_id) e->enrich_id = src->enrich_id;
     return 0;
 }
 

@@ -2,13 +2,21 @@
  * of them, the queue to the resolver thread, and the answers.
  *
  * An IP's entry is made by the first request (or get) and never freed
- * before close, so the queue holds pointers.  State, under one mutex:
- * `queued` while it waits for or is in a lookup, `known` once a lookup
- * (or the cache) has said something, with its status, name and expiry.
- * Requests and gets only touch the table and the queue: the cache is read
- * and written by the resolver thread (its `next` hook asks the cache
- * before DNS), so no caller ever waits on a disk or the network, and the
- * mutex is held for a hash lookup at most.
+ * before close, so the queue holds pointers and a caller may keep its id.
+ * Entries live in chunks that never move, found by id without the table.
+ * State, under the table's lock: `queued` while it waits for or is in a
+ * lookup, `known` once a lookup (or the cache) has said something, with
+ * its status, name and expiry.  Requests and gets only touch the table and
+ * the queue: the cache is read and written by the resolver thread (its
+ * `next` hook asks the cache before DNS), so no caller ever waits on a
+ * disk or the network, and the lock is held for a hash lookup at most.
+ *
+ * Reading by id (a flush: once per rollup) takes no shared lock at all:
+ * the answer's fields are changed only under the table's lock for writing
+ * *and* the entry's own flag, so a reader holding either sees them whole.
+ * The flag of one entry is wanted by its IP's flushing thread and, rarely,
+ * the resolver thread, so it is as good as never contended.  The MMDB
+ * fields are found once, when the entry is made, and never change.
  *
  * Expiry is by the wall clock, since it outlives the process in the cache.
  * Answers are kept for ttl (the record's own TTL is not read: the PTR names
@@ -23,6 +31,7 @@
 #include "enrich.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <libpsl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -46,19 +55,31 @@
 #define BACKOFF_FIRST 5.0
 #define BACKOFF_MAX 300.0
 
+/* Entries come in chunks of this many, and at most MAX_IPS_CAP are held. */
+#define CHUNK_BITS 12
+#define CHUNK ((size_t)1 << CHUNK_BITS)
+#define MAX_IPS_CAP ((size_t)1 << 30)
+
 /* The cache's batch is committed at this many writes, or this often. */
 #define COMMIT_PUTS 256
 #define COMMIT_SECONDS 1.0
 
 typedef struct entry {
     const char *ip;          /* the map's copy of the key */
+    dp_enrich_id id;
     unsigned char queued;    /* waiting for or in a lookup */
+    /* the answer: written under the table's lock and `busy` (see the top) */
+    atomic_uchar busy;
     unsigned char known;     /* status and expires are meaningful */
     unsigned char status;    /* dp_resolver_status */
     double expires;          /* wall clock */
     char *name;              /* confirmed PTR name (ANSWERED), owned */
     const char *base;        /* its registrable domain, inside name, or NULL */
     const dp_senders_entry *service;
+    /* MMDB, set before the entry is published, never changed */
+    uint32_t asn;
+    char country[8];
+    char *as_org;            /* owned, or NULL */
 } entry;
 
 enum { RESULT_CACHE_HIT = DP_RESOLVER_N_STATUS, N_RESULTS };
@@ -78,6 +99,8 @@ struct dp_enrich {
      * that a million rollups do not queue up behind one lock. */
     pthread_rwlock_t lock;
     dp_map table;             /* ip -> entry * */
+    entry *_Atomic *chunks;   /* max_ips / CHUNK of them, filled as needed */
+    size_t n_entries;
     entry **queue;            /* a ring */
     size_t q_head, q_len, q_cap;
     size_t outstanding;       /* entries queued (waiting or in flight) */
@@ -100,6 +123,48 @@ static double wall_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* For a reader's check of expiry, a few milliseconds off is nothing. */
+static double wall_now_coarse(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void entry_lock(entry *en) {
+    while (atomic_exchange_explicit(&en->busy, 1, memory_order_acquire)) sched_yield();
+}
+
+static void entry_unlock(entry *en) { atomic_store_explicit(&en->busy, 0, memory_order_release); }
+
+static entry *entry_at(dp_enrich *e, dp_enrich_id id) {
+    size_t i = (size_t)id - 1;
+    entry *chunk = atomic_load_explicit(&e->chunks[i >> CHUNK_BITS], memory_order_acquire);
+    return &chunk[i & (CHUNK - 1)];
+}
+
+/* A new entry for ip, its MMDB fields from g; NULL when out of memory.
+ * Callers hold the lock for writing and have checked max_ips. */
+static entry *entry_new(dp_enrich *e, const char *ip, const dp_geoip_info *g) {
+    size_t i = e->n_entries;
+    entry *chunk = atomic_load_explicit(&e->chunks[i >> CHUNK_BITS], memory_order_relaxed);
+    if (!chunk) {
+        if (!(chunk = calloc(CHUNK, sizeof *chunk))) return NULL;
+        atomic_store_explicit(&e->chunks[i >> CHUNK_BITS], chunk, memory_order_release);
+    }
+    entry *en = &chunk[i & (CHUNK - 1)];
+    if (g->as_org[0] && !(en->as_org = strdup(g->as_org))) return NULL;
+    if (!(en->ip = dp_map_put(&e->table, ip, en))) {
+        free(en->as_org);
+        en->as_org = NULL;
+        return NULL;
+    }
+    en->asn = g->asn;
+    memcpy(en->country, g->country, sizeof en->country);
+    en->id = (dp_enrich_id)(i + 1);
+    e->n_entries++;
+    return en;
 }
 
 void dp_enrich_config_default(dp_enrich_config *c) {
@@ -136,39 +201,71 @@ static int enqueue(dp_enrich *e, entry *en) {
     return 0;
 }
 
+/* Callers hold the lock for writing. */
 static void apply(dp_enrich *e, entry *en, dp_resolver_status status, const char *name, double expires) {
     char *copy = NULL;
     if (status == DP_RESOLVER_ANSWERED && name && !(copy = strdup(name))) status = DP_RESOLVER_ERROR;
-    free(en->name);
+    const char *base = copy ? psl_registrable_domain(e->psl, copy) : NULL;
+    const dp_senders_entry *service = copy ? dp_senders_match(e->senders, copy) : NULL;
+    entry_lock(en);
+    char *old = en->name;
     en->name = copy;
-    en->base = copy ? psl_registrable_domain(e->psl, copy) : NULL;
-    en->service = copy ? dp_senders_match(e->senders, copy) : NULL;
+    en->base = base;
+    en->service = service;
     en->status = (unsigned char)status;
     en->expires = expires;
     en->known = 1;
+    entry_unlock(en);
+    free(old);
 }
 
 /* The resolver is away until `down`: en is answered "unreachable" until
  * then, keeping a name it had, and asked again after.  Callers hold the
  * lock for writing. */
 static void mark_away(dp_enrich *e, entry *en, double down) {
-    if (!(en->known && en->name)) apply(e, en, DP_RESOLVER_UNREACHABLE, NULL, down);
-    else en->expires = down;
+    if (!(en->known && en->name)) {
+        apply(e, en, DP_RESOLVER_UNREACHABLE, NULL, down);
+    } else {
+        entry_lock(en);
+        en->expires = down;
+        entry_unlock(en);
+    }
     dp_metrics_add(e->m_lookups, DP_RESOLVER_UNREACHABLE, 1);
 }
 
-/* Whether en needs nothing from touch(): asked for already, or known and
+/* Whether en needs nothing from ask(): asked for already, or known and
  * fresh.  Callers hold the lock, for reading at least. */
 static int settled_entry(const entry *en, double now) {
     return en && (en->queued || !en->known || en->expires > now);
 }
 
-/* The entry of ip, made and queued when new, queued again when expired.
- * *wake: the resolver must be woken (the queue was empty). */
-static entry *touch(dp_enrich *e, const char *ip, int *wake) {
+/* Queues en for a lookup, unless the resolver is away.  *wake: the
+ * resolver must be woken (the queue was empty).  Callers hold the lock for
+ * writing. */
+static void look_up(dp_enrich *e, entry *en, int *wake) {
+    if (!e->resolver) return;
+    /* the resolver is away: no query until its back-off ends */
+    double down = atomic_load(&e->down_until);
+    if (down > wall_now()) {
+        mark_away(e, en, down);
+        return;
+    }
+    size_t before = e->q_len;
+    if (enqueue(e, en) == 0 && before == 0) *wake = 1;
+}
+
+/* look_up for an entry made before, when expired and not queued yet. */
+static void ask(dp_enrich *e, entry *en, int *wake) {
+    if (!settled_entry(en, wall_now())) look_up(e, en, wake);
+}
+
+/* The entry of ip, made (its MMDB fields from g) and queued when new,
+ * queued again when expired; NULL when not held.  Callers hold the lock
+ * for writing. */
+static entry *touch(dp_enrich *e, const char *ip, const dp_geoip_info *g, int *wake) {
     entry *en = dp_map_get(&e->table, ip);
     if (!en) {
-        if (e->table.len >= e->max_ips) {
+        if (e->n_entries >= e->max_ips) {
             dp_metrics_add(e->m_dropped, 0, 1);
             e->dropped++;
             if (!atomic_exchange(&e->warned_full, 1))
@@ -177,25 +274,11 @@ static entry *touch(dp_enrich *e, const char *ip, int *wake) {
                             e->max_ips);
             return NULL;
         }
-        en = calloc(1, sizeof *en);
-        if (!en) return NULL;
-        en->ip = dp_map_put(&e->table, ip, en);
-        if (!en->ip) {
-            free(en);
-            return NULL;
-        }
-    } else if (settled_entry(en, wall_now())) {
+        if (!(en = entry_new(e, ip, g))) return NULL;
+        look_up(e, en, wake);
         return en;
     }
-    if (!e->resolver) return en;
-    /* the resolver is away: no query until its back-off ends */
-    double down = atomic_load(&e->down_until);
-    if (down > wall_now()) {
-        mark_away(e, en, down);
-        return en;
-    }
-    size_t before = e->q_len;
-    if (enqueue(e, en) == 0 && before == 0) *wake = 1;
+    ask(e, en, wake);
     return en;
 }
 
@@ -353,13 +436,15 @@ dp_enrich *dp_enrich_open(const dp_enrich_config *c, dp_error *err) {
     e->ttl = c->ttl > 0 ? c->ttl : 86400;
     e->negative_ttl = c->negative_ttl > 0 ? c->negative_ttl : 3600;
     e->max_ips = c->max_ips ? c->max_ips : (size_t)1 << 20;
+    if (e->max_ips > MAX_IPS_CAP) e->max_ips = MAX_IPS_CAP;
     e->log = c->log;
     e->psl = psl_builtin();
     snprintf(e->resolver_text, sizeof e->resolver_text, "%s",
              c->resolver ? c->resolver : "of the system (/etc/resolv.conf)");
     register_metrics(e, c->metrics);
 
-    if (!(e->senders = dp_senders_new())) {
+    e->chunks = calloc((e->max_ips + CHUNK - 1) / CHUNK, sizeof *e->chunks);
+    if (!e->chunks || !(e->senders = dp_senders_new())) {
         dp_error_set(err, DP_ERR_NOMEM, "enrichment: out of memory");
         goto fail;
     }
@@ -391,17 +476,25 @@ fail:
     return NULL;
 }
 
-void dp_enrich_request(dp_enrich *e, const char *ip) {
-    if (!e || !e->resolver || !ip || !*ip) return;
+dp_enrich_id dp_enrich_request(dp_enrich *e, const char *ip) {
+    if (!e || (!e->resolver && !e->geo) || !ip || !*ip) return 0;
     pthread_rwlock_rdlock(&e->lock);
-    int settled = settled_entry(dp_map_get(&e->table, ip), wall_now());
+    entry *en = dp_map_get(&e->table, ip);
+    dp_enrich_id id = en ? en->id : 0;
+    int settled = en && settled_entry(en, wall_now());
     pthread_rwlock_unlock(&e->lock);
-    if (settled) return;
+    if (settled) return id;
+    /* the MMDB files are read before the lock is taken: they need none */
+    dp_geoip_info g;
+    if (!en) dp_geoip_lookup(e->geo, ip, &g);
+    else memset(&g, 0, sizeof g);
     int wake = 0;
     pthread_rwlock_wrlock(&e->lock);
-    touch(e, ip, &wake);
+    if (en) ask(e, en, &wake);
+    else if ((en = touch(e, ip, &g, &wake))) id = en->id;
     pthread_rwlock_unlock(&e->lock);
     if (wake) dp_resolver_wake(e->resolver);
+    return id;
 }
 
 /* Appends s with its NUL to the arena (room reserved), giving the copy. */
@@ -412,48 +505,71 @@ static const char *put(dp_buf *arena, const char *s) {
     return arena->failed ? NULL : arena->data + at;
 }
 
-void dp_enrich_get(dp_enrich *e, const char *ip, dp_source_info *out, dp_buf *arena) {
-    memset(out, 0, sizeof *out);
-    if (!e || !ip || !*ip) return;
-    dp_geoip_info g;
-    dp_geoip_lookup(e->geo, ip, &g);
-    char name[DP_RESOLVER_NAME_MAX] = "";
-    size_t base_at = 0;
-    int has_base = 0;
-    const dp_senders_entry *svc = NULL;
-    if (e->resolver) {
-        int wake = 0;
-        /* most calls only read: the lock is shared unless ip is new or expired */
-        pthread_rwlock_rdlock(&e->lock);
-        entry *en = dp_map_get(&e->table, ip);
-        if (!settled_entry(en, wall_now())) {
-            pthread_rwlock_unlock(&e->lock);
-            pthread_rwlock_wrlock(&e->lock);
-            en = touch(e, ip, &wake);
-        }
-        if (en && en->known && en->name) {
-            snprintf(name, sizeof name, "%s", en->name);
-            if (en->base) {
-                has_base = 1;
-                base_at = (size_t)(en->base - en->name);
-            }
-            svc = en->service;
-        }
-        pthread_rwlock_unlock(&e->lock);
-        if (wake) dp_resolver_wake(e->resolver);
-    }
-    size_t need = strlen(name) + 1 + strlen(g.as_org) + 1 + strlen(g.country) + 1;
+/* Fills out from what is copied of an entry (or the MMDB files at once). */
+static void fill(dp_source_info *out, dp_buf *arena, uint32_t asn, const char *as_org, const char *country,
+                 const char *name, int has_base, size_t base_at, const dp_senders_entry *svc) {
+    size_t need = strlen(name) + 1 + strlen(as_org) + 1 + strlen(country) + 1;
     if (svc) need += strlen(svc->service) + 1 + strlen(svc->type) + 1;
     if (dp_buf_reserve(arena, need) != 0) return;
-    out->asn = g.asn;
-    out->as_org = put(arena, g.as_org);
-    out->country = put(arena, g.country);
+    out->asn = asn;
+    out->as_org = put(arena, as_org);
+    out->country = put(arena, country);
     out->ptr = put(arena, name);
     if (out->ptr && has_base) out->base_domain = out->ptr + base_at;
     if (svc) {
         out->service = put(arena, svc->service);
         out->service_type = put(arena, svc->type);
     }
+}
+
+void dp_enrich_read(dp_enrich *e, dp_enrich_id id, dp_source_info *out, dp_buf *arena) {
+    memset(out, 0, sizeof *out);
+    if (!e || !id) return;
+    entry *en = entry_at(e, id);
+    char name[DP_RESOLVER_NAME_MAX] = "";
+    size_t base_at = 0;
+    int has_base = 0, known;
+    const dp_senders_entry *svc = NULL;
+    double expires;
+    entry_lock(en);
+    known = en->known;
+    expires = en->expires;
+    if (known && en->name) {
+        snprintf(name, sizeof name, "%s", en->name);
+        if (en->base) {
+            has_base = 1;
+            base_at = (size_t)(en->base - en->name);
+        }
+        svc = en->service;
+    }
+    entry_unlock(en);
+    if (e->resolver && known && expires <= wall_now_coarse()) {
+        /* expired: asked again; the old answer serves until the new one */
+        int wake = 0;
+        pthread_rwlock_wrlock(&e->lock);
+        ask(e, en, &wake);
+        pthread_rwlock_unlock(&e->lock);
+        if (wake) dp_resolver_wake(e->resolver);
+    }
+    fill(out, arena, en->asn, en->as_org ? en->as_org : "", en->country, name, has_base, base_at, svc);
+}
+
+void dp_enrich_prefetch(dp_enrich *e, dp_enrich_id id) {
+    if (e && id) __builtin_prefetch(entry_at(e, id), 1);
+}
+
+void dp_enrich_get(dp_enrich *e, const char *ip, dp_source_info *out, dp_buf *arena) {
+    memset(out, 0, sizeof *out);
+    if (!e || !ip || !*ip) return;
+    dp_enrich_id id = dp_enrich_request(e, ip);
+    if (id) {
+        dp_enrich_read(e, id, out, arena);
+        return;
+    }
+    /* not held (past max_ips, or memory): the MMDB files can still answer */
+    dp_geoip_info g;
+    dp_geoip_lookup(e->geo, ip, &g);
+    fill(out, arena, g.asn, g.as_org, g.country, "", 0, 0, NULL);
 }
 
 /* Polled rather than signalled: readers share the lock, and a wait of a
@@ -496,7 +612,7 @@ static void free_entry(void *ctx, const char *key, void *value) {
     (void)key;
     entry *en = value;
     free(en->name);
-    free(en);
+    free(en->as_org);
 }
 
 void dp_enrich_close(dp_enrich *e) {
@@ -515,6 +631,8 @@ void dp_enrich_close(dp_enrich *e) {
     dp_senders_free(e->senders);
     dp_map_each(&e->table, free_entry, NULL);
     dp_map_free(&e->table);
+    for (size_t i = 0; e->chunks && i * CHUNK < e->max_ips; i++) free(atomic_load(&e->chunks[i]));
+    free(e->chunks);
     free(e->queue);
     pthread_rwlock_destroy(&e->lock);
     free(e);

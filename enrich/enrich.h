@@ -34,6 +34,7 @@
 #define DP_ENRICH_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "dp_buf.h"
 #include "dp_error.h"
@@ -68,10 +69,16 @@ void dp_enrich_config_default(dp_enrich_config *c);
  * warning: lookups are then kept in memory only. */
 dp_enrich *dp_enrich_open(const dp_enrich_config *c, dp_error *err);
 
+/* An IP's entry, for dp_enrich_read: valid until close; 0 is none. */
+typedef uint32_t dp_enrich_id;
+
 /* Asks for `ip` (canonical text, as rollups carry it) to be looked up, if it
- * is not known or pending.  Never blocks on the network; cheap when already
+ * is not known or pending, and gives its entry's id: a caller that keeps it
+ * (a shard, beside its rollups) reads the answer later with no lookup.  0
+ * when the IP is not held (past max_ips, out of memory, or nothing to know:
+ * no DNS and no MMDB).  Never blocks on the network; cheap when already
  * known (a shard calls it the first time it sees an IP).  Thread-safe. */
-void dp_enrich_request(dp_enrich *e, const char *ip);
+dp_enrich_id dp_enrich_request(dp_enrich *e, const char *ip);
 
 /* What is known of `ip` now (MMDB fields at once; PTR, base domain and
  * service once resolved).  Strings are copied into `arena` (the caller's,
@@ -81,6 +88,16 @@ void dp_enrich_request(dp_enrich *e, const char *ip);
  * grows: take one call's strings before the next call).  Thread-safe, never
  * blocks on the network.  Also requests `ip` when it is unknown. */
 void dp_enrich_get(dp_enrich *e, const char *ip, dp_source_info *out, dp_buf *arena);
+
+/* dp_enrich_get for the IP of an id from dp_enrich_request, with no table
+ * lookup and no shared lock (a flush reads one per rollup): the entry's own
+ * flag, which only a writing resolver thread ever also wants.  Asks again
+ * for an expired entry.  id 0: all unknown. */
+void dp_enrich_read(dp_enrich *e, dp_enrich_id id, dp_source_info *out, dp_buf *arena);
+
+/* A hint: id will be read soon, so its entry is brought into the cache (a
+ * flush reads entries at random, one per rollup). */
+void dp_enrich_prefetch(dp_enrich *e, dp_enrich_id id);
 
 /* Waits up to `seconds` for the lookups asked for so far (tests; an optional
  * wait before a batch run's final flush).  0 when none is left, -1 when

@@ -6,6 +6,7 @@
  */
 #include <check.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -464,10 +465,68 @@ START_TEST(test_close_prompt) {
 }
 END_TEST
 
+/* What a flush does: the id from a request, read later with no lookup.  The
+ * MMDB fields are there at once, the name once answered, and an expired
+ * entry read by id is asked again exactly once. */
+START_TEST(test_read_by_id) {
+    dp_enrich_config c;
+    config(&c);
+    c.ttl = 0.5;
+    c.geoip_asn = env("DP_TEST_MMDB_ASN");
+    c.geoip_country = env("DP_TEST_MMDB_COUNTRY");
+    dp_enrich *e = open_ok(&c);
+    dp_buf arena = DP_BUF_INIT;
+    dp_source_info s;
+    int n0 = queries("14.2.0.192.in-addr.arpa");
+    dp_enrich_id id = dp_enrich_request(e, "192.0.2.14");
+    ck_assert_uint_ne(id, 0);
+    ck_assert_uint_eq(dp_enrich_request(e, "192.0.2.14"), id);
+    ck_assert_uint_ne(dp_enrich_request(e, "192.0.2.2"), id);
+    dp_enrich_read(e, id, &s, &arena);
+    ck_assert_uint_eq(s.asn, 64500);
+    ck_assert_str_or_null(s.country, "NL");
+    ck_assert_int_eq(dp_enrich_settle(e, 20), 0);
+    dp_buf_reset(&arena);
+    dp_enrich_read(e, id, &s, &arena);
+    ck_assert_str_or_null(s.ptr, "h14.example.com");
+    ck_assert_str_or_null(s.base_domain, "example.com");
+    ck_assert_str_or_null(s.as_org, "Example Net AS");
+    int n1 = queries("14.2.0.192.in-addr.arpa");
+    ck_assert_int_eq(n1, n0 + 1);
+    usleep(700 * 1000);
+    for (int i = 0; i < 5; i++) {
+        dp_buf_reset(&arena);
+        dp_enrich_read(e, id, &s, &arena);
+        ck_assert_str_or_null(s.ptr, "h14.example.com"); /* the stale answer meanwhile */
+    }
+    ck_assert_int_eq(dp_enrich_settle(e, 20), 0);
+    ck_assert_int_eq(queries("14.2.0.192.in-addr.arpa"), n1 + 1);
+    dp_buf_reset(&arena);
+    dp_enrich_read(e, 0, &s, &arena);
+    ck_assert_ptr_null(s.ptr);
+    ck_assert_uint_eq(s.asn, 0);
+    dp_buf_free(&arena);
+    dp_enrich_close(e);
+
+    /* no DNS, the databases only: entries still hold their fields */
+    c.ptr = 0;
+    e = open_ok(&c);
+    id = dp_enrich_request(e, "2001:db8::25");
+    ck_assert_uint_ne(id, 0);
+    dp_enrich_read(e, id, &s, &arena);
+    ck_assert_uint_eq(s.asn, 64501);
+    ck_assert_str_or_null(s.country, "DE");
+    ck_assert_ptr_null(s.ptr);
+    dp_buf_free(&arena);
+    dp_enrich_close(e);
+}
+END_TEST
+
 /* Several threads ask and read while the answers arrive (TSan's test). */
 typedef struct racer {
     dp_enrich *e;
     int seed, answered;
+    _Atomic dp_enrich_id *ids; /* shared: the id of 192.0.2.(100 + k) */
 } racer;
 
 static void *race(void *arg) {
@@ -476,11 +535,17 @@ static void *race(void *arg) {
     for (int round = 0; round < 40; round++)
         for (int i = 100; i < 200; i++) {
             char ip[32];
-            snprintf(ip, sizeof ip, "192.0.2.%d", 100 + (i + r->seed * 7) % 100);
-            dp_enrich_request(r->e, ip);
+            int k = (i + r->seed * 7) % 100;
+            snprintf(ip, sizeof ip, "192.0.2.%d", 100 + k);
+            dp_enrich_id id = dp_enrich_request(r->e, ip);
+            /* one IP, one id, whichever thread asked first */
+            dp_enrich_id was = 0;
+            if (!atomic_compare_exchange_strong(&r->ids[k], &was, id) && was != id) r->answered = -1000000;
             dp_source_info s;
             dp_buf_reset(&arena);
-            dp_enrich_get(r->e, ip, &s, &arena);
+            /* half the threads read by id, as a flush does; half by address */
+            if (r->seed % 2) dp_enrich_read(r->e, id, &s, &arena);
+            else dp_enrich_get(r->e, ip, &s, &arena);
             if (s.ptr) {
                 char want[64];
                 snprintf(want, sizeof want, "h%s.example.com", ip + 8);
@@ -502,8 +567,10 @@ START_TEST(test_threads) {
     dp_enrich *e = open_ok(&c);
     pthread_t t[6];
     racer r[6];
+    _Atomic dp_enrich_id ids[100];
+    for (int i = 0; i < 100; i++) atomic_init(&ids[i], 0);
     for (int i = 0; i < 6; i++) {
-        r[i] = (racer){e, i, 0};
+        r[i] = (racer){e, i, 0, ids};
         pthread_create(&t[i], NULL, race, &r[i]);
     }
     for (int i = 0; i < 6; i++) pthread_join(t[i], NULL);
@@ -540,6 +607,7 @@ int main(void) {
     tcase_add_test(tc, test_expired_asked_again);
     tcase_add_test(tc, test_dead_resolver);
     tcase_add_test(tc, test_close_prompt);
+    tcase_add_test(tc, test_read_by_id);
     tcase_add_test(tc, test_threads);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
