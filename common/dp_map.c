@@ -53,6 +53,29 @@ const char *dp_map_put(dp_map *m, const char *key, void *value) {
     return s->key;
 }
 
+/* Backward-shift deletion: the slots after the removed one that probed past
+ * it move back, so every key stays reachable from its home slot without
+ * tombstones. */
+int dp_map_remove(dp_map *m, const char *key) {
+    if (!m->cap) return 0;
+    size_t mask = m->cap - 1;
+    dp_map_slot *s = find(m, key, hash_str(key));
+    if (!s->key) return 0;
+    free(s->key);
+    size_t hole = (size_t)(s - m->slots);
+    for (size_t i = (hole + 1) & mask; m->slots[i].key; i = (i + 1) & mask) {
+        size_t home = m->slots[i].hash & mask;
+        /* the key at i may fill the hole when its home is not in (hole, i] */
+        if (((i - home) & mask) >= ((i - hole) & mask)) {
+            m->slots[hole] = m->slots[i];
+            hole = i;
+        }
+    }
+    memset(&m->slots[hole], 0, sizeof m->slots[hole]);
+    m->len--;
+    return 1;
+}
+
 void dp_map_each(const dp_map *m, void (*fn)(void *ctx, const char *key, void *value), void *ctx) {
     for (size_t i = 0; i < m->cap; i++)
         if (m->slots[i].key) fn(ctx, m->slots[i].key, m->slots[i].value);

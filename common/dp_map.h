@@ -29,6 +29,9 @@ void *dp_map_get(const dp_map *m, const char *key);
 /* Sets key's value (copying the key).  The key as the map holds it (valid
  * until dp_map_free), or NULL when memory runs out. */
 const char *dp_map_put(dp_map *m, const char *key, void *value);
+/* Removes key and frees its copy; the value is the caller's.  1 when it
+ * was there, 0 when not. */
+int dp_map_remove(dp_map *m, const char *key);
 /* Calls fn for each entry, in no order. */
 void dp_map_each(const dp_map *m, void (*fn)(void *ctx, const char *key, void *value), void *ctx);
 /* Every value, in no order, into out (room for m->len). */

@@ -434,10 +434,47 @@ START_TEST(map_grows) {
 }
 END_TEST
 
+/* Removal keeps every other key reachable: random puts and removes over a
+ * small key space (long probe runs, wrapping round the end), checked
+ * against a plain array after every step. */
+START_TEST(map_removes) {
+    dp_map m = DP_MAP_INIT;
+    enum { KEYS = 300 };
+    int present[KEYS] = {0};
+    size_t len = 0;
+    unsigned long r = 12345;
+    char key[32];
+    for (int step = 0; step < 40000; step++) {
+        r = r * 6364136223846793005ul + 1442695040888963407ul;
+        int k = (int)((r >> 33) % KEYS);
+        snprintf(key, sizeof key, "ip-%d", k);
+        if ((r >> 20) % 3) {
+            ck_assert_ptr_nonnull(dp_map_put(&m, key, (void *)(long)(k + 1)));
+            len += !present[k];
+            present[k] = 1;
+        } else {
+            ck_assert_int_eq(dp_map_remove(&m, key), present[k]);
+            len -= present[k];
+            present[k] = 0;
+        }
+        ck_assert_uint_eq(m.len, len);
+        if (step % 97 == 0)
+            for (int j = 0; j < KEYS; j++) {
+                snprintf(key, sizeof key, "ip-%d", j);
+                ck_assert_ptr_eq(dp_map_get(&m, key), present[j] ? (void *)(long)(j + 1) : NULL);
+            }
+    }
+    ck_assert_int_eq(dp_map_remove(&m, "absent"), 0);
+    dp_map_free(&m);
+    ck_assert_int_eq(dp_map_remove(&m, "ip-1"), 0);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("insight");
     TCase *tc = tcase_create("insight");
     tcase_add_test(tc, classes_of_a_rollup);
+    tcase_add_test(tc, map_removes);
     tcase_add_test(tc, days_round_trip);
     tcase_add_test(tc, verdicts);
     tcase_add_test(tc, partial_rollups_sum);
