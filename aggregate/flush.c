@@ -75,8 +75,7 @@ static int flush_entries(engine *e, const shard *sh, size_t begin, size_t end, d
         if (cfg->enrich && (info_family != en->key.ip_family || memcmp(info_ip, en->key.ip, 16) != 0)) {
             /* a key's rollups of one IP often follow each other: one look each run of them */
             dp_buf_reset(arena);
-            if (en->enrich_id) dp_enrich_read(cfg->enrich, en->enrich_id, &info, arena);
-            else dp_enrich_get(cfg->enrich, ip, &info, arena);
+            dp_enrich_read(cfg->enrich, en->enrich_id, ip, &info, arena);
             memcpy(info_ip, en->key.ip, 16);
             info_family = en->key.ip_family;
         }

@@ -78,15 +78,19 @@ void dp_run_enrich_summary(dp_enrich *e, dp_log *log) {
     if (!e) return;
     dp_enrich_stats st;
     dp_enrich_stats_get(e, &st);
+    char more[128] = "";
+    if (st.evicted || st.dropped)
+        snprintf(more, sizeof more, "; past the most held in memory, %llu forgotten to make room, %llu dropped",
+                 (unsigned long long)st.evicted, (unsigned long long)st.dropped);
     dp_log_info(log, "enrich",
                 DP_LOG_FIELDS(DP_LOG_U64("ips", st.ips), DP_LOG_U64("named", st.named),
                               DP_LOG_U64("unnamed", st.unnamed), DP_LOG_U64("pending", st.pending),
-                              DP_LOG_U64("dropped", st.dropped)),
-                "%s%llu source IPs: %llu named, %llu without a name, %llu still being looked up%s",
+                              DP_LOG_U64("dropped", st.dropped), DP_LOG_U64("evicted", st.evicted)),
+                "%s%llu source IPs: %llu named, %llu without a name, %llu still being looked up%s%s",
                 dp_log_format_of(log) == DP_LOG_PLAIN ? "  enrich:   " : "",
                 (unsigned long long)st.ips, (unsigned long long)st.named, (unsigned long long)st.unnamed,
                 (unsigned long long)st.pending,
-                st.pending ? " (null in this run's rollups; see --enrich-wait)" : "");
+                st.pending ? " (null in this run's rollups; see --enrich-wait)" : "", more);
 }
 
 void dp_run_enrich_close(dp_enrich *e) { dp_enrich_close(e); }

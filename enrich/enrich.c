@@ -1,12 +1,11 @@
 /* enrich — the public object: the table of source IPs and what is known
  * of them, the queue to the resolver thread, and the answers.
  *
- * An IP's entry is made by the first request (or get) and never freed
- * before close, so the queue holds pointers and a caller may keep its id.
- * Entries live in chunks that never move, found by id without the table.
- * State, under the table's lock: `queued` while it waits for or is in a
- * lookup, `known` once a lookup (or the cache) has said something, with
- * its status, name and expiry.  Requests and gets only touch the table and
+ * An IP's entry is made by the first request (or get), in a table of
+ * entries that never move (ip_table.c), so the queue holds pointers and a
+ * caller may keep its id.  State, under the table's lock: `queued` while
+ * it waits for or is in a lookup, `known` once a lookup (or the cache) has
+ * said something, with its status, name and expiry.  Requests and gets only touch the table and
  * the queue: the cache is read and written by the resolver thread (its
  * `next` hook asks the cache before DNS), so no caller ever waits on a
  * disk or the network, and the lock is held for a hash lookup at most.
@@ -16,7 +15,7 @@
  * *and* the entry's own flag, so a reader holding either sees them whole.
  * The flag of one entry is wanted by its IP's flushing thread and, rarely,
  * the resolver thread, so it is as good as never contended.  The MMDB
- * fields are found once, when the entry is made, and never change.
+ * fields are found once, when the entry is made.
  *
  * Expiry is by the wall clock, since it outlives the process in the cache.
  * Answers are kept for ttl (the record's own TTL is not read: the PTR names
@@ -25,8 +24,12 @@
  * unconfirmed names for negative_ttl.  An expired entry is queued again by
  * the next request or get, and keeps its answer until the new one comes.
  *
- * Memory is bounded: at most max_ips entries (the queue never holds more);
- * past that a new IP is dropped, counted, and warned about once.
+ * Memory is bounded: at most max_ips entries (the queue never holds more).
+ * Past that a new IP takes the entry of one not read for a while (counted,
+ * and said once): a long-running worker keeps naming the IPs it meets.  A
+ * reader by id says which IP it wants, and one whose entry went to another
+ * IP is answered by address instead.  Only when every entry waits for a
+ * lookup is a new IP dropped (counted, warned about once).
  */
 #include "enrich.h"
 
@@ -40,8 +43,8 @@
 #include <time.h>
 
 #include "dp_clock.h"
-#include "dp_map.h"
 #include "geoip.h"
+#include "ip_table.h"
 #include "ptr_cache.h"
 #include "resolver.h"
 #include "senders.h"
@@ -55,32 +58,14 @@
 #define BACKOFF_FIRST 5.0
 #define BACKOFF_MAX 300.0
 
-/* Entries come in chunks of this many, and at most MAX_IPS_CAP are held. */
-#define CHUNK_BITS 12
-#define CHUNK ((size_t)1 << CHUNK_BITS)
+/* At most this many entries, whatever max_ips says. */
 #define MAX_IPS_CAP ((size_t)1 << 30)
 
 /* The cache's batch is committed at this many writes, or this often. */
 #define COMMIT_PUTS 256
 #define COMMIT_SECONDS 1.0
 
-typedef struct entry {
-    const char *ip;          /* the map's copy of the key */
-    dp_enrich_id id;
-    unsigned char queued;    /* waiting for or in a lookup */
-    /* the answer: written under the table's lock and `busy` (see the top) */
-    atomic_uchar busy;
-    unsigned char known;     /* status and expires are meaningful */
-    unsigned char status;    /* dp_resolver_status */
-    double expires;          /* wall clock */
-    char *name;              /* confirmed PTR name (ANSWERED), owned */
-    const char *base;        /* its registrable domain, inside name, or NULL */
-    const dp_senders_entry *service;
-    /* MMDB, set before the entry is published, never changed */
-    uint32_t asn;
-    char country[8];
-    char *as_org;            /* owned, or NULL */
-} entry;
+typedef dp_ip_table_entry entry;
 
 enum { RESULT_CACHE_HIT = DP_RESOLVER_N_STATUS, N_RESULTS };
 static const char *const RESULT_LABELS[N_RESULTS] = {"answered", "unconfirmed", "nxdomain", "servfail",   "refused",
@@ -98,14 +83,13 @@ struct dp_enrich {
      * is known, a shard asking for an IP already asked for) share it, so
      * that a million rollups do not queue up behind one lock. */
     pthread_rwlock_t lock;
-    dp_map table;             /* ip -> entry * */
-    entry *_Atomic *chunks;   /* max_ips / CHUNK of them, filled as needed */
-    size_t n_entries;
+    dp_ip_table table;
     entry **queue;            /* a ring */
     size_t q_head, q_len, q_cap;
     size_t outstanding;       /* entries queued (waiting or in flight) */
-    uint64_t dropped;         /* IPs not held: past max_ips */
-    atomic_int warned_full;
+    uint64_t dropped;         /* IPs not held: every entry waited for a lookup */
+    uint64_t evicted;         /* entries taken over by another IP */
+    atomic_int warned_full, warned_evict;
 
     /* the resolver thread's own */
     dp_resolver *resolver;
@@ -116,7 +100,7 @@ struct dp_enrich {
     _Atomic double down_until; /* the resolver timed out or could not be reached: */
     double backoff;           /* no query before this, doubling up to BACKOFF_MAX */
 
-    dp_metric *m_lookups, *m_dropped, *m_queue;
+    dp_metric *m_lookups, *m_dropped, *m_evicted, *m_queue;
 };
 
 static double wall_now(void) {
@@ -130,41 +114,6 @@ static double wall_now_coarse(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME_COARSE, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void entry_lock(entry *en) {
-    while (atomic_exchange_explicit(&en->busy, 1, memory_order_acquire)) sched_yield();
-}
-
-static void entry_unlock(entry *en) { atomic_store_explicit(&en->busy, 0, memory_order_release); }
-
-static entry *entry_at(dp_enrich *e, dp_enrich_id id) {
-    size_t i = (size_t)id - 1;
-    entry *chunk = atomic_load_explicit(&e->chunks[i >> CHUNK_BITS], memory_order_acquire);
-    return &chunk[i & (CHUNK - 1)];
-}
-
-/* A new entry for ip, its MMDB fields from g; NULL when out of memory.
- * Callers hold the lock for writing and have checked max_ips. */
-static entry *entry_new(dp_enrich *e, const char *ip, const dp_geoip_info *g) {
-    size_t i = e->n_entries;
-    entry *chunk = atomic_load_explicit(&e->chunks[i >> CHUNK_BITS], memory_order_relaxed);
-    if (!chunk) {
-        if (!(chunk = calloc(CHUNK, sizeof *chunk))) return NULL;
-        atomic_store_explicit(&e->chunks[i >> CHUNK_BITS], chunk, memory_order_release);
-    }
-    entry *en = &chunk[i & (CHUNK - 1)];
-    if (g->as_org[0] && !(en->as_org = strdup(g->as_org))) return NULL;
-    if (!(en->ip = dp_map_put(&e->table, ip, en))) {
-        free(en->as_org);
-        en->as_org = NULL;
-        return NULL;
-    }
-    en->asn = g->asn;
-    memcpy(en->country, g->country, sizeof en->country);
-    en->id = (dp_enrich_id)(i + 1);
-    e->n_entries++;
-    return en;
 }
 
 void dp_enrich_config_default(dp_enrich_config *c) {
@@ -207,7 +156,7 @@ static void apply(dp_enrich *e, entry *en, dp_resolver_status status, const char
     if (status == DP_RESOLVER_ANSWERED && name && !(copy = strdup(name))) status = DP_RESOLVER_ERROR;
     const char *base = copy ? psl_registrable_domain(e->psl, copy) : NULL;
     const dp_senders_entry *service = copy ? dp_senders_match(e->senders, copy) : NULL;
-    entry_lock(en);
+    dp_ip_table_lock(en);
     char *old = en->name;
     en->name = copy;
     en->base = base;
@@ -215,7 +164,7 @@ static void apply(dp_enrich *e, entry *en, dp_resolver_status status, const char
     en->status = (unsigned char)status;
     en->expires = expires;
     en->known = 1;
-    entry_unlock(en);
+    dp_ip_table_unlock(en);
     free(old);
 }
 
@@ -226,9 +175,9 @@ static void mark_away(dp_enrich *e, entry *en, double down) {
     if (!(en->known && en->name)) {
         apply(e, en, DP_RESOLVER_UNREACHABLE, NULL, down);
     } else {
-        entry_lock(en);
+        dp_ip_table_lock(en);
         en->expires = down;
-        entry_unlock(en);
+        dp_ip_table_unlock(en);
     }
     dp_metrics_add(e->m_lookups, DP_RESOLVER_UNREACHABLE, 1);
 }
@@ -263,22 +212,33 @@ static void ask(dp_enrich *e, entry *en, int *wake) {
  * queued again when expired; NULL when not held.  Callers hold the lock
  * for writing. */
 static entry *touch(dp_enrich *e, const char *ip, const dp_geoip_info *g, int *wake) {
-    entry *en = dp_map_get(&e->table, ip);
-    if (!en) {
-        if (e->n_entries >= e->max_ips) {
-            dp_metrics_add(e->m_dropped, 0, 1);
-            e->dropped++;
-            if (!atomic_exchange(&e->warned_full, 1))
-                dp_log_warn(e->log, "enrich", DP_LOG_FIELDS(DP_LOG_U64("max_ips", e->max_ips)),
-                            "dmarcpipe: enrich: %zu source IPs held in memory; new ones are not looked up",
-                            e->max_ips);
-            return NULL;
-        }
-        if (!(en = entry_new(e, ip, g))) return NULL;
-        look_up(e, en, wake);
+    entry *en = dp_ip_table_get(&e->table, ip);
+    if (en) {
+        ask(e, en, wake);
         return en;
     }
-    ask(e, en, wake);
+    int evicted;
+    if (!(en = dp_ip_table_add(&e->table, ip, g, wall_now(), &evicted))) {
+        if (e->table.n < e->max_ips) return NULL; /* out of memory */
+        dp_metrics_add(e->m_dropped, 0, 1);
+        e->dropped++;
+        if (!atomic_exchange(&e->warned_full, 1))
+            dp_log_warn(e->log, "enrich", DP_LOG_FIELDS(DP_LOG_U64("max_ips", e->max_ips)),
+                        "dmarcpipe: enrich: all %zu source IPs held in memory wait for a lookup; new ones are "
+                        "not looked up until some are answered",
+                        e->max_ips);
+        return NULL;
+    }
+    if (evicted) {
+        dp_metrics_add(e->m_evicted, 0, 1);
+        e->evicted++;
+        if (!atomic_exchange(&e->warned_evict, 1))
+            dp_log_info(e->log, "enrich", DP_LOG_FIELDS(DP_LOG_U64("max_ips", e->max_ips)),
+                        "dmarcpipe: enrich: %zu source IPs held in memory; from now on a new one takes the place "
+                        "of one not met for a while",
+                        e->max_ips);
+    }
+    look_up(e, en, wake);
     return en;
 }
 
@@ -385,7 +345,7 @@ static void hook_done(void *ctx, const char *ip, dp_resolver_status status, cons
     dp_ptr_cache_entry ce = {expires, status, ""};
     if (name) snprintf(ce.name, sizeof ce.name, "%s", name);
     pthread_rwlock_wrlock(&e->lock);
-    entry *en = dp_map_get(&e->table, ip);
+    entry *en = dp_ip_table_get(&e->table, ip);
     if (en) {
         /* A refresh that the resolver failed keeps the answer it had: the
          * name is asked again after negative_ttl. */
@@ -420,7 +380,9 @@ static void register_metrics(dp_enrich *e, dp_metrics *m) {
                                        "Source IP lookups by result (cache_hit: answered by the cache, no query).",
                                        "result", RESULT_LABELS, N_RESULTS);
     e->m_dropped = dp_metrics_counter(m, "dmarcpipe_enrich_dropped_total",
-                                      "Source IPs not looked up: the in-memory table was full.");
+                                      "Source IPs not looked up: every IP held in memory waited for a lookup.");
+    e->m_evicted = dp_metrics_counter(m, "dmarcpipe_enrich_evicted_total",
+                                      "Source IPs forgotten to make room for new ones, the most being held in memory.");
     e->m_queue = dp_metrics_gauge(m, "dmarcpipe_enrich_queue_length",
                                   "Source IPs waiting for a lookup or in one.");
 }
@@ -433,6 +395,7 @@ dp_enrich *dp_enrich_open(const dp_enrich_config *c, dp_error *err) {
     }
     pthread_rwlock_init(&e->lock, NULL);
     atomic_init(&e->warned_full, 0);
+    atomic_init(&e->warned_evict, 0);
     e->ttl = c->ttl > 0 ? c->ttl : 86400;
     e->negative_ttl = c->negative_ttl > 0 ? c->negative_ttl : 3600;
     e->max_ips = c->max_ips ? c->max_ips : (size_t)1 << 20;
@@ -443,8 +406,7 @@ dp_enrich *dp_enrich_open(const dp_enrich_config *c, dp_error *err) {
              c->resolver ? c->resolver : "of the system (/etc/resolv.conf)");
     register_metrics(e, c->metrics);
 
-    e->chunks = calloc((e->max_ips + CHUNK - 1) / CHUNK, sizeof *e->chunks);
-    if (!e->chunks || !(e->senders = dp_senders_new())) {
+    if (dp_ip_table_init(&e->table, e->max_ips) != 0 || !(e->senders = dp_senders_new())) {
         dp_error_set(err, DP_ERR_NOMEM, "enrichment: out of memory");
         goto fail;
     }
@@ -479,19 +441,21 @@ fail:
 dp_enrich_id dp_enrich_request(dp_enrich *e, const char *ip) {
     if (!e || (!e->resolver && !e->geo) || !ip || !*ip) return 0;
     pthread_rwlock_rdlock(&e->lock);
-    entry *en = dp_map_get(&e->table, ip);
+    entry *en = dp_ip_table_get(&e->table, ip);
     dp_enrich_id id = en ? en->id : 0;
     int settled = en && settled_entry(en, wall_now());
     pthread_rwlock_unlock(&e->lock);
     if (settled) return id;
     /* the MMDB files are read before the lock is taken: they need none */
     dp_geoip_info g;
-    if (!en) dp_geoip_lookup(e->geo, ip, &g);
-    else memset(&g, 0, sizeof g);
+    dp_geoip_lookup(en ? NULL : e->geo, ip, &g);
     int wake = 0;
     pthread_rwlock_wrlock(&e->lock);
-    if (en) ask(e, en, &wake);
-    else if ((en = touch(e, ip, &g, &wake))) id = en->id;
+    /* looked up again: another thread may have made it, or given its
+     * entry to another IP, meanwhile */
+    if (en && !(en = dp_ip_table_get(&e->table, ip))) dp_geoip_lookup(e->geo, ip, &g);
+    en = touch(e, ip, &g, &wake);
+    id = en ? en->id : 0;
     pthread_rwlock_unlock(&e->lock);
     if (wake) dp_resolver_wake(e->resolver);
     return id;
@@ -522,18 +486,15 @@ static void fill(dp_source_info *out, dp_buf *arena, uint32_t asn, const char *a
     }
 }
 
-void dp_enrich_read(dp_enrich *e, dp_enrich_id id, dp_source_info *out, dp_buf *arena) {
-    memset(out, 0, sizeof *out);
-    if (!e || !id) return;
-    entry *en = entry_at(e, id);
-    char name[DP_RESOLVER_NAME_MAX] = "";
+/* What en (holding ip, its flag taken by the caller) says, into out; the
+ * flag is let go here.  An expired answer is asked for again. */
+static void read_locked(dp_enrich *e, entry *en, const char *ip, dp_source_info *out, dp_buf *arena) {
+    char name[DP_RESOLVER_NAME_MAX] = "", as_org[256] = "", country[sizeof en->country];
     size_t base_at = 0;
-    int has_base = 0, known;
+    int has_base = 0, known = en->known;
     const dp_senders_entry *svc = NULL;
-    double expires;
-    entry_lock(en);
-    known = en->known;
-    expires = en->expires;
+    double expires = en->expires;
+    uint32_t asn = en->asn;
     if (known && en->name) {
         snprintf(name, sizeof name, "%s", en->name);
         if (en->base) {
@@ -542,28 +503,39 @@ void dp_enrich_read(dp_enrich *e, dp_enrich_id id, dp_source_info *out, dp_buf *
         }
         svc = en->service;
     }
-    entry_unlock(en);
+    if (en->as_org) snprintf(as_org, sizeof as_org, "%s", en->as_org);
+    memcpy(country, en->country, sizeof country);
+    dp_ip_table_unlock(en);
     if (e->resolver && known && expires <= wall_now_coarse()) {
         /* expired: asked again; the old answer serves until the new one */
         int wake = 0;
         pthread_rwlock_wrlock(&e->lock);
-        ask(e, en, &wake);
+        if ((en = dp_ip_table_get(&e->table, ip))) ask(e, en, &wake);
         pthread_rwlock_unlock(&e->lock);
         if (wake) dp_resolver_wake(e->resolver);
     }
-    fill(out, arena, en->asn, en->as_org ? en->as_org : "", en->country, name, has_base, base_at, svc);
+    fill(out, arena, asn, as_org, country, name, has_base, base_at, svc);
+}
+
+void dp_enrich_read(dp_enrich *e, dp_enrich_id id, const char *ip, dp_source_info *out, dp_buf *arena) {
+    memset(out, 0, sizeof *out);
+    if (!e || !ip || !*ip) return;
+    entry *en = id ? dp_ip_table_at(&e->table, id) : NULL;
+    if (en && dp_ip_table_lock_ip(en, ip)) read_locked(e, en, ip, out, arena);
+    else dp_enrich_get(e, ip, out, arena); /* no id, or its entry went to another IP since */
 }
 
 void dp_enrich_prefetch(dp_enrich *e, dp_enrich_id id) {
-    if (e && id) __builtin_prefetch(entry_at(e, id), 1);
+    if (e && id) __builtin_prefetch(dp_ip_table_at(&e->table, id), 1);
 }
 
 void dp_enrich_get(dp_enrich *e, const char *ip, dp_source_info *out, dp_buf *arena) {
     memset(out, 0, sizeof *out);
     if (!e || !ip || !*ip) return;
     dp_enrich_id id = dp_enrich_request(e, ip);
-    if (id) {
-        dp_enrich_read(e, id, out, arena);
+    entry *en = id ? dp_ip_table_at(&e->table, id) : NULL;
+    if (en && dp_ip_table_lock_ip(en, ip)) {
+        read_locked(e, en, ip, out, arena);
         return;
     }
     /* not held (past max_ips, or memory): the MMDB files can still answer */
@@ -588,10 +560,8 @@ int dp_enrich_settle(dp_enrich *e, double seconds) {
     }
 }
 
-static void count_entry(void *ctx, const char *key, void *value) {
-    (void)key;
+static void count_entry(void *ctx, entry *en) {
     dp_enrich_stats *st = ctx;
-    const entry *en = value;
     st->ips++;
     if (en->known && en->name) st->named++;
     else if (en->known) st->unnamed++;
@@ -602,17 +572,10 @@ void dp_enrich_stats_get(dp_enrich *e, dp_enrich_stats *out) {
     memset(out, 0, sizeof *out);
     if (!e) return;
     pthread_rwlock_wrlock(&e->lock);
-    dp_map_each(&e->table, count_entry, out);
+    dp_ip_table_each(&e->table, count_entry, out);
     out->dropped = e->dropped;
+    out->evicted = e->evicted;
     pthread_rwlock_unlock(&e->lock);
-}
-
-static void free_entry(void *ctx, const char *key, void *value) {
-    (void)ctx;
-    (void)key;
-    entry *en = value;
-    free(en->name);
-    free(en->as_org);
 }
 
 void dp_enrich_close(dp_enrich *e) {
@@ -629,10 +592,7 @@ void dp_enrich_close(dp_enrich *e) {
     dp_ptr_cache_close(e->cache);
     dp_geoip_close(e->geo);
     dp_senders_free(e->senders);
-    dp_map_each(&e->table, free_entry, NULL);
-    dp_map_free(&e->table);
-    for (size_t i = 0; e->chunks && i * CHUNK < e->max_ips; i++) free(atomic_load(&e->chunks[i]));
-    free(e->chunks);
+    dp_ip_table_free(&e->table);
     free(e->queue);
     pthread_rwlock_destroy(&e->lock);
     free(e);

@@ -57,7 +57,8 @@ typedef struct dp_enrich_config {
     size_t n_senders_files;
     dp_log *log;                  /* common/dp_log.h */
     dp_metrics *metrics;          /* common/dp_metrics.h; NULL: none */
-    size_t max_ips;               /* IPs held in memory (default 1048576); past it, requests are dropped and counted */
+    size_t max_ips;               /* IPs held in memory (default 1048576); past it, a new one takes the place of one
+                                   * not read for a while (counted), or, when all wait for a lookup, is dropped */
 } dp_enrich_config;
 
 void dp_enrich_config_default(dp_enrich_config *c);
@@ -89,11 +90,12 @@ dp_enrich_id dp_enrich_request(dp_enrich *e, const char *ip);
  * blocks on the network.  Also requests `ip` when it is unknown. */
 void dp_enrich_get(dp_enrich *e, const char *ip, dp_source_info *out, dp_buf *arena);
 
-/* dp_enrich_get for the IP of an id from dp_enrich_request, with no table
- * lookup and no shared lock (a flush reads one per rollup): the entry's own
- * flag, which only a writing resolver thread ever also wants.  Asks again
- * for an expired entry.  id 0: all unknown. */
-void dp_enrich_read(dp_enrich *e, dp_enrich_id id, dp_source_info *out, dp_buf *arena);
+/* dp_enrich_get for `ip` by the id dp_enrich_request gave for it, with no
+ * table lookup and no shared lock (a flush reads one per rollup): the
+ * entry's own flag, which only a writing resolver thread ever also wants.
+ * Asks again for an expired entry.  When the id is 0, or its entry has
+ * since gone to another IP (past max_ips), it is dp_enrich_get. */
+void dp_enrich_read(dp_enrich *e, dp_enrich_id id, const char *ip, dp_source_info *out, dp_buf *arena);
 
 /* A hint: id will be read soon, so its entry is brought into the cache (a
  * flush reads entries at random, one per rollup). */
@@ -104,12 +106,12 @@ void dp_enrich_prefetch(dp_enrich *e, dp_enrich_id id);
  * time ran out first. */
 int dp_enrich_settle(dp_enrich *e, double seconds);
 
-/* What the enricher knows now, for a run's summary: the distinct IPs asked
- * for, those named (a confirmed PTR), those with no name (NXDOMAIN, an
- * unconfirmed name, a failed lookup), those still waiting, and those
- * dropped past the memory cap. */
+/* What the enricher knows now, for a run's summary: the IPs held, those
+ * named (a confirmed PTR), those with no name (NXDOMAIN, an unconfirmed
+ * name, a failed lookup), those still waiting; and, past max_ips, those
+ * forgotten to make room and those dropped. */
 typedef struct dp_enrich_stats {
-    uint64_t ips, named, unnamed, pending, dropped;
+    uint64_t ips, named, unnamed, pending, dropped, evicted;
 } dp_enrich_stats;
 void dp_enrich_stats_get(dp_enrich *e, dp_enrich_stats *out);
 

@@ -38,6 +38,16 @@ static int count_in(const char *path, const char *needle) {
     return n;
 }
 
+/* Lines of a log written to logf that hold both a and b. */
+static int log_lines(FILE *logf, const char *a, const char *b) {
+    fflush(logf);
+    rewind(logf);
+    char line[1024];
+    int n = 0;
+    while (fgets(line, sizeof line, logf)) n += strstr(line, a) && strstr(line, b);
+    return n;
+}
+
 /* Queries dnsmasq logged for this reverse or forward name. */
 static int queries(const char *name) {
     char needle[300];
@@ -420,13 +430,7 @@ START_TEST(test_dead_resolver) {
         ck_assert_int_eq(dp_enrich_settle(e, 30), 0);
         dp_enrich_close(e);
         dp_buf_free(&arena);
-        fflush(logf);
-        rewind(logf);
-        char line[1024];
-        int warned = 0;
-        while (fgets(line, sizeof line, logf))
-            if (strstr(line, "resolver") && strstr(line, c.resolver)) warned++;
-        ck_assert_int_eq(warned, 1);
+        ck_assert_int_eq(log_lines(logf, "resolver", c.resolver), 1);
         dp_log_free(log);
         fclose(logf);
     }
@@ -454,12 +458,7 @@ START_TEST(test_close_prompt) {
     double took = dp_clock_seconds() - t0;
     ck_assert_msg(took < 1.0, "close took %.2f s", took);
     /* no lookup ever ended: one warning at close says why the names are null */
-    fflush(logf);
-    rewind(logf);
-    char line[1024];
-    int warned = 0;
-    while (fgets(line, sizeof line, logf)) warned += strstr(line, c.resolver) && strstr(line, "answered none of 300") != NULL;
-    ck_assert_int_eq(warned, 1);
+    ck_assert_int_eq(log_lines(logf, c.resolver, "answered none of 300"), 1);
     dp_log_free(log);
     fclose(logf);
 }
@@ -482,12 +481,12 @@ START_TEST(test_read_by_id) {
     ck_assert_uint_ne(id, 0);
     ck_assert_uint_eq(dp_enrich_request(e, "192.0.2.14"), id);
     ck_assert_uint_ne(dp_enrich_request(e, "192.0.2.2"), id);
-    dp_enrich_read(e, id, &s, &arena);
+    dp_enrich_read(e, id, "192.0.2.14", &s, &arena);
     ck_assert_uint_eq(s.asn, 64500);
     ck_assert_str_or_null(s.country, "NL");
     ck_assert_int_eq(dp_enrich_settle(e, 20), 0);
     dp_buf_reset(&arena);
-    dp_enrich_read(e, id, &s, &arena);
+    dp_enrich_read(e, id, "192.0.2.14", &s, &arena);
     ck_assert_str_or_null(s.ptr, "h14.example.com");
     ck_assert_str_or_null(s.base_domain, "example.com");
     ck_assert_str_or_null(s.as_org, "Example Net AS");
@@ -496,13 +495,13 @@ START_TEST(test_read_by_id) {
     usleep(700 * 1000);
     for (int i = 0; i < 5; i++) {
         dp_buf_reset(&arena);
-        dp_enrich_read(e, id, &s, &arena);
+        dp_enrich_read(e, id, "192.0.2.14", &s, &arena);
         ck_assert_str_or_null(s.ptr, "h14.example.com"); /* the stale answer meanwhile */
     }
     ck_assert_int_eq(dp_enrich_settle(e, 20), 0);
     ck_assert_int_eq(queries("14.2.0.192.in-addr.arpa"), n1 + 1);
     dp_buf_reset(&arena);
-    dp_enrich_read(e, 0, &s, &arena);
+    dp_enrich_read(e, 0, "", &s, &arena);
     ck_assert_ptr_null(s.ptr);
     ck_assert_uint_eq(s.asn, 0);
     dp_buf_free(&arena);
@@ -513,12 +512,110 @@ START_TEST(test_read_by_id) {
     e = open_ok(&c);
     id = dp_enrich_request(e, "2001:db8::25");
     ck_assert_uint_ne(id, 0);
-    dp_enrich_read(e, id, &s, &arena);
+    dp_enrich_read(e, id, "2001:db8::25", &s, &arena);
     ck_assert_uint_eq(s.asn, 64501);
     ck_assert_str_or_null(s.country, "DE");
     ck_assert_ptr_null(s.ptr);
     dp_buf_free(&arena);
     dp_enrich_close(e);
+}
+END_TEST
+
+/* Past max_ips, a new IP takes the entry of one not read for a while: the
+ * one forgotten is asked again when met again, and a reader holding its
+ * old id is never given the new IP's answer. */
+START_TEST(test_cap_evicts) {
+    dp_enrich_config c;
+    config(&c);
+    c.max_ips = 3;
+    dp_metrics *m = dp_metrics_new();
+    c.metrics = m;
+    dp_enrich *e = open_ok(&c);
+    const char *ips[] = {"192.0.2.15", "192.0.2.16", "192.0.2.17", "192.0.2.18"};
+    dp_enrich_id ids[4];
+    int before = queries("15.2.0.192.in-addr.arpa");
+    for (int i = 0; i < 4; i++) {
+        ids[i] = dp_enrich_request(e, ips[i]);
+        ck_assert_uint_ne(ids[i], 0);
+        ck_assert_int_eq(dp_enrich_settle(e, 20), 0);
+    }
+    dp_enrich_stats st;
+    dp_enrich_stats_get(e, &st);
+    ck_assert_uint_eq(st.ips, 3);
+    ck_assert_uint_eq(st.evicted, 1);
+    ck_assert_uint_eq(st.dropped, 0);
+    /* the clock hand took the first: its id now holds the fourth IP */
+    ck_assert_uint_eq(ids[3], ids[0]);
+    dp_buf arena = DP_BUF_INIT;
+    dp_source_info s;
+    dp_enrich_read(e, ids[3], ips[3], &s, &arena);
+    ck_assert_str_or_null(s.ptr, "h18.example.com");
+    dp_buf_reset(&arena);
+    /* the old id with the old IP: never the fourth's name; asked again (a
+     * loopback answer may even be in by the time the read copies it) */
+    dp_enrich_read(e, ids[0], ips[0], &s, &arena);
+    ck_assert_msg(!s.ptr || strcmp(s.ptr, "h15.example.com") == 0, "old id gave %s", s.ptr);
+    ck_assert_int_eq(dp_enrich_settle(e, 20), 0);
+    ck_assert_int_eq(queries("15.2.0.192.in-addr.arpa"), before + 2);
+    dp_buf_reset(&arena);
+    dp_enrich_read(e, ids[0], ips[0], &s, &arena);
+    ck_assert_str_or_null(s.ptr, "h15.example.com");
+    dp_buf_free(&arena);
+    dp_enrich_stats_get(e, &st);
+    ck_assert_uint_eq(st.ips, 3);
+    ck_assert_uint_eq(st.evicted, 2);
+    dp_enrich_close(e);
+    dp_buf text = DP_BUF_INIT;
+    dp_metrics_render(m, &text);
+    ck_assert_msg(strstr(text.data, "dmarcpipe_enrich_evicted_total 2\n"), "%s", text.data);
+    dp_buf_free(&text);
+    dp_metrics_free(m);
+}
+END_TEST
+
+/* An entry waiting for a lookup is never taken: with every one of them
+ * waiting, new IPs are dropped, counted and warned about once, and nothing
+ * waits for them. */
+START_TEST(test_cap_drops_when_all_wait) {
+    dp_enrich_config c;
+    config(&c);
+    c.resolver = env("DP_TEST_DNS_SILENT");
+    c.query_timeout = 10;
+    c.max_ips = 3;
+    dp_metrics *m = dp_metrics_new();
+    c.metrics = m;
+    FILE *logf = tmpfile();
+    dp_log *log = dp_log_new(logf, DP_LOG_INFO, DP_LOG_PLAIN);
+    c.log = log;
+    dp_enrich *e = open_ok(&c);
+    double t0 = dp_clock_seconds();
+    for (int i = 0; i < 10; i++) {
+        char ip[32];
+        snprintf(ip, sizeof ip, "192.0.2.%d", 30 + i);
+        ck_assert_uint_eq(dp_enrich_request(e, ip) != 0, i < 3);
+        dp_enrich_request(e, ip);
+    }
+    dp_buf arena = DP_BUF_INIT;
+    dp_source_info s;
+    dp_enrich_get(e, "192.0.2.200", &s, &arena);
+    ck_assert_ptr_null(s.ptr);
+    ck_assert_double_lt(dp_clock_seconds() - t0, 1.0);
+    dp_enrich_stats st;
+    dp_enrich_stats_get(e, &st);
+    ck_assert_uint_eq(st.ips, 3);
+    ck_assert_uint_eq(st.pending, 3);
+    ck_assert_uint_eq(st.dropped, 15);
+    ck_assert_uint_eq(st.evicted, 0);
+    dp_enrich_close(e);
+    dp_buf text = DP_BUF_INIT;
+    dp_metrics_render(m, &text);
+    ck_assert_msg(strstr(text.data, "dmarcpipe_enrich_dropped_total 15\n"), "%s", text.data);
+    ck_assert_int_eq(log_lines(logf, "wait for a lookup", "new ones are not looked up"), 1);
+    dp_buf_free(&text);
+    dp_buf_free(&arena);
+    dp_metrics_free(m);
+    dp_log_free(log);
+    fclose(logf);
 }
 END_TEST
 
@@ -544,7 +641,7 @@ static void *race(void *arg) {
             dp_source_info s;
             dp_buf_reset(&arena);
             /* half the threads read by id, as a flush does; half by address */
-            if (r->seed % 2) dp_enrich_read(r->e, id, &s, &arena);
+            if (r->seed % 2) dp_enrich_read(r->e, id, ip, &s, &arena);
             else dp_enrich_get(r->e, ip, &s, &arena);
             if (s.ptr) {
                 char want[64];
@@ -608,6 +705,8 @@ int main(void) {
     tcase_add_test(tc, test_dead_resolver);
     tcase_add_test(tc, test_close_prompt);
     tcase_add_test(tc, test_read_by_id);
+    tcase_add_test(tc, test_cap_evicts);
+    tcase_add_test(tc, test_cap_drops_when_all_wait);
     tcase_add_test(tc, test_threads);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -250,50 +250,6 @@ START_TEST(test_open_refuses) {
 }
 END_TEST
 
-/* Past max_ips, new IPs are dropped and counted, never waited for. */
-START_TEST(test_cap) {
-    dp_metrics *m = dp_metrics_new();
-    FILE *logf = tmpfile();
-    dp_log *log = dp_log_new(logf, DP_LOG_INFO, DP_LOG_PLAIN);
-    dp_enrich_config c;
-    dp_enrich_config_default(&c);
-    c.resolver = "127.0.0.1:9";
-    c.query_timeout = 0.2;
-    c.max_ips = 3;
-    c.metrics = m;
-    c.log = log;
-    dp_error err;
-    dp_enrich *e = dp_enrich_open(&c, &err);
-    ck_assert_ptr_nonnull(e);
-    for (int i = 0; i < 10; i++) {
-        char ip[32];
-        snprintf(ip, sizeof ip, "192.0.2.%d", i);
-        dp_enrich_request(e, ip);
-        dp_enrich_request(e, ip);
-    }
-    dp_buf arena = DP_BUF_INIT;
-    dp_source_info s;
-    dp_enrich_get(e, "192.0.2.200", &s, &arena);
-    ck_assert_ptr_null(s.ptr);
-    ck_assert_int_eq(dp_enrich_settle(e, 10), 0);
-    dp_enrich_close(e);
-    dp_buf text = DP_BUF_INIT;
-    dp_metrics_render(m, &text);
-    ck_assert_msg(strstr(text.data, "dmarcpipe_enrich_dropped_total 15\n"), "%s", text.data);
-    fflush(logf);
-    rewind(logf);
-    char line[1024];
-    int said = 0;
-    while (fgets(line, sizeof line, logf)) said += strstr(line, "new ones are not looked up") != NULL;
-    ck_assert_int_eq(said, 1);
-    dp_buf_free(&text);
-    dp_buf_free(&arena);
-    dp_metrics_free(m);
-    dp_log_free(log);
-    fclose(logf);
-}
-END_TEST
-
 /* A get's strings are copied into the arena, all of them at once. */
 START_TEST(test_arena_strings) {
     dp_enrich_config c;
@@ -325,7 +281,6 @@ int main(void) {
     tcase_add_test(tc, test_cache_round_trip);
     tcase_add_test(tc, test_corrupt_cache);
     tcase_add_test(tc, test_open_refuses);
-    tcase_add_test(tc, test_cap);
     tcase_add_test(tc, test_arena_strings);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
