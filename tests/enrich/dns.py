@@ -32,7 +32,7 @@ The MMDB files (`mmdb`): ASN 192.0.2.0/24 -> 64500 "Example Net AS",
 ipv4_compatible=True, so IPv4 is found in them as in MaxMind's.
 
 As a module:
-    srv = dns.start(workdir)      srv.addr ("127.0.0.1:PORT"), srv.silent_addr,
+    srv = dns.start(workdir[, port])  srv.addr ("127.0.0.1:PORT"), srv.silent_addr,
                                   srv.dead_addr, srv.queries(name, qtype), srv.silent_count(), srv.stop()
     dns.mmdb(workdir)             -> (asn_path, country_path), made with PyPI mmdb-writer
                                   in a venv cached under ~/.cache/dmarcpipe/enrich-venv
@@ -129,7 +129,7 @@ class Server:
 
     def queries(self, name=None, qtype=None):
         """Queries dnsmasq logged, of NAME (a reverse name for an IP) and QTYPE."""
-        if name and re.match(r"^[0-9.]+$|:", name):
+        if name and (re.match(r"^[0-9.]+$", name) or ":" in name):
             name = reverse_name(name)
         n = 0
         try:
@@ -194,13 +194,15 @@ def _wait_udp(port, proc, what):
     raise RuntimeError("%s did not answer on port %d" % (what, port))
 
 
-def start(work):
-    """dnsmasq and the two stubs, on free ports.  Raises when dnsmasq is missing."""
+def start(work, port=None):
+    """dnsmasq (on PORT, else a free port) and the two stubs, on free ports.
+    Raises when dnsmasq is missing."""
     os.makedirs(work, exist_ok=True)
     dnsmasq = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
     if not os.path.exists(dnsmasq):
         raise RuntimeError("dnsmasq not found (Debian dnsmasq-base; deploy/install-deps)")
-    port, sf_port, silent_port, dead_port = (free_udp_port() for _ in range(4))
+    port = port or free_udp_port()
+    sf_port, silent_port, dead_port = (free_udp_port() for _ in range(3))
     silent_log = os.path.join(work, "silent.log")
     open(silent_log, "w").close()
     procs = []

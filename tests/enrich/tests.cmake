@@ -5,7 +5,7 @@
 #                        boundaries, case, the user's entries winning), the
 #                        LMDB cache (round trip, a bad value is a miss, a
 #                        corrupt file is a warning and memory only), bad
-#                        options refused, the in-memory cap
+#                        options refused
 #   enrich_dns           (Check, via test_enrich_dns.py) against dnsmasq on
 #                        loopback (tests/enrich/dns.py: its records, a
 #                        SERVFAIL stub, a silent server, a dead port) and
@@ -17,8 +17,13 @@
 #                        with the cache asks nothing; an expired entry is
 #                        asked again, the stale answer meanwhile; a dead
 #                        resolver never blocks and is warned about once;
-#                        close is prompt; threads racing (also `tsan`)
+#                        close is prompt; reads by id, the id of an IP
+#                        forgotten past max_ips never giving another IP's
+#                        answer, new IPs dropped only while every entry
+#                        waits; threads racing (also `tsan`)
 #   enrich_senders_file  the built-in map's format (senders.cmake)
+#   enrich_system_resolver  no --resolver: /etc/resolv.conf, in private
+#                        namespaces (sysres.cmake)
 #
 # include()d from tests/CMakeLists.txt.
 add_executable(test_enrich_unit ${CMAKE_CURRENT_LIST_DIR}/test_enrich_unit.c)
@@ -34,3 +39,4 @@ add_test(NAME enrich_dns
 set_tests_properties(enrich_dns PROPERTIES LABELS "enrich;tsan" ENVIRONMENT "CK_FORK=yes" TIMEOUT 300)
 
 include(${CMAKE_CURRENT_LIST_DIR}/senders.cmake)
+include(${CMAKE_CURRENT_LIST_DIR}/sysres.cmake)
