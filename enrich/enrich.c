@@ -250,9 +250,16 @@ static void finish_entry(dp_enrich *e, entry *en) {
 
 /* ---- the resolver thread's hooks ---------------------------------------- */
 
+/* The cache's error (it names the folder), then what follows from it. */
+static void warn_cache(dp_log *log, const dp_error *err) {
+    char text[DP_ERROR_TEXT_MAX];
+    dp_log_warn(log, "enrich", DP_LOG_FIELDS(DP_LOG_STR("error", err->msg)), "dmarcpipe: enrich: %s",
+                dp_error_text(err->msg, text));
+    dp_log_warn(log, "enrich", DP_LOG_NONE, "dmarcpipe: enrich: the cache is off; lookups are kept in memory only");
+}
+
 static void cache_failed(dp_enrich *e, const dp_error *err) {
-    dp_log_dp_error(e->log, DP_LOG_WARN, "enrich", err);
-    dp_log_warn(e->log, "enrich", DP_LOG_NONE, "dmarcpipe: enrich: the cache is off; lookups are kept in memory only");
+    warn_cache(e->log, err);
     dp_ptr_cache_close(e->cache);
     e->cache = NULL;
 }
@@ -423,9 +430,7 @@ dp_enrich *dp_enrich_open(const dp_enrich_config *c, dp_error *err) {
     if (c->cache_dir) {
         dp_error cerr;
         if (!(e->cache = dp_ptr_cache_open(c->cache_dir, &cerr))) {
-            dp_log_dp_error(e->log, DP_LOG_WARN, "enrich", &cerr);
-            dp_log_warn(e->log, "enrich", DP_LOG_NONE,
-                        "dmarcpipe: enrich: the cache is off; lookups are kept in memory only");
+            warn_cache(e->log, &cerr);
         }
     }
     e->last_commit = dp_clock_seconds();
