@@ -46,6 +46,7 @@ int dp_run_enrich_open(const dp_run_enrich_options *o, const char *state_dir, dp
     dp_enrich_config_default(&c);
     c.resolver = o->resolver;
     c.ttl = o->ttl;
+    if (o->max_ips) c.max_ips = o->max_ips;
     c.geoip_asn = o->geoip_asn;
     c.geoip_country = o->geoip_country;
     c.senders_files = o->senders;

@@ -84,6 +84,8 @@ static const dp_options_row ROWS[] = {
     {"enrich-cache", 0, "DIR", "the PTR cache (LMDB; default STATE/enrich when the run\n"
      "has a state, else in memory only)", DP_OPTIONS_PATH, NULL},
     {"enrich-ttl", 0, "SEC", "how long an answer is kept (default 86400)", 0, "86400"},
+    {"enrich-max-ips", 0, "N", "source IPs held in memory, about 200 bytes each; past N a\n"
+     "new one takes the place of one not met for a while (default 1048576)", 0, "1048576"},
     {"enrich-wait", 0, "SEC", "a batch run's final flush waits up to SEC for lookups\n"
      "still out (default 0: never waits)", 0, "0"},
     {NULL, 0, NULL, "\nConfiguration and operation:\n", 0, NULL},
@@ -252,6 +254,13 @@ static int apply(void *ctx, const dp_options_row *row, const char *v, char *why,
     } else if (strcmp(n, "enrich-ttl") == 0) {
         if (parse_count("--enrich-ttl", v, 365 * 86400, &u, why, cap) != 0) return -1;
         ro->enrich.ttl = (double)u;
+    } else if (strcmp(n, "enrich-max-ips") == 0) {
+        if (parse_count("--enrich-max-ips", v, (uint64_t)1 << 30, &u, why, cap) != 0) return -1;
+        if (u == 0) {
+            snprintf(why, cap, "--enrich-max-ips must be at least 1, got '%s'", v);
+            return -1;
+        }
+        ro->enrich.max_ips = (size_t)u;
     } else if (strcmp(n, "enrich-wait") == 0) {
         return parse_seconds0("--enrich-wait", v, 3600, &ro->enrich.wait, why, cap);
     } else if (strcmp(n, "metrics-addr") == 0) {

@@ -25,6 +25,7 @@ typedef struct dp_run_enrich_options {
     size_t n_senders;
     const char *cache_dir;      /* NULL: STATE/enrich when the run has a state, else memory */
     double ttl;                 /* seconds */
+    size_t max_ips;             /* 0: the enricher's default */
     double wait;                /* a batch run's final flush waits this long at most */
 } dp_run_enrich_options;
 

@@ -169,6 +169,28 @@ def main():
         warn = [line for line in p.stderr.splitlines() if dead_addr in line]
         t.eq("dead resolver: one line names it", len(warn), 1)
 
+        # 6. two IPs held in memory for six: a new one takes the place of
+        # one not met for a while; a rollup carries its own IP's answer or
+        # nulls where the name was forgotten, never another IP's
+        p, rows6, _ = run(bin_, os.path.join(work, "o6"), first, "--resolver", resolver, "--enrich-max-ips", 2,
+                          "--enrich-wait", 10, *geo)
+        t.check("--enrich-max-ips 2: exit 0", p.returncode == 0, p.stderr[-2000:])
+        t.eq("--enrich-max-ips 2: the same totals", totals(rows6), totals(plain))
+        for r in rows6:
+            got = tuple(r.get(f, "(absent)") for f in FIELDS)
+            want = WANT[r["source_ip"]]
+            dns_fields = (0, 1, 5, 6)
+            ok = got[2:5] == want[2:5] and (all(got[i] == want[i] for i in dns_fields)
+                                            or all(got[i] is None for i in dns_fields))
+            if not t.check(f"--enrich-max-ips 2: {r['source_ip']} has its own fields or nulls", ok,
+                           f"got {got}, want {want}"):
+                break
+        said = [line for line in p.stderr.splitlines() if "forgotten to make room" in line]
+        t.check("--enrich-max-ips 2: the summary counts the IPs forgotten",
+                len(said) == 1 and " 0 forgotten" not in said[0], p.stderr[-1500:])
+        p, _, _ = run(bin_, os.path.join(work, "o6b"), first, "--resolver", resolver, "--enrich-max-ips", 0)
+        t.eq("--enrich-max-ips 0: exit 2", p.returncode, 2)
+
         # 5. an MMDB file that cannot be read: exit 2, one line naming it
         missing = os.path.join(work, "nope.mmdb")
         p, _, _ = run(bin_, os.path.join(work, "o5"), first, "--geoip-asn", missing)
