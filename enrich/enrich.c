@@ -531,7 +531,7 @@ void dp_enrich_read(dp_enrich *e, dp_enrich_id id, const char *ip, dp_source_inf
 }
 
 void dp_enrich_prefetch(dp_enrich *e, dp_enrich_id id) {
-    if (e && id) __builtin_prefetch(dp_ip_table_at(&e->table, id), 1);
+    if (e && id) dp_ip_table_prefetch(&e->table, id);
 }
 
 void dp_enrich_get(dp_enrich *e, const char *ip, dp_source_info *out, dp_buf *arena) {

@@ -42,6 +42,12 @@ dp_ip_table_entry *dp_ip_table_at(dp_ip_table *t, uint32_t id) {
     return &chunk[i & (CHUNK - 1)];
 }
 
+void dp_ip_table_prefetch(dp_ip_table *t, uint32_t id) {
+    const char *en = (const char *)dp_ip_table_at(t, id);
+    __builtin_prefetch(en, 1);
+    __builtin_prefetch(en + 64, 1);
+}
+
 void dp_ip_table_lock(dp_ip_table_entry *en) {
     while (atomic_exchange_explicit(&en->busy, 1, memory_order_acquire)) sched_yield();
 }
@@ -64,7 +70,8 @@ static dp_ip_table_entry *fresh(dp_ip_table *t) {
     size_t i = t->n;
     dp_ip_table_entry *chunk = atomic_load_explicit(&t->chunks[i >> CHUNK_BITS], memory_order_relaxed);
     if (!chunk) {
-        if (!(chunk = calloc(CHUNK, sizeof *chunk))) return NULL;
+        if (!(chunk = aligned_alloc(64, CHUNK * sizeof *chunk))) return NULL;
+        memset(chunk, 0, CHUNK * sizeof *chunk);
         atomic_store_explicit(&t->chunks[i >> CHUNK_BITS], chunk, memory_order_release);
     }
     dp_ip_table_entry *en = &chunk[i & (CHUNK - 1)];
