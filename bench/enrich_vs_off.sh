@@ -29,7 +29,9 @@
 # For each mode: median wall and CPU time, records/s, the ratio of its
 # records/s to off's (100% = as fast), peak RSS, the DNS queries the server
 # received during the run, and how many rollups came out with a PTR and with
-# a service.  Totals are checked: every run's summary against the
+# a service.  Then the noise to judge "as fast" by (with --runs 2 or more):
+# how far off's own wall time moved across the rounds, and each mode's
+# records/s against off's within each round (lowest, highest, median).  Totals are checked: every run's summary against the
 # generator's, and, on the first round, the rollups themselves: the same
 # lines in every mode once the seven source_* fields are set aside (a
 # digest of the sorted lines), each PTR the one the server gives for that IP,
@@ -334,6 +336,30 @@ for m in "${modes[@]}"; do
         echo "    $m: (none)"
     fi
 done
+# The noise, to judge "as fast" by: how far off's own wall time moves from
+# round to round, and each mode against off within each round (the rows
+# come a round at a time, every mode once, so a noisy neighbour hits a
+# round's runs alike).
+awk -v n="${#modes[@]}" -v runs="$runs" '
+    { r = int((NR - 1) / n); wall[$1, r] = $2; if (!($1 in seen)) { seen[$1] = 1; order[++k] = $1 } }
+    function med(a, m,   i, j, t) {
+        for (i = 2; i <= m; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+        return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+    }
+    END {
+        if (runs < 2) exit
+        lo = hi = wall["off", 0]
+        for (r = 0; r < runs; r++) { if (wall["off", r] < lo) lo = wall["off", r]; if (wall["off", r] > hi) hi = wall["off", r] }
+        for (r = 0; r < runs; r++) v[r + 1] = wall["off", r]
+        printf "  noise: off took %.2f-%.2f s across the rounds (%.0f%% of its median from one end to the other)\n", lo, hi, 100 * (hi - lo) / med(v, runs)
+        for (i = 1; i <= k; i++) {
+            m = order[i]
+            if (m == "off") continue
+            rlo = 1e9; rhi = 0
+            for (r = 0; r < runs; r++) { q = wall["off", r] / wall[m, r]; v[r + 1] = q; if (q < rlo) rlo = q; if (q > rhi) rhi = q }
+            printf "    %s vs off in the same round, records/s: %.1f%%-%.1f%%, median %.1f%%\n", m, 100 * rlo, 100 * rhi, 100 * med(v, runs)
+        }
+    }' "$results"
 echo "  totals vs generator, and the same rollups in every mode: $totals"
 echo
 for l in "${lines[@]}"; do printf '%s totals=%s\n' "$l" "$totals"; done
