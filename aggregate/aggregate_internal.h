@@ -57,23 +57,31 @@ const char *dp_intern_str(const dp_intern *in, uint32_t id);
 
 /* ---- ipseen.c: the source IPs a shard has asked enrichment about ------- */
 
-typedef struct dp_ipseen_slot {
+typedef struct dp_ipseen_v4 {
+    uint32_t addr;      /* the address's 4 bytes, as they lie */
+    uint32_t enrich_id; /* what enrich/ gave for it (dp_enrich_id; 0: none); UINT32_MAX: a free slot */
+} dp_ipseen_v4;
+
+typedef struct dp_ipseen_v6 {
     uint8_t ip[16];
-    uint32_t enrich_id; /* what enrich/ gave for it (dp_enrich_id; 0: none) */
-    uint8_t family;     /* 0: an empty slot */
-} dp_ipseen_slot;
+    uint32_t enrich_id;
+    uint32_t used;      /* 0: a free slot */
+} dp_ipseen_v6;
 
 typedef struct dp_ipseen {
-    dp_ipseen_slot *slots;
-    size_t n, cap; /* cap: a power of two, or 0 */
+    dp_ipseen_v4 *v4;
+    dp_ipseen_v6 *v6;
+    size_t n4, cap4, n6, cap6; /* caps: powers of two, or 0 */
+    size_t n;                  /* n4 + n6 */
 } dp_ipseen;
 
 void dp_ipseen_init(dp_ipseen *s);
 void dp_ipseen_free(dp_ipseen *s);
 void dp_ipseen_clear(dp_ipseen *s); /* forgets every IP, keeps the memory */
-/* The slot of the IP, added with enrich_id 0 when new (*is_new then 1);
- * valid until the next put.  NULL when family is 0 or out of memory. */
-dp_ipseen_slot *dp_ipseen_put(dp_ipseen *s, const uint8_t ip[16], uint8_t family, int *is_new);
+/* Where the IP's enrich id is kept, the IP added with id 0 when new
+ * (*is_new then 1); valid until the next put.  NULL when family is neither
+ * 4 nor 6, or out of memory. */
+uint32_t *dp_ipseen_put(dp_ipseen *s, const uint8_t ip[16], uint8_t family, int *is_new);
 /* A hint: the IP will be put soon, so its slot is brought into the cache. */
 void dp_ipseen_prefetch(const dp_ipseen *s, const uint8_t ip[16], uint8_t family);
 

@@ -42,12 +42,12 @@ uint32_t dp_shard_note_ip(shard *sh, const uint8_t ip[16], uint8_t family) {
      * enrich/ a look in its table */
     if (cfg->max_keys && sh->ips.n >= cfg->max_keys) dp_ipseen_clear(&sh->ips);
     int fresh;
-    dp_ipseen_slot *sl = dp_ipseen_put(&sh->ips, ip, family, &fresh);
-    if (sl && !fresh) return sl->enrich_id;
+    uint32_t *seen = dp_ipseen_put(&sh->ips, ip, family, &fresh);
+    if (seen && !fresh) return *seen;
     char text[DP_IP_STRLEN];
     dp_net_format_ip(ip, family, text);
     dp_enrich_id id = dp_enrich_request(cfg->enrich, text); /* out of memory here: asked anyway */
-    if (sl) sl->enrich_id = id;
+    if (seen) *seen = id;
     return id;
 }
 

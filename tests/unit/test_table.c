@@ -165,6 +165,46 @@ START_TEST(same_hash_bits_are_still_two_keys) {
 }
 END_TEST
 
+/* The shard's set of IPs asked about: each address once, IPv4 and IPv6
+ * apart (1.2.3.4 and the IPv6 address with the same first bytes are two),
+ * across growth and a clear, each keeping the id it was given. */
+START_TEST(ipseen_each_ip_once) {
+    dp_ipseen s;
+    dp_ipseen_init(&s);
+    for (int round = 0; round < 2; round++) {
+        for (uint32_t i = 0; i < 20000; i++) {
+            for (uint8_t fam = 4; fam <= 6; fam += 2) {
+                uint8_t ip[16] = {0};
+                memcpy(ip, &i, 4);
+                int fresh;
+                uint32_t *id = dp_ipseen_put(&s, ip, fam, &fresh);
+                ck_assert_ptr_nonnull(id);
+                ck_assert_int_eq(fresh, 1);
+                *id = i * 2 + fam;
+                id = dp_ipseen_put(&s, ip, fam, &fresh);
+                ck_assert_int_eq(fresh, 0);
+                ck_assert_uint_eq(*id, i * 2 + fam);
+            }
+        }
+        ck_assert_uint_eq(s.n, 40000);
+        for (uint32_t i = 0; i < 20000; i += 7) {
+            uint8_t ip[16] = {0};
+            memcpy(ip, &i, 4);
+            int fresh;
+            ck_assert_uint_eq(*dp_ipseen_put(&s, ip, 4, &fresh), i * 2 + 4);
+            ck_assert_uint_eq(*dp_ipseen_put(&s, ip, 6, &fresh), i * 2 + 6);
+            ck_assert_int_eq(fresh, 0);
+        }
+        dp_ipseen_clear(&s);
+        ck_assert_uint_eq(s.n, 0);
+    }
+    int fresh;
+    uint8_t none[16] = {0};
+    ck_assert_ptr_null(dp_ipseen_put(&s, none, 0, &fresh));
+    dp_ipseen_free(&s);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("table");
     TCase *tc = tu_tcase("table");
@@ -173,6 +213,7 @@ int main(void) {
     tcase_add_test(tc, add_merges_into_the_right_entry);
     tcase_add_test(tc, clear_forgets_every_key);
     tcase_add_test(tc, same_hash_bits_are_still_two_keys);
+    tcase_add_test(tc, ipseen_each_ip_once);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
