@@ -123,16 +123,18 @@ static void logfmt_str(line *l, const char *s) {
     puts_(l, "\"");
 }
 
+/* The text around a line's parts, logfmt's and JSON's: before the
+ * timestamp, the level, the component and the message, then around each
+ * field's key. */
+static const char *const SYNTAX[2][6] = {
+    {"ts=", " level=", " component=", " msg=", " ", "="},
+    {"{\"ts\":\"", "\",\"level\":\"", "\",\"component\":", ",\"msg\":", ",\"", "\":"},
+};
+
 static void key(line *l, int json, const char *k) {
-    if (json) {
-        puts_(l, ",\"");
-        puts_(l, k);
-        puts_(l, "\":");
-    } else {
-        puts_(l, " ");
-        puts_(l, k);
-        puts_(l, "=");
-    }
+    puts_(l, SYNTAX[json][4]);
+    puts_(l, k);
+    puts_(l, SYNTAX[json][5]);
 }
 
 static void value(line *l, int json, const dp_log_field *f) {
@@ -173,25 +175,16 @@ static void structured(line *l, int json, dp_log_level level, const char *compon
                        const char *msg) {
     char ts[64];
     timestamp(ts);
-    if (json) {
-        puts_(l, "{\"ts\":\"");
-        puts_(l, ts);
-        puts_(l, "\",\"level\":\"");
-        puts_(l, LEVEL_NAMES[level]);
-        puts_(l, "\",\"component\":");
-        json_str(l, component ? component : "dmarcpipe");
-        puts_(l, ",\"msg\":");
-        json_str(l, msg);
-    } else {
-        puts_(l, "ts=");
-        puts_(l, ts);
-        puts_(l, " level=");
-        puts_(l, LEVEL_NAMES[level]);
-        puts_(l, " component=");
-        logfmt_str(l, component ? component : "dmarcpipe");
-        puts_(l, " msg=");
-        logfmt_str(l, msg);
-    }
+    const char *const *syn = SYNTAX[json];
+    void (*str)(line *, const char *) = json ? json_str : logfmt_str;
+    puts_(l, syn[0]);
+    puts_(l, ts);
+    puts_(l, syn[1]);
+    puts_(l, LEVEL_NAMES[level]);
+    puts_(l, syn[2]);
+    str(l, component ? component : "dmarcpipe");
+    puts_(l, syn[3]);
+    str(l, msg);
     for (const dp_log_field *f = fields; f && f->key; f++) {
         if (f->type == DP_LOG_T_STR && !f->v.s) continue;
         key(l, json, f->key);
