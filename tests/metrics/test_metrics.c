@@ -220,6 +220,14 @@ static int status_of(const char *resp) {
     return code;
 }
 
+/* The status of a GET of path on 127.0.0.1:port. */
+static int status_at(int port, const char *path) {
+    char *r = http_get(AF_INET, port, path);
+    int code = status_of(r);
+    free(r);
+    return code;
+}
+
 START_TEST(endpoint) {
     dp_metrics *m = dp_metrics_new();
     dp_metric *c = dp_metrics_counter(m, "dmarcpipe_things_total", "Things.");
@@ -238,35 +246,21 @@ START_TEST(endpoint) {
     free(r);
 
     /* ready only once said, and not while stopping */
-    r = http_get(AF_INET, port, "/readyz");
-    ck_assert_int_eq(status_of(r), 503);
-    free(r);
+    ck_assert_int_eq(status_at(port, "/readyz"), 503);
     dp_metrics_set_ready(m, 1);
-    r = http_get(AF_INET, port, "/readyz");
-    ck_assert_int_eq(status_of(r), 200);
-    free(r);
+    ck_assert_int_eq(status_at(port, "/readyz"), 200);
     dp_metrics_set_ready(m, 0); /* stopping */
-    r = http_get(AF_INET, port, "/readyz");
-    ck_assert_int_eq(status_of(r), 503);
-    free(r);
+    ck_assert_int_eq(status_at(port, "/readyz"), 503);
 
     /* healthy while the heartbeat is fresh; stale after 1 s without */
     dp_metrics_heartbeat(m);
-    r = http_get(AF_INET, port, "/healthz");
-    ck_assert_int_eq(status_of(r), 200);
-    free(r);
+    ck_assert_int_eq(status_at(port, "/healthz"), 200);
     usleep(1300 * 1000);
-    r = http_get(AF_INET, port, "/healthz");
-    ck_assert_int_eq(status_of(r), 503);
-    free(r);
+    ck_assert_int_eq(status_at(port, "/healthz"), 503);
     dp_metrics_heartbeat(m);
-    r = http_get(AF_INET, port, "/healthz");
-    ck_assert_int_eq(status_of(r), 200);
-    free(r);
+    ck_assert_int_eq(status_at(port, "/healthz"), 200);
 
-    r = http_get(AF_INET, port, "/nothing");
-    ck_assert_int_eq(status_of(r), 404);
-    free(r);
+    ck_assert_int_eq(status_at(port, "/nothing"), 404);
 
     /* the same port again: one line, naming the address and the reason */
     char addr[64];
