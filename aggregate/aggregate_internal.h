@@ -72,7 +72,6 @@ typedef struct dp_ipseen {
     dp_ipseen_v4 *v4;
     dp_ipseen_v6 *v6;
     size_t n4, cap4, n6, cap6; /* caps: powers of two, or 0 */
-    size_t n;                  /* n4 + n6 */
 } dp_ipseen;
 
 void dp_ipseen_init(dp_ipseen *s);

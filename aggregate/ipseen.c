@@ -42,7 +42,7 @@ void dp_ipseen_free(dp_ipseen *s) {
 void dp_ipseen_clear(dp_ipseen *s) {
     if (s->v4) memset(s->v4, 0xff, s->cap4 * sizeof *s->v4);
     if (s->v6) memset(s->v6, 0, s->cap6 * sizeof *s->v6);
-    s->n = s->n4 = s->n6 = 0;
+    s->n4 = s->n6 = 0;
 }
 
 void dp_ipseen_prefetch(const dp_ipseen *s, const uint8_t ip[16], uint8_t family) {
@@ -102,7 +102,6 @@ uint32_t *dp_ipseen_put(dp_ipseen *s, const uint8_t ip[16], uint8_t family, int 
         sl->addr = addr;
         sl->enrich_id = 0;
         s->n4++;
-        s->n++;
         *is_new = 1;
         return &sl->enrich_id;
     }
@@ -114,7 +113,6 @@ uint32_t *dp_ipseen_put(dp_ipseen *s, const uint8_t ip[16], uint8_t family, int 
     sl->used = 1;
     sl->enrich_id = 0;
     s->n6++;
-    s->n++;
     *is_new = 1;
     return &sl->enrich_id;
 }

@@ -40,7 +40,7 @@ uint32_t dp_shard_note_ip(shard *sh, const uint8_t ip[16], uint8_t family) {
     if (!cfg->enrich || !family) return 0;
     /* bounded like the table: an IP met again after this only costs
      * enrich/ a look in its table */
-    if (cfg->max_keys && sh->ips.n >= cfg->max_keys) dp_ipseen_clear(&sh->ips);
+    if (cfg->max_keys && sh->ips.n4 + sh->ips.n6 >= cfg->max_keys) dp_ipseen_clear(&sh->ips);
     int fresh;
     uint32_t *seen = dp_ipseen_put(&sh->ips, ip, family, &fresh);
     if (seen && !fresh) return *seen;

@@ -5,10 +5,11 @@
  * entries that never move (ip_table.c), so the queue holds pointers and a
  * caller may keep its id.  State, under the table's lock: `queued` while
  * it waits for or is in a lookup, `known` once a lookup (or the cache) has
- * said something, with its status, name and expiry.  Requests and gets only touch the table and
- * the queue: the cache is read and written by the resolver thread (its
- * `next` hook asks the cache before DNS), so no caller ever waits on a
- * disk or the network, and the lock is held for a hash lookup at most.
+ * said something, with its status, name and expiry.  Requests and gets
+ * only touch the table and the queue: the cache is read and written by the
+ * resolver thread (its `next` hook asks the cache before DNS), so no
+ * caller ever waits on a disk or the network, and the lock is held for a
+ * hash lookup at most.
  *
  * Reading by id (a flush: once per rollup) takes no shared lock at all:
  * the answer's fields are changed only under the table's lock for writing
